@@ -1,0 +1,141 @@
+"""Labelled classification data: inputs, integer labels and class names, split by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping, Sequence, Union
+
+import torch
+
+from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
+
+Inputs = Union[torch.Tensor, Sequence[str]]
+
+
+@dataclass
+class LabelledDataset:
+    """A labelled classification set held in memory.
+
+    ``inputs`` is a tensor (images as ``uint8`` or float ``[N, C, H, W]``, features as
+    ``[N, F]``) or a list of strings (text). ``labels`` is ``int64 [N]`` in
+    ``range(len(class_names))``. Use :meth:`input_batch` to get model-ready inputs:
+    ``uint8`` images come back as ``float32`` in ``[0, 1]``.
+    """
+
+    inputs: Inputs
+    labels: torch.Tensor
+    class_names: tuple[str, ...]
+    name: str = "dataset"
+
+    def __post_init__(self) -> None:
+        self.labels = torch.as_tensor(self.labels, dtype=torch.long)
+        self.class_names = tuple(str(c) for c in self.class_names)
+        if not isinstance(self.inputs, torch.Tensor):
+            self.inputs = list(self.inputs)
+        if len(self.inputs) != len(self.labels):
+            raise FewShotKDError(
+                f"{self.name}: {len(self.inputs)} inputs but {len(self.labels)} labels; they must match"
+            )
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise FewShotKDError(
+                f"{self.name}: labels span {int(self.labels.min())}..{int(self.labels.max())} but there are "
+                f"{len(self.class_names)} class names; labels must lie in 0..{len(self.class_names) - 1}"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_text(self) -> bool:
+        return not isinstance(self.inputs, torch.Tensor)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return self.input_batch([index])[0], int(self.labels[index])
+
+    def __iter__(self) -> Iterator:
+        return (self[i] for i in range(len(self)))
+
+    def input_batch(self, index) -> Inputs:
+        """Model-ready inputs at ``index`` (a slice, list or tensor of indices)."""
+        if self.is_text:
+            idx = range(len(self))[index] if isinstance(index, slice) else torch.as_tensor(index).tolist()
+            return [self.inputs[i] for i in idx]
+        batch = self.inputs[index]
+        return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch
+
+    def all_inputs(self) -> Inputs:
+        return self.input_batch(slice(None))
+
+    def class_counts(self) -> torch.Tensor:
+        return torch.bincount(self.labels, minlength=self.num_classes)
+
+    def subset(self, indices, name: str | None = None) -> "LabelledDataset":
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        inputs = [self.inputs[i] for i in idx.tolist()] if self.is_text else self.inputs[idx]
+        return LabelledDataset(inputs, self.labels[idx], self.class_names, name or self.name)
+
+    def few_shot(self, k: int, seed: int = 0) -> "LabelledDataset":
+        """Exactly ``k`` examples of every class, drawn without replacement, deterministic in ``seed``."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"shots must be a positive integer, got {k!r}")
+        counts = self.class_counts()
+        short = [f"{self.class_names[c]!r} has {int(n)}" for c, n in enumerate(counts) if n < k]
+        if short:
+            raise NotEnoughExamplesError(
+                f"{self.name}: {k} shots per class asked, but {'; '.join(short)}. "
+                f"Ask for at most {int(counts.min())} shots or use a larger pool."
+            )
+        generator = torch.Generator().manual_seed(seed)
+        chosen = []
+        for c in range(self.num_classes):
+            members = torch.nonzero(self.labels == c).flatten()
+            chosen.append(members[torch.randperm(len(members), generator=generator)[:k]])
+        return self.subset(torch.cat(chosen), name=f"{self.name}[{k}-shot,seed={seed}]")
+
+
+@dataclass
+class DatasetSplits(Mapping[str, LabelledDataset]):
+    """Named splits of one dataset. ``train`` and ``test`` always exist; others are extra
+    evaluation sets (e.g. CIFAR-10's pixel-exact ``test_exact``)."""
+
+    name: str
+    splits: dict[str, LabelledDataset] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = {"train", "test"} - set(self.splits)
+        if missing:
+            raise FewShotKDError(f"{self.name}: splits {sorted(missing)} are missing")
+        names = {s.class_names for s in self.splits.values()}
+        if len(names) != 1:
+            raise FewShotKDError(f"{self.name}: splits disagree on class names")
+
+    @property
+    def train(self) -> LabelledDataset:
+        return self.splits["train"]
+
+    @property
+    def test(self) -> LabelledDataset:
+        return self.splits["test"]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.train.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return self.train.num_classes
+
+    def __getitem__(self, key: str) -> LabelledDataset:
+        if key not in self.splits:
+            raise KeyError(f"{self.name} has no split {key!r}; it has {sorted(self.splits)}")
+        return self.splits[key]
+
+    def __iter__(self):
+        return iter(self.splits)
+
+    def __len__(self) -> int:
+        return len(self.splits)

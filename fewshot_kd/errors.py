@@ -1,0 +1,34 @@
+"""Exceptions raised for bad input. Each message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class FewShotKDError(Exception):
+    """Base class of every error fewshot_kd raises on purpose."""
+
+
+class DataNotFoundError(FewShotKDError, FileNotFoundError):
+    """A dataset or weights file is missing; the message names the path and how to get it."""
+
+
+class NotEnoughExamplesError(FewShotKDError, ValueError):
+    """A class holds fewer examples than the shots asked for."""
+
+
+class ClassCountMismatchError(FewShotKDError, ValueError):
+    """Teacher, student and data disagree on the number of classes."""
+
+
+class UnsupportedLayerError(FewShotKDError, TypeError):
+    """A module cannot be handled by the requested operation; the message names it."""
+
+
+class NonFiniteLossError(FewShotKDError, FloatingPointError):
+    """A loss became NaN or inf."""
+
+
+class UnknownNameError(FewShotKDError, KeyError):
+    """A name is not in a registry; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

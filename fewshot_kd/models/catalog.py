@@ -1,0 +1,40 @@
+"""The model registry: ``create_model(name, **kwargs)`` and ``list_models()`` (timm style).
+
+Every entry is a factory returning an ``nn.Module``. Vision models take float images in
+``[0, 1]`` shaped ``[N, C, H, W]`` and normalise inside; text models take a list of strings
+(or a tokenised batch) and return logits.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch.nn as nn
+
+from fewshot_kd.registry import Registry
+
+ModelFactory = Callable[..., nn.Module]
+MODELS: Registry[ModelFactory] = Registry("model")
+_LOADED = False
+
+
+def _ensure_registered() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from fewshot_kd.models import cifar_resnet, small_cnn, text, torchvision_32  # noqa: F401
+
+
+def register_model(name: str, help: str = ""):
+    return MODELS.register(name, help)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model. Common keywords: ``num_classes``, ``pretrained``, ``data_root``."""
+    _ensure_registered()
+    return MODELS.get(name)(**kwargs)
+
+
+def list_models() -> list[str]:
+    _ensure_registered()
+    return MODELS.names()
