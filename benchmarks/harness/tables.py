@@ -1,0 +1,57 @@
+"""Aggregate cell records over seeds (mean +- std) and render markdown tables."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+HEADLINE = ("accuracy", "macro_f1")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """One row per (task, method, shots, eval split): mean and std over seeds of every metric."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        for split in r["eval"]:
+            groups[(r["task"], r["method"], r["k"], split)].append(r)
+    rows = []
+    for (task, method, k, split), group in sorted(groups.items(), key=lambda kv: kv[0]):
+        row = {"task": task, "method": method, "k": k, "split": split, "seeds": len(group)}
+        for metric in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
+            row[metric] = mean_std([g["eval"][split][metric] for g in group])
+        for metric in ("params", "macs", "bytes", "compression_bytes", "compression_macs",
+                       "latency_b1_ms", "latency_b64_ms", "adapt_seconds", "peak_memory_bytes"):
+            row[metric] = mean_std([g.get(metric) for g in group])
+        row["integer_arithmetic"] = all(g.get("integer_arithmetic") for g in group)
+        rows.append(row)
+    return rows
+
+
+def _pm(pair: tuple[float, float], scale: float = 1.0, digits: int = 1) -> str:
+    mean, std = pair
+    if mean != mean:
+        return "–"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    header = ("| task | split | method | K | seeds | accuracy % | macro-F1 % | params | MACs | file KB "
+              "| × bytes | × MACs | ms b1 | ms b64 | adapt s | int8 math |")
+    lines = [header, "|" + "|".join(["---"] * (header.count("|") - 1)) + "|"]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['split']} | {r['method']} | {r['k']} | {r['seeds']} "
+            f"| {_pm(r['accuracy'], 100)} | {_pm(r['macro_f1'], 100)} "
+            f"| {r['params'][0]:,.0f} | {r['macs'][0] / 1e6:,.1f}M | {r['bytes'][0] / 1024:,.1f} "
+            f"| {r['compression_bytes'][0]:.1f} | {r['compression_macs'][0]:.1f} "
+            f"| {r['latency_b1_ms'][0]:.2f} | {r['latency_b64_ms'][0]:.1f} | {_pm(r['adapt_seconds'])} "
+            f"| {'yes' if r['integer_arithmetic'] else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"

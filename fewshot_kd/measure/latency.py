@@ -1,0 +1,115 @@
+"""Wall-clock inference latency: warm-up runs, then robust statistics over timed repeats."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from fewshot_kd.measure._inputs import batch_size_of, call_model, eval_mode, placed, to_device
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Timings of one forward pass on a batch, in milliseconds."""
+
+    median_ms: float
+    mean_ms: float
+    p90_ms: float
+    min_ms: float
+    batch_size: int
+    repeats: int
+    warmup: int
+    threads: int
+    device: str
+
+    @property
+    def per_example_ms(self) -> float:
+        return self.median_ms / self.batch_size
+
+    @property
+    def throughput_per_s(self) -> float:
+        """Examples per second at the median latency."""
+        return 1000.0 * self.batch_size / self.median_ms if self.median_ms > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "per_example_ms": self.per_example_ms, "throughput_per_s": self.throughput_per_s}
+
+
+def measure_latency(
+    model: nn.Module,
+    example_inputs: Any,
+    warmup: int = 5,
+    repeats: int = 30,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+) -> LatencyResult:
+    """Time ``model`` on ``example_inputs`` under ``torch.inference_mode`` in eval mode.
+
+    ``warmup`` untimed runs come first, then ``repeats`` timed ones (each synchronised on
+    CUDA). ``device=None`` measures where the model is; another device measures a copy
+    moved there. Inputs are moved to that device before timing (strings stay as they are,
+    so a text model's tokenisation is part of the time). The batch size is read from the
+    inputs unless given.
+    """
+    if not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    batch = batch_size if batch_size is not None else batch_size_of(example_inputs)
+    model, device = placed(model, device)
+    inputs = to_device(example_inputs, device)
+    sync = _synchronizer(device)
+    times_ms = []
+    with eval_mode(model), torch.inference_mode():
+        for _ in range(warmup):
+            call_model(model, inputs)
+        sync()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call_model(model, inputs)
+            sync()
+            times_ms.append((time.perf_counter() - start) * 1000.0)
+    times = np.asarray(times_ms)
+    return LatencyResult(
+        median_ms=float(np.median(times)),
+        mean_ms=float(times.mean()),
+        p90_ms=float(np.percentile(times, 90)),
+        min_ms=float(times.min()),
+        batch_size=int(batch),
+        repeats=repeats,
+        warmup=warmup,
+        threads=torch.get_num_threads(),
+        device=str(device),
+    )
+
+
+def latency_profile(
+    model: nn.Module,
+    make_inputs: Callable[[int], Any],
+    batch_sizes: Sequence[int] = (1, 64),
+    **kwargs,
+) -> dict[int, LatencyResult]:
+    """:func:`measure_latency` at each batch size, with inputs from ``make_inputs(batch_size)``;
+    keyword arguments go to :func:`measure_latency`."""
+    results = {}
+    for size in map(int, batch_sizes):
+        inputs = make_inputs(size)
+        try:
+            found = batch_size_of(inputs)
+        except ValueError:
+            found = size
+        if found != size:
+            raise ValueError(f"make_inputs({size}) returned a batch of {found} examples; it must return {size}")
+        results[size] = measure_latency(model, inputs, batch_size=size, **kwargs)
+    return results
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None

@@ -1,0 +1,81 @@
+"""One call signature for every compression method the benchmark compares.
+
+A method is a function ``run(inp: MethodInput) -> MethodOutput``, registered by name in
+:data:`METHODS`. It sees the teacher, the K-shot support set and a factory for the task's
+student; it never sees evaluation data. The harness measures what comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd.data.dataset import LabelledDataset
+from fewshot_kd.registry import Registry
+
+
+@dataclass
+class MethodInput:
+    teacher: nn.Module
+    shots: LabelledDataset
+    k: int
+    seed: int
+    make_student: Callable[[], nn.Module]
+    example_inputs: Any
+    workdir: Path
+    modality: str = "image"
+    device: torch.device = torch.device("cpu")
+    progress: bool = True
+    options: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return self.shots.num_classes
+
+
+@dataclass
+class MethodOutput:
+    """``model`` is what gets evaluated (an ``nn.Module`` or a callable on model inputs);
+    ``artifact`` is the saved file whose size is reported; ``float_module`` is the float
+    module whose params and MACs are counted (defaults to ``model``)."""
+
+    model: Any
+    artifact: Path | None = None
+    float_module: nn.Module | None = None
+    integer_arithmetic: bool = False
+    simulated_quantization: bool = False
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def counted_module(self) -> nn.Module:
+        return self.float_module if self.float_module is not None else self.model
+
+
+MethodFn = Callable[[MethodInput], MethodOutput]
+METHODS: Registry[MethodFn] = Registry("method")
+_LOADED = False
+
+
+def register_method(name: str, help: str = ""):
+    return METHODS.register(name, help)
+
+
+def _ensure_registered() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from fewshot_kd.methods import hinton_kd, scratch, teacher  # noqa: F401  (registers entries)
+
+
+def get_method(name: str) -> MethodFn:
+    _ensure_registered()
+    return METHODS.get(name)
+
+
+def list_methods() -> list[str]:
+    _ensure_registered()
+    return METHODS.names()

@@ -1,0 +1,18 @@
+"""The task's student trained from scratch on the shots with cross-entropy (no teacher)."""
+
+import torch
+
+from fewshot_kd.files import save_tensors
+from fewshot_kd.methods._few_shot_training import few_shot_config
+from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
+from fewshot_kd.training import fit
+
+
+@register_method("scratch", "student from scratch on the shots, cross-entropy")
+def run(inp: MethodInput) -> MethodOutput:
+    torch.manual_seed(inp.seed)
+    student = inp.make_student().to(inp.device)
+    config = few_shot_config(len(inp.shots), inp.modality, steps=inp.options.get("steps", 300), seed=inp.seed)
+    fit(student, inp.shots, config, progress=inp.progress, description="scratch")
+    artifact = save_tensors(inp.workdir / "student.safetensors", student.state_dict())
+    return MethodOutput(model=student.eval(), artifact=artifact)

@@ -1,0 +1,10 @@
+"""The teacher itself, unchanged: the reference every compression is measured against."""
+
+from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
+from fewshot_kd.files import save_tensors
+
+
+@register_method("teacher", "the teacher, unchanged (reference)")
+def run(inp: MethodInput) -> MethodOutput:
+    artifact = save_tensors(inp.workdir / "teacher.safetensors", inp.teacher.state_dict())
+    return MethodOutput(model=inp.teacher.eval(), artifact=artifact)

@@ -1,0 +1,52 @@
+"""Quantization for few-shot compression: fake quantization (STE + LSQ) for QAT, PTQ
+calibration from the few shots, a packed int8/int4 weights file, and a real int8 CPU path
+(onnxruntime) with latency measurement.
+
+Typical use::
+
+    quantize_model_(student, weight_bits=4, act_bits=8)      # in place
+    calibrate_(student, few_shots)                           # PTQ
+    ... train as usual (QAT) ...
+    export_quantized(student, "student.w4.safetensors")
+    int8 = to_integer_model(student, few_shots)              # onnxruntime QLinearConv
+    rows = compare_latency(student_float, int8, (3, 32, 32))
+"""
+
+from fewshot_kd.quant.calibrate import calibrate_
+from fewshot_kd.quant.export import dequantized_weights, export_quantized, load_quantized, read_quantized
+from fewshot_kd.quant.fake import ActivationQuantizer, WeightQuantizer, fake_quantize, lsq_grad_scale
+from fewshot_kd.quant.integer import IntegerModel, compare_latency, measure_latency, to_integer_model
+from fewshot_kd.quant.modules import (
+    QuantConv2d,
+    QuantLinear,
+    dequantize_model_,
+    quantize_model_,
+    quantized_layers,
+    set_quantization_,
+)
+from fewshot_kd.quant.qat import qat_param_groups, qat_step, step_parameters
+
+__all__ = [
+    "ActivationQuantizer",
+    "IntegerModel",
+    "QuantConv2d",
+    "QuantLinear",
+    "WeightQuantizer",
+    "calibrate_",
+    "compare_latency",
+    "dequantize_model_",
+    "dequantized_weights",
+    "export_quantized",
+    "fake_quantize",
+    "load_quantized",
+    "lsq_grad_scale",
+    "measure_latency",
+    "qat_param_groups",
+    "qat_step",
+    "quantize_model_",
+    "quantized_layers",
+    "read_quantized",
+    "set_quantization_",
+    "step_parameters",
+    "to_integer_model",
+]

@@ -1,0 +1,124 @@
+"""A packed quantized-weights file (safetensors, no code) and its loader.
+
+For each quantized layer the file holds ``<layer>.weight.codes`` (int8, or uint8 with two
+4-bit / four 2-bit codes per byte) and ``<layer>.weight.scale`` (one step per output
+channel, float32 by default so that the round trip is exact). Everything else in the
+state dict (biases, BatchNorm, activation steps and zero points) is stored as is.
+The safetensors metadata holds JSON: the format tag, and per layer the bits, the
+container width, the weight shape and the activation quantizer settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from safetensors import safe_open
+
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.files import save_tensors
+from fewshot_kd.quant._packing import container_bits, pack_signed, unpack_signed
+from fewshot_kd.quant.modules import quantize_model_, quantized_layers
+
+FORMAT = "fewshot_kd.quant/1"
+_CODES, _SCALE = ".weight.codes", ".weight.scale"
+
+
+def export_quantized(model: nn.Module, path: str | os.PathLike, *, scale_dtype: torch.dtype = torch.float32) -> Path:
+    """Write the quantized weights of ``model`` (prepared by :func:`quantize_model_`) to
+    ``path``. Sizes: ``bits`` 5-8 take one byte a weight, 3-4 half a byte, 2 a quarter.
+    ``scale_dtype=torch.float16`` halves the scales' size but makes the round trip inexact."""
+    layers = quantized_layers(model)
+    if not layers:
+        raise FewShotKDError("export_quantized: the model has no quantized layers; call quantize_model_ first")
+    tensors: dict[str, torch.Tensor] = {}
+    meta_layers: dict[str, Any] = {}
+    for name, layer in layers.items():
+        codes = layer.weight_quant.integer_weight(layer.weight)
+        tensors[name + _CODES] = pack_signed(codes, layer.weight_bits).cpu()
+        tensors[name + _SCALE] = layer.weight_quant.step.detach().to(scale_dtype).cpu()
+        q = layer.input_quant
+        meta_layers[name] = {
+            "weight_bits": layer.weight_bits,
+            "container_bits": container_bits(layer.weight_bits),
+            "shape": list(layer.weight.shape),
+            "act_bits": None if q is None else q.bits,
+            "act_symmetric": None if q is None else q.symmetric,
+        }
+    skip = {f"{name}.weight" for name in layers} | {f"{name}.weight_quant.step" for name in layers}
+    for key, value in model.state_dict().items():
+        if key not in skip:
+            tensors[key] = value
+    metadata = {"format": FORMAT, "layers": json.dumps(meta_layers, sort_keys=True),
+                "scale_dtype": str(scale_dtype).removeprefix("torch.")}
+    return save_tensors(path, tensors, metadata)
+
+
+def read_quantized(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The raw tensors and the per-layer metadata of a file written by :func:`export_quantized`."""
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        if metadata.get("format") != FORMAT:
+            raise FewShotKDError(f"{path} is not a fewshot_kd quantized file (format {metadata.get('format')!r}); "
+                                 f"write it with export_quantized")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    return tensors, json.loads(metadata["layers"])
+
+
+def dequantized_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """``{layer.weight: codes * scale}`` (float32) for every quantized layer in the file."""
+    tensors, layers = read_quantized(path)
+    out = {}
+    for name, info in layers.items():
+        shape = info["shape"]
+        numel = int(torch.Size(shape).numel())
+        codes = unpack_signed(tensors[name + _CODES], info["weight_bits"], numel).reshape(shape)
+        scale = tensors[name + _SCALE].float().reshape([-1] + [1] * (len(shape) - 1))
+        out[name + ".weight"] = codes.float() * scale
+    return out
+
+
+def load_quantized(
+    path: str | os.PathLike,
+    model: nn.Module | str | Callable[[], nn.Module],
+    *,
+    fake_quant: bool = False,
+    **model_kwargs: Any,
+) -> nn.Module:
+    """Load a file from :func:`export_quantized` into ``model`` (a float skeleton, a
+    factory, or a registered model name built with ``create_model(name, **model_kwargs)``).
+
+    By default returns the float model with the dequantized weights (bit-identical to the
+    fake-quant weights). ``fake_quant=True`` returns it re-wrapped by ``quantize_model_``
+    with the stored bit widths, steps and activation ranges (e.g. to continue QAT)."""
+    if isinstance(model, str):
+        from fewshot_kd.models.catalog import create_model
+
+        model = create_model(model, **model_kwargs)
+    elif not isinstance(model, nn.Module):
+        model = model()
+    tensors, layers = read_quantized(path)
+    weights = dequantized_weights(path)
+    if quantized_layers(model):
+        raise FewShotKDError("load_quantized: pass a float skeleton (no quantized layers); "
+                             "use fake_quant=True to get the quant-aware model back")
+    state = {k: v for k, v in tensors.items() if not k.endswith((_CODES, _SCALE))}
+    state.update(weights)
+    if fake_quant:
+        quantize_model_(model, {n: i["weight_bits"] for n, i in layers.items()},
+                        {n: i["act_bits"] for n, i in layers.items()},
+                        act_symmetric=any(i["act_symmetric"] for i in layers.values()))
+        for name in layers:
+            state[f"{name}.weight_quant.step"] = tensors[name + _SCALE].float()
+            state[f"{name}.weight_quant.initialized"] = torch.tensor(True)
+    else:
+        state = {k: v for k, v in state.items() if "_quant." not in k}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise FewShotKDError(f"load_quantized: {path} does not fit the model: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}; build the same architecture that was exported")
+    return model

@@ -1,0 +1,246 @@
+"""A true int8 inference path on CPU: ONNX export + onnxruntime static quantization.
+
+:func:`to_integer_model` exports the (dequantized) float model to ONNX, quantizes it with
+``onnxruntime.quantization.quantize_static`` (QOperator format: ``QLinearConv``,
+``QLinearMatMul``/``QGemm``, ... with int8 per-channel symmetric weights and uint8
+per-tensor activations, calibrated on the few shots) and checks that the graph really
+contains integer operators. :class:`IntegerModel` runs it and returns torch logits.
+:func:`compare_latency` times float and int8 at several batch sizes; every row says
+which runtime ran and carries ``simulated`` / ``integer_arithmetic`` flags.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd.errors import FewShotKDError, UnsupportedLayerError
+from fewshot_kd.quant.calibrate import iter_inputs
+from fewshot_kd.quant.modules import dequantize_model_, quantized_layers
+
+INTEGER_OPS = frozenset({
+    "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "QGemm", "QLinearAdd",
+    "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+    "QLinearLeakyRelu", "QLinearSigmoid", "QLinearSoftmax", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
+})
+
+
+def _require_onnxruntime():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise FewShotKDError("the int8 path needs onnx and onnxruntime: pip install 'fewshot_kd[export]'") from err
+
+
+def float_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` with fake-quant layers replaced by float layers holding
+    the quantized weights (the model itself is untouched)."""
+    clone = copy.deepcopy(model).eval()
+    return dequantize_model_(clone) if quantized_layers(clone) else clone
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, opset: int = 17) -> Path:
+    """Export a tensor-input model to ONNX (TorchScript exporter, batch axis dynamic,
+    BatchNorm folded into the convolutions)."""
+    if not isinstance(example, torch.Tensor):
+        raise UnsupportedLayerError("the int8 ONNX path handles models with one tensor input; "
+                                    f"got an input of type {type(example).__name__} (text models are not supported)")
+    model = float_copy(model).cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated but needs no onnxscript
+        torch.onnx.export(model, (example[:1].cpu().float(),), str(path), dynamo=False, opset_version=opset,
+                          input_names=["input"], output_names=["logits"], do_constant_folding=True,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return Path(path)
+
+
+def onnx_op_counts(path: str | os.PathLike) -> dict[str, int]:
+    """How often each operator type occurs in an ONNX file's main graph."""
+    import onnx
+
+    return dict(Counter(node.op_type for node in onnx.load(str(path)).graph.node))
+
+
+def _calibration_reader(batches: Any, max_batches: int | None, batch_size: int):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    feeds = []
+    for i, inputs in enumerate(iter_inputs(batches, batch_size)):
+        if max_batches is not None and i >= max_batches:
+            break
+        if not isinstance(inputs, torch.Tensor):
+            raise UnsupportedLayerError("int8 calibration batches must be tensors (images); text is not supported")
+        feeds.append({"input": inputs.detach().cpu().float().numpy()})
+    if not feeds:
+        raise ValueError("to_integer_model: no calibration batches were given; pass the few-shot examples")
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    return _Reader(), feeds[0]["input"]
+
+
+class IntegerModel:
+    """An int8 onnxruntime model behind a torch-like call: ``logits = model(images)``.
+
+    ``backend`` names the runtime and the integer operators it found (e.g.
+    ``"onnxruntime-int8 (QGemm, QLinearConv)"``); ``path``/``size_bytes`` the int8 file;
+    ``float_path`` the float ONNX file it came from; ``op_counts`` the graph's operators."""
+
+    simulated = False
+    integer_arithmetic = True
+
+    def __init__(self, path: str | os.PathLike, float_path: str | os.PathLike | None = None,
+                 num_threads: int | None = None) -> None:
+        _require_onnxruntime()
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.float_path = Path(float_path) if float_path is not None else None
+        self.op_counts = onnx_op_counts(self.path)
+        self.integer_ops = sorted(set(self.op_counts) & INTEGER_OPS)
+        if not self.integer_ops:
+            raise FewShotKDError(f"{self.path} holds no integer operators (found {sorted(self.op_counts)}); "
+                                 f"it would not run in integer arithmetic")
+        self.backend = f"onnxruntime-int8 ({', '.join(self.integer_ops)})"
+        self.num_threads = num_threads or torch.get_num_threads()
+        self.session = self._session(self.path)
+
+    def _session(self, path: Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.num_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def float_session_call(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The float ONNX model under the same runtime and threads (for a fair latency baseline)."""
+        if self.float_path is None:
+            raise FewShotKDError("this IntegerModel was built without its float ONNX file")
+        session = self._session(self.float_path)
+        return lambda x: torch.from_numpy(session.run(None, {"input": x.detach().cpu().float().numpy()})[0])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.session.run(None, {"input": x.detach().cpu().float().contiguous().numpy()})[0]
+        return torch.from_numpy(logits).to(x.device)
+
+    def __repr__(self) -> str:
+        return f"IntegerModel(backend={self.backend!r}, path={str(self.path)!r}, size_bytes={self.size_bytes})"
+
+
+def to_integer_model(
+    model: nn.Module,
+    calibration: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    calibrate_method: str = "minmax",
+    per_channel: bool = True,
+    reduce_range: bool = False,
+    max_batches: int | None = None,
+    batch_size: int = 64,
+    opset: int = 17,
+    num_threads: int | None = None,
+) -> IntegerModel:
+    """Build the int8 onnxruntime model of ``model`` (float or fake-quant; fake-quant weights
+    are used as the float weights) calibrated on ``calibration`` (the few shots: a
+    LabelledDataset, a tensor or batches). ``path`` is the int8 ``.onnx`` file (default: a
+    new temporary folder); the float export is written beside it as ``*.float.onnx``.
+    ``calibrate_method``: "minmax" or "percentile" (onnxruntime's calibrators).
+    ``reduce_range=True`` uses 7-bit weights, advisable on x86 CPUs without VNNI."""
+    _require_onnxruntime()
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+    if calibrate_method not in methods:
+        raise ValueError(f"calibrate_method must be one of {sorted(methods)}, got {calibrate_method!r}")
+    path = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="fewshot_kd_int8_")) / "model.int8.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    float_path = path.with_name(path.name.removesuffix(".onnx").removesuffix(".int8") + ".float.onnx")
+    reader, example = _calibration_reader(calibration, max_batches, batch_size)
+    export_onnx(model, torch.from_numpy(example), float_path, opset)
+    root_logger, level = logging.getLogger(), logging.getLogger().level
+    root_logger.setLevel(logging.ERROR)  # quantize_static logs advice on the root logger
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(str(float_path), str(path), reader, quant_format=QuantFormat.QOperator,
+                            per_channel=per_channel, reduce_range=reduce_range,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=methods[calibrate_method])
+    finally:
+        root_logger.setLevel(level)
+    return IntegerModel(path, float_path, num_threads)
+
+
+def measure_latency(fn: Callable[[torch.Tensor], Any], inputs: torch.Tensor, *, warmup: int = 3,
+                    repeats: int = 10) -> dict[str, float]:
+    """Median and best wall time of ``fn(inputs)`` in milliseconds over ``repeats`` runs."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            fn(inputs)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(inputs)
+            times.append((time.perf_counter() - start) * 1e3)
+    median = statistics.median(times)
+    return {"batch_size": int(inputs.shape[0]), "median_ms": median, "min_ms": min(times),
+            "images_per_s": inputs.shape[0] / (median / 1e3), "repeats": repeats}
+
+
+def compare_latency(
+    float_model: nn.Module,
+    integer_model: IntegerModel,
+    input_shape: Sequence[int],
+    batch_sizes: Iterable[int] = (1, 64),
+    *,
+    warmup: int = 3,
+    repeats: int = 10,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Latency rows for the torch model (float, or fake-quant = ``simulated``), the float
+    ONNX model and the int8 ONNX model under onnxruntime, per batch size. Speed-ups are given
+    only for the integer rows and only against real float runs."""
+    simulated = bool(quantized_layers(float_model))
+    torch_name = "torch-fakequant (simulated int, float math)" if simulated else "torch-float32"
+    float_model = float_model.eval()
+    device = next(float_model.parameters()).device
+    ort_float = integer_model.float_session_call() if integer_model.float_path is not None else None
+    generator = torch.Generator().manual_seed(seed)
+    rows: list[dict[str, Any]] = []
+    for batch in batch_sizes:
+        x = torch.rand((batch, *input_shape), generator=generator)
+        torch_row = measure_latency(lambda t: float_model(t.to(device)), x, warmup=warmup, repeats=repeats)
+        rows.append({"backend": torch_name, **torch_row, "simulated": simulated, "integer_arithmetic": False})
+        float_ms = {"torch": None if simulated else torch_row["median_ms"]}
+        if ort_float is not None:
+            ort_row = measure_latency(ort_float, x, warmup=warmup, repeats=repeats)
+            rows.append({"backend": "onnxruntime-float32", **ort_row, "simulated": False, "integer_arithmetic": False})
+            float_ms["onnxruntime_float32"] = ort_row["median_ms"]
+        int_row = measure_latency(integer_model, x, warmup=warmup, repeats=repeats)
+        speedups = {f"speedup_vs_{k}": v / int_row["median_ms"] for k, v in float_ms.items() if v is not None}
+        rows.append({"backend": integer_model.backend, **int_row, **speedups,
+                     "simulated": False, "integer_arithmetic": True})
+    return rows

@@ -1,0 +1,202 @@
+"""Quantization-aware Conv2d/Linear and ``quantize_model_``, which swaps them in place.
+
+``QuantConv2d``/``QuantLinear`` subclass the float layers and keep their parameters
+(``weight``, ``bias``) under the same names, so a float state dict still loads (the
+quantizers add ``weight_quant.*`` and ``input_quant.*`` entries). The weight is
+fake-quantized per output channel; the layer's input per tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from fewshot_kd.errors import UnknownNameError, UnsupportedLayerError
+from fewshot_kd.quant.fake import ActivationQuantizer, WeightQuantizer, check_bits
+
+BitsSpec = Union[int, None, Mapping[str, Union[int, None]], Callable[[str, nn.Module], Union[int, None]]]
+
+
+class _QuantMixin:
+    weight_quant: WeightQuantizer
+    input_quant: ActivationQuantizer | None
+
+    def _attach(self, weight_bits: int, act_bits: int | None, act_symmetric: bool, learnable: bool) -> None:
+        self.weight_quant = WeightQuantizer(weight_bits, self.weight.shape[0], learnable)
+        self.input_quant = ActivationQuantizer(act_bits, act_symmetric, learnable) if act_bits else None
+        self.to(self.weight.device)
+
+    @property
+    def weight_bits(self) -> int:
+        return self.weight_quant.bits
+
+    @property
+    def act_bits(self) -> int | None:
+        return None if self.input_quant is None else self.input_quant.bits
+
+    def quantized_weight(self) -> torch.Tensor:
+        """The fake-quantized weight (what the forward pass uses), detached."""
+        with torch.no_grad():
+            return self.weight_quant(self.weight).detach()
+
+    def _quant_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.input_quant is None else self.input_quant(x)
+
+
+class QuantConv2d(_QuantMixin, nn.Conv2d):
+    """``nn.Conv2d`` with a per-channel weight fake quantizer and an optional input quantizer."""
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, weight_bits: int, act_bits: int | None = 8,
+                   act_symmetric: bool = False, learnable: bool = True) -> "QuantConv2d":
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        new.__dict__.update({k: v for k, v in conv.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
+        new._parameters = dict(conv._parameters)  # the same Parameter objects
+        new._buffers = dict(conv._buffers)
+        new._modules = dict(conv._modules)
+        new._attach(weight_bits, act_bits, act_symmetric, learnable)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(self._quant_input(x), self.weight_quant(self.weight), self.bias)
+
+    def to_float(self) -> nn.Conv2d:
+        """A plain ``nn.Conv2d`` holding the fake-quantized weight."""
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+                         self.dilation, self.groups, self.bias is not None, self.padding_mode,
+                         device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(self.quantized_weight())
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv
+
+
+class QuantLinear(_QuantMixin, nn.Linear):
+    """``nn.Linear`` with a per-channel weight fake quantizer and an optional input quantizer."""
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, weight_bits: int, act_bits: int | None = 8,
+                   act_symmetric: bool = False, learnable: bool = True) -> "QuantLinear":
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        new.__dict__.update({k: v for k, v in linear.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
+        new._parameters = dict(linear._parameters)
+        new._buffers = dict(linear._buffers)
+        new._modules = dict(linear._modules)
+        new._attach(weight_bits, act_bits, act_symmetric, learnable)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self._quant_input(x), self.weight_quant(self.weight), self.bias)
+
+    def to_float(self) -> nn.Linear:
+        """A plain ``nn.Linear`` holding the fake-quantized weight."""
+        linear = nn.Linear(self.in_features, self.out_features, self.bias is not None,
+                           device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(self.quantized_weight())
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear
+
+
+QUANT_LAYERS = (QuantConv2d, QuantLinear)
+_SWAPS: dict[type, type] = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear}
+
+
+def _swap_class(module: nn.Module) -> type | None:
+    """The quant class for exact ``nn.Conv2d``/``nn.Linear`` (subclasses such as the
+    ``out_proj`` of ``nn.MultiheadAttention`` read their weight directly and cannot be wrapped)."""
+    return _SWAPS.get(type(module))
+
+
+def _bits_for(spec: BitsSpec, name: str, module: nn.Module, what: str) -> int | None:
+    if callable(spec) and not isinstance(spec, Mapping):
+        bits = spec(name, module)
+    elif isinstance(spec, Mapping):
+        bits = spec.get(name)
+    else:
+        bits = spec
+    return None if bits in (None, 0) else check_bits(bits, f"{what} of {name!r}")
+
+
+def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def quantize_model_(
+    model: nn.Module,
+    weight_bits: BitsSpec = 8,
+    act_bits: BitsSpec = 8,
+    *,
+    act_symmetric: bool = False,
+    layers: list[str] | None = None,
+    exclude: tuple[str, ...] | list[str] = (),
+    weight_init: str = "minmax",
+    learnable: bool = True,
+) -> nn.Module:
+    """Swap every ``nn.Conv2d``/``nn.Linear`` of ``model`` for its quant-aware version, in place.
+
+    ``weight_bits``/``act_bits``: one int (2..8), a dict ``{layer name: bits}`` (a missing
+    name or ``None``/0 leaves the layer float / its input unquantized), or a callable
+    ``(name, module) -> bits | None``. ``act_bits=None`` quantizes weights only.
+    ``layers`` restricts the swap to these names; naming a layer that is not a plain
+    Conv2d/Linear raises :class:`UnsupportedLayerError` (so does a dict key that names one).
+    Weight steps are initialised with ``weight_init`` ("minmax", "mse", "lsq"); activation
+    steps by :func:`calibrate_` (or lazily from the first batch). Returns ``model``.
+    """
+    named = dict(model.named_modules())
+    requested = set(layers or ())
+    for spec, what in ((weight_bits, "weight_bits"), (act_bits, "act_bits")):
+        if isinstance(spec, Mapping):
+            requested |= {k for k, v in spec.items() if v not in (None, 0)}
+    for name in sorted(requested):
+        if name not in named:
+            raise UnknownNameError(f"quantize_model_: no layer named {name!r} in the model; "
+                                   f"layer names look like {[n for n in named if n][:5]}")
+        module = named[name]
+        if _swap_class(module) is None and not isinstance(module, QUANT_LAYERS):
+            raise UnsupportedLayerError(
+                f"quantize_model_: layer {name!r} is a {type(module).__name__}; only nn.Conv2d and nn.Linear "
+                f"can be quantized. Remove it from the requested layers/bit widths.")
+    for name, module in list(named.items()):
+        cls = _swap_class(module)
+        if cls is None or (layers is not None and name not in requested) or name in exclude:
+            continue
+        wbits = _bits_for(weight_bits, name, module, "weight_bits")
+        if wbits is None:
+            continue
+        abits = _bits_for(act_bits, name, module, "act_bits") if act_bits is not None else None
+        new = cls.from_float(module, wbits, abits, act_symmetric, learnable)
+        new.weight_quant.init_from_(new.weight, weight_init)
+        _set_submodule(model, name, new)
+    return model
+
+
+def quantized_layers(model: nn.Module) -> dict[str, QuantConv2d | QuantLinear]:
+    """Name → quant-aware layer, in module order."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, QUANT_LAYERS)}
+
+
+def set_quantization_(model: nn.Module, weights: bool = True, activations: bool = True) -> nn.Module:
+    """Switch weight/activation fake quantization on or off for every quant layer (in place)."""
+    for layer in quantized_layers(model).values():
+        layer.weight_quant.enabled = weights
+        if layer.input_quant is not None:
+            layer.input_quant.enabled = activations
+    return model
+
+
+def dequantize_model_(model: nn.Module) -> nn.Module:
+    """Replace each quant layer by a plain float layer holding its fake-quantized weight, in
+    place (activation quantization is dropped). The result has the original float names."""
+    for name, layer in list(quantized_layers(model).items()):
+        _set_submodule(model, name, layer.to_float())
+    return model

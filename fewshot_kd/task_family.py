@@ -1,0 +1,107 @@
+"""Task families: declarative files (YAML or JSON) naming a dataset, a teacher, a student and shots.
+
+A file is parsed with ``yaml.safe_load`` only (no code runs) and fills :class:`TaskFamily`::
+
+    name: cifar10-resnet56
+    dataset: cifar10                 # a registered dataset name
+    teacher: {model: cifar_resnet56, pretrained: true}   # or {recipe: digits-cnn}
+    student: {model: cifar_resnet20, kwargs: {}}         # or {derive: {macs: 0.5, bits: 8}}
+    shots: [5, 10, 20]
+    ways: null                        # null = every class; an int = N-way episodes
+    eval_splits: [test_exact, test]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch.nn as nn
+import yaml
+
+from fewshot_kd.errors import FewShotKDError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    name: str
+    dataset: str
+    teacher: dict
+    student: dict
+    shots: tuple[int, ...] = (5, 10, 20)
+    ways: int | None = None
+    eval_splits: tuple[str, ...] = ("test",)
+    modality: str = "image"
+    description: str = ""
+    dataset_kwargs: dict = field(default_factory=dict)
+    version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if ("recipe" in self.teacher) == ("model" in self.teacher):
+            raise FewShotKDError(f"task {self.name}: teacher needs exactly one of 'recipe' or 'model', got {self.teacher}")
+        if ("model" in self.student) == ("derive" in self.student):
+            raise FewShotKDError(f"task {self.name}: student needs exactly one of 'model' or 'derive', got {self.student}")
+        if not self.shots or any(int(k) < 1 for k in self.shots):
+            raise FewShotKDError(f"task {self.name}: shots must be positive integers, got {self.shots}")
+        if self.modality not in ("image", "text"):
+            raise FewShotKDError(f"task {self.name}: modality must be 'image' or 'text', got {self.modality!r}")
+        object.__setattr__(self, "shots", tuple(int(k) for k in self.shots))
+        object.__setattr__(self, "eval_splits", tuple(self.eval_splits))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TaskFamily":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise FewShotKDError(f"task file has unknown keys {sorted(unknown)}; known keys: {sorted(known)}")
+        return cls(**data)
+
+
+def load_task_family(path: str | os.PathLike) -> TaskFamily:
+    """Read a task-family file (YAML or JSON) into a :class:`TaskFamily`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FewShotKDError(f"task file {path} does not exist; see tasks/ for examples")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise FewShotKDError(f"task file {path} must hold a mapping of keys, got {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    return TaskFamily.from_dict(data)
+
+
+def tasks_dir() -> Path:
+    """The ``tasks/`` folder of the source checkout."""
+    return Path(__file__).resolve().parents[1] / "tasks"
+
+
+def find_task_family(name_or_path: str | os.PathLike) -> TaskFamily:
+    """A task family by file path, or by name from ``tasks/<name>.yaml``."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        return load_task_family(path)
+    candidate = tasks_dir() / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
+        raise FewShotKDError(f"no task family {name_or_path!r}; known: {known}, or pass a file path")
+    return load_task_family(candidate)
+
+
+def build_teacher(task: TaskFamily, data_root=None, progress: bool = True) -> nn.Module:
+    """The task's teacher: a pretrained zoo model, or one trained (once, then cached) by recipe."""
+    from fewshot_kd.models.catalog import create_model
+    from fewshot_kd.teachers.store import load_or_train_teacher
+
+    spec = dict(task.teacher)
+    if "recipe" in spec:
+        model, _ = load_or_train_teacher(spec["recipe"], data_root=data_root, progress=progress)
+        return model
+    name = spec.pop("model")
+    if spec.get("pretrained"):
+        spec.setdefault("data_root", data_root)
+    return create_model(name, **spec).eval()

@@ -1,0 +1,81 @@
+"""Train a teacher from its recipe once, cache it (safetensors + JSON), reload it after."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd.data.catalog import load_dataset
+from fewshot_kd.data.dataset import LabelledDataset
+from fewshot_kd.data.roots import cache_dir
+from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
+from fewshot_kd.models.catalog import create_model
+from fewshot_kd.teachers.recipe import TeacherRecipe, get_recipe
+from fewshot_kd.training import fit, predict_logits
+
+
+def teacher_dir(recipe: TeacherRecipe, root: str | os.PathLike | None = None) -> Path:
+    return Path(root or cache_dir() / "teachers") / f"{recipe.name}-{recipe.fingerprint()}"
+
+
+def stratified_cap(data: LabelledDataset, limit: int | None, seed: int) -> LabelledDataset:
+    """At most ``limit`` examples with class proportions kept, deterministic in ``seed``."""
+    if limit is None or len(data) <= limit:
+        return data
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(data), generator=generator)
+    counts = data.class_counts().double()
+    quota = torch.floor(counts / counts.sum() * limit).long()
+    taken = torch.zeros_like(quota)
+    keep = []
+    for i in order.tolist():
+        c = int(data.labels[i])
+        if taken[c] < quota[c]:
+            taken[c] += 1
+            keep.append(i)
+    return data.subset(sorted(keep))
+
+
+def test_accuracy(model: nn.Module, data: LabelledDataset) -> float:
+    logits = predict_logits(model, data)
+    return (logits.argmax(-1) == data.labels).float().mean().item()
+
+
+def load_or_train_teacher(
+    recipe: TeacherRecipe | str,
+    data_root: str | os.PathLike | None = None,
+    store_root: str | os.PathLike | None = None,
+    progress: bool = True,
+    retrain: bool = False,
+) -> tuple[nn.Module, dict]:
+    """The teacher a recipe describes: loaded from the cache when present, else trained,
+    evaluated on the dataset's test split and cached atomically. Returns ``(model, info)``."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    folder = teacher_dir(recipe, store_root)
+    weights, info_path = folder / "model.safetensors", folder / "teacher.json"
+    model = create_model(recipe.model, **recipe.model_kwargs)
+    if weights.is_file() and info_path.is_file() and not retrain:
+        model.load_state_dict(load_tensors(weights), strict=True)
+        return model.eval(), read_json(info_path)
+    splits = load_dataset(recipe.dataset, data_root=data_root)
+    train = stratified_cap(splits.train, recipe.max_train_examples, recipe.train.seed)
+    torch.manual_seed(recipe.train.seed)
+    model = create_model(recipe.model, **recipe.model_kwargs)
+    start = time.perf_counter()
+    history = fit(model, train, recipe.train, progress=progress, description=f"teacher {recipe.name}")
+    info = {
+        "recipe": recipe.to_dict(),
+        "fingerprint": recipe.fingerprint(),
+        "train_examples": len(train),
+        "train_seconds": round(time.perf_counter() - start, 2),
+        "history": history,
+        "test_accuracy": test_accuracy(model, splits.test),
+        "test_split_size": len(splits.test),
+    }
+    save_tensors(weights, model.state_dict(), metadata={"recipe": recipe.name, "fingerprint": recipe.fingerprint()})
+    write_json(info_path, info)
+    return model.eval(), info
