@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from fewshot_kd.distill import FeatureAdaptor, HintLoss, feature_mse, hint_loss, resolve_layer_weights
 from fewshot_kd.errors import NonFiniteLossError, UnsupportedLayerError
@@ -123,23 +122,28 @@ def test_adaptor_errors():
         FeatureAdaptor((16,), (8,))(torch.randn(2, 4))
 
 
-def test_hint_loss_module_learns_adaptor_and_leaves_teacher_alone():
-    mixing = torch.randn(6, 3)
-    student = torch.randn(16, 3, 4, 4, requires_grad=True)
-    teacher = torch.einsum("oc,nchw->nohw", mixing, student.detach())
-    teacher = F.interpolate(teacher, size=(2, 2), mode="area").requires_grad_(True)
+def test_hint_loss_module_gradients_reach_student_and_adaptor_not_teacher():
+    student = torch.randn(4, 3, 4, 4, requires_grad=True)
+    teacher = torch.randn(4, 6, 2, 2, requires_grad=True)
     loss_fn = HintLoss.from_features([student], [teacher])
-    first = loss_fn([student], [teacher])
-    first.backward()
+    loss_fn([student], [teacher]).backward()
     assert student.grad is not None and teacher.grad is None
-    assert loss_fn.adaptors[0].proj.weight.grad is not None
-    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=0.05)
-    for _ in range(200):
+    assert loss_fn.adaptors[0].proj.weight.grad.abs().sum() > 0
+
+
+def test_hint_loss_module_learns_the_adaptor():
+    mixing = torch.randn(3, 5)
+    student = torch.randn(32, 3)
+    teacher = student @ mixing  # reachable exactly by the Linear adaptor
+    loss_fn = HintLoss.from_features([student], [teacher])
+    first = loss_fn([student], [teacher]).item()
+    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=0.1)
+    for _ in range(30):
         optimizer.zero_grad()
-        loss = loss_fn([student.detach()], [teacher])
+        loss = loss_fn([student], [teacher])
         loss.backward()
         optimizer.step()
-    assert loss.item() < 0.01 * first.item()
+    assert loss.item() < 0.1 * first
 
 
 def test_hint_loss_module_weights_and_layer_count():

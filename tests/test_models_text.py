@@ -158,7 +158,8 @@ def test_hidden_states_and_attentions_have_the_right_shapes(teacher):
     torch.testing.assert_close(features.attentions[0].sum(-1), ones)
     padded_keys = features.attention_mask == 0  # the shorter sentences' padding
     assert padded_keys.any()
-    assert features.attentions[0].permute(0, 2, 1, 3)[padded_keys.unsqueeze(1).expand(n, t, t)].max() < 1e-6
+    to_padding = features.attentions[0].permute(0, 3, 1, 2)[padded_keys]  # [padded keys, heads, queries]
+    assert to_padding.numel() > 0 and to_padding.max() < 1e-6
     assert features.embedding.shape == (n, HIDDEN)
     quiet = teacher.forward_features(SENTENCES, output_hidden_states=False, output_attentions=False)
     assert quiet.hidden_states is None and quiet.attentions is None
@@ -170,6 +171,21 @@ def test_every_parameter_gets_a_gradient(teacher):
     params = list(model.parameters())
     grads = torch.autograd.grad(loss, params)  # allow_unused=False: an unused weight raises
     assert len(grads) == len(params) and all(g is not None for g in grads)
+
+
+def test_maml_adapts_the_tiny_transformer():
+    l2l = pytest.importorskip("learn2learn")
+    model = create_model("tiny_transformer", dropout=0.0).eval()
+    assert not any("pooler" in name for name, _ in model.named_modules())
+    texts, labels = ["good movie", "bad movie", "great film", "awful film"], torch.tensor([1, 0, 1, 0])
+    learner = l2l.algorithms.MAML(model, lr=0.01).clone()
+    before = F.cross_entropy(learner(texts), labels)
+    for _ in range(3):
+        learner.adapt(F.cross_entropy(learner(texts), labels))
+    after = F.cross_entropy(learner(texts), labels)
+    assert after < before  # measured 0.757 -> 0.703
+    after.backward()
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_bad_inputs_raise_clear_errors(teacher):

@@ -45,8 +45,9 @@ def decoded_cache_path(source: Path) -> Path:
 
 
 def cached_jpeg_images(source: Path, data: np.ndarray | None = None, offsets: np.ndarray | None = None) -> np.ndarray:
-    """The decoded images of the ``jpeg``/``offsets`` fields of ``source``: memory-mapped from
-    the cache when present, otherwise decoded once and written there atomically."""
+    """The decoded images of the ``jpeg``/``offsets`` fields of ``source``: read from the cache
+    when present, otherwise decoded once and written there atomically. The cache is read into
+    memory, not memory-mapped: random access to single images (episodes) is far faster."""
     cached = decoded_cache_path(source)
     if not cached.is_file():
         if data is None or offsets is None:
@@ -57,4 +58,4 @@ def cached_jpeg_images(source: Path, data: np.ndarray | None = None, offsets: np
             with open(tmp, "wb") as handle:
                 np.save(handle, images)
             os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is fine to share
-    return np.load(cached, mmap_mode="c")
+    return np.load(cached)

@@ -15,13 +15,13 @@ from fewshot_kd.errors import FewShotKDError
 
 def to_nchw(images: np.ndarray, channels_last: bool | None = None) -> np.ndarray:
     """``[N, H, W]`` → ``[N, 1, H, W]``; ``[N, H, W, C]`` → ``[N, C, H, W]`` when
-    ``channels_last`` (``None``: when the last axis has 1, 3 or 4 entries and axis 1 has not)."""
+    ``channels_last`` (``None``: when the last axis has 1, 3 or 4 entries and is shorter than axis 1)."""
     if images.ndim == 3:
         return images[:, None]
     if images.ndim != 4:
         raise FewShotKDError(f"images must be [N, H, W] or 4-D, got shape {images.shape}")
     if channels_last is None:
-        channels_last = images.shape[-1] in (1, 3, 4) and images.shape[1] not in (1, 3, 4)
+        channels_last = images.shape[-1] in (1, 3, 4) and images.shape[-1] < images.shape[1]
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2)) if channels_last else images
 
 

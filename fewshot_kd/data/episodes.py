@@ -65,7 +65,7 @@ def _check_count(value, what: str, minimum: int) -> int:
 class EpisodeSampler:
     """Samples N-way K-shot episodes (``shots`` support + ``query_shots`` query per class).
 
-    Built on ``learn2learn.data.MetaDataset`` / ``TaskDataset`` with the ``NWays``,
+    Built on ``learn2learn.data.MetaDataset`` / ``Taskset`` (ex ``TaskDataset``) with the ``NWays``,
     ``KShots(shots + query_shots)``, ``LoadData`` and ``RemapLabels`` transforms. ``classes``
     restricts episodes to some dataset labels (e.g. meta-train classes). ``num_tasks=-1`` gives
     unlimited episodes, a positive value a fixed set of that many. Sampling seeds Python's
@@ -93,11 +93,12 @@ class EpisodeSampler:
         self.seed = int(seed)
         labels_to_indices = self._labels_to_indices(classes)
         self.classes = tuple(labels_to_indices)
+        self._label_of = dataset.labels.tolist()
 
         l2l = _learn2learn()
         transforms = l2l.data.transforms
         meta = l2l.data.MetaDataset(_IndexedView(dataset), labels_to_indices=labels_to_indices)
-        self._taskset = l2l.data.TaskDataset(
+        self._taskset = l2l.data.Taskset(
             meta,
             task_transforms=[
                 transforms.NWays(meta, n=self.ways),
@@ -113,8 +114,10 @@ class EpisodeSampler:
         chosen = present if classes is None else sorted({int(c) for c in classes})
         unknown = sorted(set(chosen) - set(present))
         if unknown:
-            raise ValueError(f"{self.dataset.name}: classes {unknown} have no examples; labels present are "
-                             f"{present[0]}..{present[-1]}" if present else f"{self.dataset.name} is empty")
+            raise NotEnoughExamplesError(
+                f"{self.dataset.name}: classes {unknown[:10]} have no examples here (it has examples of "
+                f"{len(present)} of its {self.dataset.num_classes} classes); pass classes that occur in the dataset."
+            )
         if self.ways > len(chosen):
             raise ClassCountMismatchError(
                 f"{self.dataset.name}: {self.ways}-way episodes need {self.ways} classes but only {len(chosen)} "
@@ -156,7 +159,7 @@ class EpisodeSampler:
             description = self._taskset.sample_task_description()
         finally:
             random.setstate(saved)
-        original = [int(self.dataset.labels[d.index]) for d in description]
+        original = [self._label_of[d.index] for d in description]
         inputs, episode_labels = self._taskset.get_task(description)
         return self._split(inputs, torch.as_tensor(episode_labels, dtype=torch.long), original)
 

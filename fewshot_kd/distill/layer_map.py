@@ -9,7 +9,8 @@ Specs:
   watching where the spatial size of the output changes.
 
 ``example_inputs`` is passed to the model as ``model(x)``; a tuple is unpacked as positional
-arguments and a dict as keyword arguments. The model runs once in eval mode under
+arguments and a dict as keyword arguments. Left out, a zero batch of ``model.input_shape``
+(set by the model zoo's vision models) is used. The model runs once in eval mode under
 ``torch.no_grad()`` and its train/eval flags are restored afterwards.
 """
 
@@ -92,18 +93,20 @@ def transformer_blocks(model: nn.Module) -> list[str] | None:
     return [f"{prefix}{i}" for i in range(len(best[1]))]
 
 
-def find_stages(model: nn.Module, example_inputs: Any) -> list[Stage]:
+def find_stages(model: nn.Module, example_inputs: Any = None) -> list[Stage]:
     """The last module of each resolution stage of a CNN, in forward order.
 
     Modules run by the example forward are grouped into the coarsest units that stay at one
     output resolution (``layer2`` of a ResNet is one unit; ``features`` of MobileNetV2 is
     opened up); consecutive units with the same output ``H x W`` form a stage. Global
-    pooling to 1x1 and non-image outputs are left out.
+    pooling to 1x1, non-image outputs and parameter-free input preprocessing (e.g.
+    normalisation before the first layer with weights) are left out.
     """
-    records = _trace(model, example_inputs)
+    records = _trace(model, _need_inputs(example_inputs, model))
     units = _units(model, "", records)
+    first_weighted = next((i for i, (_, m) in enumerate(units) if any(True for _ in m.parameters())), 0)
     stages: list[Stage] = []
-    for name, module in units:
+    for name, module in units[first_weighted:]:
         record = records[module]
         size = record["out_hw"]
         if size is None or (isinstance(module, _GLOBAL_POOLS) and size == (1, 1)):
@@ -179,11 +182,10 @@ def map_layers(
         if is_transformer:
             raise UnsupportedLayerError("resolution matching is for CNNs; use 'uniform' or 'last k' for transformers")
         return _match_by_resolution(
-            find_stages(teacher, _need_inputs(example_inputs, teacher)),
-            find_stages(student, _need_inputs(student_inputs, student)),
+            find_stages(teacher, example_inputs), find_stages(student, student_inputs)
         )
-    t_names = t_blocks if is_transformer else [s.name for s in find_stages(teacher, _need_inputs(example_inputs, teacher))]
-    s_names = s_blocks if is_transformer else [s.name for s in find_stages(student, _need_inputs(student_inputs, student))]
+    t_names = t_blocks if is_transformer else [s.name for s in find_stages(teacher, example_inputs)]
+    s_names = s_blocks if is_transformer else [s.name for s in find_stages(student, student_inputs)]
     if text == "uniform":
         return [(t_names[i], s_name) for s_name, i in zip(s_names, uniform_layer_map(len(s_names), len(t_names)))]
     last = _LAST_K.match(text)
@@ -216,7 +218,7 @@ def _candidates(model: nn.Module, example_inputs: Any) -> list[str]:
     blocks = transformer_blocks(model)
     if blocks is not None:
         return blocks
-    if example_inputs is not None:
+    if example_inputs is not None or hasattr(model, "input_shape"):
         return [stage.name for stage in find_stages(model, example_inputs)]
     named = [name for name, _ in model.named_modules() if _STAGE_NAME.match(name.rsplit(".", 1)[-1])]
     if named:
@@ -229,12 +231,16 @@ def _candidates(model: nn.Module, example_inputs: Any) -> list[str]:
 
 
 def _need_inputs(example_inputs: Any, model: nn.Module) -> Any:
-    if example_inputs is None:
+    if example_inputs is not None:
+        return example_inputs
+    shape = getattr(model, "input_shape", None)
+    if shape is None:
         raise ValueError(
-            f"{type(model).__name__} is a CNN: pass example_inputs (e.g. torch.zeros(1, 3, 32, 32)) so its "
-            "resolution stages can be found"
+            f"{type(model).__name__} is a CNN without an input_shape attribute: pass example_inputs "
+            "(e.g. torch.zeros(1, 3, 32, 32)) so its resolution stages can be found"
         )
-    return example_inputs
+    param = next(iter(model.parameters()), None)
+    return torch.zeros((1, *shape), device=param.device if param is not None else None)
 
 
 def _match_by_resolution(teacher_stages: list[Stage], student_stages: list[Stage]) -> list[tuple[str, str]]:

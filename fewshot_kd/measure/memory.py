@@ -2,7 +2,8 @@
 
 On CPU the number is the growth of the process's peak resident set size (RSS) over its RSS
 when the call starts: it covers every allocation that touched memory (tensors, Python
-objects, libraries), not only torch's. On Linux the kernel's high-water mark (``VmHWM``) is
+objects, libraries), not only torch's. Freed heap memory is first returned to the OS
+(glibc ``malloc_trim``) so that reused pages count as growth. On Linux the kernel's high-water mark (``VmHWM``) is
 reset through ``/proc/self/clear_refs`` before the call, so no peak is missed, but the
 kernel batches RSS counts per CPU, so the number can be low by up to
 :func:`rss_counter_slack_bytes` (512 KiB on 2 CPUs). Elsewhere RSS is sampled by a thread
@@ -24,6 +25,7 @@ import torch
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+_MALLOC_TRIM = None  # glibc's malloc_trim, looked up on first use; False where absent
 
 
 def measure_peak_memory(fn: Callable[[], Any], device: str | torch.device = "cpu") -> tuple[Any, int]:
@@ -64,11 +66,27 @@ def _cuda_peak(fn, device) -> tuple[Any, int]:
 
 
 def _cpu_peak(fn) -> tuple[Any, int]:
+    _release_free_heap()
     if _reset_high_water_mark():
         start = _status_bytes("VmHWM")
         result = fn()
         return result, max(0, _status_bytes("VmHWM") - start)
     return _sampled_peak(fn)
+
+
+def _release_free_heap() -> None:
+    """Give freed heap pages back to the OS (glibc ``malloc_trim``), so that memory the call
+    reuses from earlier work shows up as RSS growth instead of hiding in resident pages."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
 
 
 def _reset_high_water_mark() -> bool:

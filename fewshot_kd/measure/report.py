@@ -109,7 +109,7 @@ class Compression:
 
 def compare(teacher: ModelReport, student: ModelReport) -> Compression:
     """Compression ratios (teacher / student) of params, MACs, bytes and latency, and the
-    change in every numeric metric both reports share."""
+    change in every numeric metric both reports share (except ``num_examples``)."""
     if teacher.size_bytes is not None and student.size_bytes is not None and teacher.size_format != student.size_format:
         raise ValueError(
             f"sizes were saved as {teacher.size_format!r} and {student.size_format!r}; "
@@ -126,7 +126,7 @@ def compare(teacher: ModelReport, student: ModelReport) -> Compression:
         metric_deltas={
             name: float(student.metrics[name]) - float(value)
             for name, value in teacher.metrics.items()
-            if _is_number(value) and _is_number(student.metrics.get(name))
+            if name != "num_examples" and _is_number(value) and _is_number(student.metrics.get(name))
         },
     )
 

@@ -33,7 +33,8 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
             seen.add(key)
             total += param.numel()
     if not trainable_only:
-        for tensor in _packed_weights(model):
+        packed = list(_packed_weights(model))  # held alive so that id-based keys stay unique
+        for tensor in packed:
             key = _storage_key(tensor)
             if key not in seen:
                 seen.add(key)

@@ -111,9 +111,12 @@ def load_tokenizer(name_or_path: str | os.PathLike | None = None, download: bool
 
 
 def drop_pooler_(encoder: "nn.Module") -> "nn.Module":
-    """Remove a BERT-style pooler in place (``BertModel`` skips it when it is ``None``)."""
+    """Remove a BERT-style pooler in place (``BertModel`` skips it when it is ``None``).
+    It is unregistered rather than set to ``None`` in ``_modules``, which code walking
+    ``_modules`` (learn2learn's MAML update) does not expect."""
     if getattr(encoder, "pooler", None) is not None:
-        encoder.pooler = None
+        del encoder.pooler
+        object.__setattr__(encoder, "pooler", None)
     return encoder
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.errors import UnsupportedLayerError
-from fewshot_kd.prune._util import call_model, torch_pruning
+from fewshot_kd.prune._util import call_model, shapes_only, torch_pruning
 
 PRODUCERS = (nn.modules.conv._ConvNd, nn.Linear)
 
@@ -52,7 +52,6 @@ def _channels(x: Any) -> int | None:
     return int(x.shape[1]) if isinstance(x, torch.Tensor) and x.dim() >= 2 else None
 
 
-@torch.no_grad()
 def inspect_model(model: nn.Module, example_inputs: Any) -> Inspection:
     """Run ``model`` once (eval mode, restored after) and find channel-changing custom
     modules without parameters (barriers), modules with parameters that Torch-Pruning
@@ -78,12 +77,14 @@ def inspect_model(model: nn.Module, example_inputs: Any) -> Inspection:
         leaf = next(iter(module.children()), None) is None
         if isinstance(module, PRODUCERS) or (leaf and not _is_builtin(module) and not _own_parameters(module)):
             hooks.append(module.register_forward_hook(watch))
-    was_training = model.training
-    model.eval()
+    def run(m: nn.Module, x: Any) -> None:
+        order.clear()  # a failed shapes-only attempt may have left partial records
+        found.barriers.clear()
+        call_model(m, x)
+
     try:
-        call_model(model, example_inputs)
+        shapes_only(model, example_inputs, run)
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     found.last_layer = order[-1] if order else None

@@ -191,8 +191,6 @@ def _search(
     budget = resolve_budget(target_macs if by_macs else target_params, macs_before if by_macs else params_before, what)
 
     def measure(r: float) -> int:
-        if r == 0.0:
-            return macs_before if by_macs else params_before
         trial = copy.deepcopy(model)
         apply(trial, r)
         return count_macs(trial, example_inputs) if by_macs else count_params(trial)

@@ -17,7 +17,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from fewshot_kd.errors import FewShotKDError
-from fewshot_kd.prune._util import call_model, count_params, resolve_modules
+from fewshot_kd.prune._util import call_model, count_params, resolve_modules, shapes_only
 
 PerLayer = Mapping[Any, float] | Callable[[str, nn.Module], float | None] | None
 
@@ -36,18 +36,33 @@ def _custom_flop_formulas() -> dict:
     return {op: _sdpa_cpu_flops} if op is not None else {}
 
 
-@torch.no_grad()
+def batch_size(inputs: Any) -> int:
+    """The number of examples in ``inputs`` (a tensor's first dimension, a list's length,
+    the first tensor of a mapping or tuple); 1 if it cannot tell."""
+    if isinstance(inputs, torch.Tensor):
+        return int(inputs.shape[0]) if inputs.dim() else 1
+    if isinstance(inputs, Mapping):
+        inputs = tuple(inputs.values())
+    if isinstance(inputs, tuple):
+        return next((batch_size(v) for v in inputs if isinstance(v, torch.Tensor)), 1)
+    if isinstance(inputs, list):
+        return max(1, len(inputs))
+    return 1
+
+
 def count_macs(model: nn.Module, example_inputs: Any) -> int:
-    """Multiply-accumulates of one forward pass on ``example_inputs`` (FLOPs / 2), counted
-    by ``FlopCounterMode`` in eval mode; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
+    """Multiply-accumulates per example (FLOPs / 2 / batch size) of one eval-mode forward
+    pass on ``example_inputs``, counted by ``FlopCounterMode`` (convolutions, matrix products,
+    attention) on fake tensors when the model allows (shapes only), else for real."""
+    counters = []
+
+    def run(model: nn.Module, inputs: Any) -> None:
         with FlopCounterMode(display=False, custom_mapping=_custom_flop_formulas()) as counter:
-            call_model(model, example_inputs)
-    finally:
-        model.train(was_training)
-    return int(counter.get_total_flops()) // 2
+            call_model(model, inputs)
+        counters.append(counter)
+
+    shapes_only(model, example_inputs, run)
+    return int(counters[-1].get_total_flops()) // 2 // batch_size(example_inputs)
 
 
 def count_macs_params(model: nn.Module, example_inputs: Any) -> tuple[int, int]:

@@ -49,7 +49,7 @@ def export_quantized(model: nn.Module, path: str | os.PathLike, *, scale_dtype: 
             "act_bits": None if q is None else q.bits,
             "act_symmetric": None if q is None else q.symmetric,
         }
-    skip = {f"{name}.weight" for name in layers} | {f"{name}.weight_quant.step" for name in layers}
+    skip = {f"{name}.{key}" for name in layers for key in ("weight", "weight_quant.step", "weight_quant.initialized")}
     for key, value in model.state_dict().items():
         if key not in skip:
             tensors[key] = value
@@ -117,8 +117,13 @@ def load_quantized(
             state[f"{name}.weight_quant.initialized"] = torch.tensor(True)
     else:
         state = {k: v for k, v in state.items() if "_quant." not in k}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    target = model.state_dict()
+    missing = sorted(set(target) - set(state))
+    unexpected = sorted(set(state) - set(target))
+    reshaped = sorted(k for k in set(state) & set(target) if state[k].shape != target[k].shape)
+    if missing or unexpected or reshaped:
         raise FewShotKDError(f"load_quantized: {path} does not fit the model: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}; build the same architecture that was exported")
+                             f"unexpected {unexpected[:5]}, other shapes {reshaped[:5]}; "
+                             f"build the same architecture that was exported")
+    model.load_state_dict(state)
     return model

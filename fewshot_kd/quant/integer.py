@@ -197,17 +197,29 @@ def to_integer_model(
 def measure_latency(fn: Callable[[torch.Tensor], Any], inputs: torch.Tensor, *, warmup: int = 3,
                     repeats: int = 10) -> dict[str, float]:
     """Median and best wall time of ``fn(inputs)`` in milliseconds over ``repeats`` runs."""
+    return _timed({"fn": fn}, inputs, warmup, repeats)["fn"]
+
+
+def _timed(fns: dict[str, Callable[[torch.Tensor], Any]], inputs: torch.Tensor, warmup: int,
+           repeats: int) -> dict[str, dict[str, float]]:
+    """Time several functions round-robin (one run of each per round), so that a change in
+    machine load hits all of them alike; per function the median and best time in ms."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     with torch.inference_mode():
-        for _ in range(warmup):
-            fn(inputs)
-        times = []
+        for fn in fns.values():
+            for _ in range(warmup):
+                fn(inputs)
         for _ in range(repeats):
-            start = time.perf_counter()
-            fn(inputs)
-            times.append((time.perf_counter() - start) * 1e3)
-    median = statistics.median(times)
-    return {"batch_size": int(inputs.shape[0]), "median_ms": median, "min_ms": min(times),
-            "images_per_s": inputs.shape[0] / (median / 1e3), "repeats": repeats}
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn(inputs)
+                times[name].append((time.perf_counter() - start) * 1e3)
+    out = {}
+    for name, ts in times.items():
+        median = statistics.median(ts)
+        out[name] = {"batch_size": int(inputs.shape[0]), "median_ms": median, "min_ms": min(ts),
+                     "images_per_s": inputs.shape[0] / (median / 1e3), "repeats": repeats}
+    return out
 
 
 def compare_latency(
@@ -221,26 +233,28 @@ def compare_latency(
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Latency rows for the torch model (float, or fake-quant = ``simulated``), the float
-    ONNX model and the int8 ONNX model under onnxruntime, per batch size. Speed-ups are given
-    only for the integer rows and only against real float runs."""
+    ONNX model and the int8 ONNX model under onnxruntime, per batch size, timed round-robin.
+    Speed-ups are given only for the integer rows and only against real float runs."""
     simulated = bool(quantized_layers(float_model))
     torch_name = "torch-fakequant (simulated int, float math)" if simulated else "torch-float32"
     float_model = float_model.eval()
     device = next(float_model.parameters()).device
-    ort_float = integer_model.float_session_call() if integer_model.float_path is not None else None
+    fns: dict[str, Callable[[torch.Tensor], Any]] = {torch_name: lambda t: float_model(t.to(device))}
+    if integer_model.float_path is not None:
+        fns["onnxruntime-float32"] = integer_model.float_session_call()
+    fns[integer_model.backend] = integer_model
     generator = torch.Generator().manual_seed(seed)
     rows: list[dict[str, Any]] = []
     for batch in batch_sizes:
         x = torch.rand((batch, *input_shape), generator=generator)
-        torch_row = measure_latency(lambda t: float_model(t.to(device)), x, warmup=warmup, repeats=repeats)
-        rows.append({"backend": torch_name, **torch_row, "simulated": simulated, "integer_arithmetic": False})
-        float_ms = {"torch": None if simulated else torch_row["median_ms"]}
-        if ort_float is not None:
-            ort_row = measure_latency(ort_float, x, warmup=warmup, repeats=repeats)
-            rows.append({"backend": "onnxruntime-float32", **ort_row, "simulated": False, "integer_arithmetic": False})
-            float_ms["onnxruntime_float32"] = ort_row["median_ms"]
-        int_row = measure_latency(integer_model, x, warmup=warmup, repeats=repeats)
-        speedups = {f"speedup_vs_{k}": v / int_row["median_ms"] for k, v in float_ms.items() if v is not None}
-        rows.append({"backend": integer_model.backend, **int_row, **speedups,
-                     "simulated": False, "integer_arithmetic": True})
+        timed = _timed(fns, x, warmup, repeats)
+        baselines = {"torch": None if simulated else timed[torch_name]["median_ms"]}
+        if "onnxruntime-float32" in timed:
+            baselines["onnxruntime_float32"] = timed["onnxruntime-float32"]["median_ms"]
+        for name, row in timed.items():
+            is_int = name == integer_model.backend
+            speedups = ({f"speedup_vs_{k}": v / row["median_ms"] for k, v in baselines.items() if v is not None}
+                        if is_int else {})
+            rows.append({"backend": name, **row, **speedups,
+                         "simulated": simulated and name == torch_name, "integer_arithmetic": is_int})
     return rows

@@ -47,15 +47,15 @@ def _add(recipe: TeacherRecipe, help: str) -> None:
     RECIPES.register(recipe.name, help)(recipe)
 
 
-_CNN = TrainConfig(epochs=30, lr=2e-3, batch_size=64, weight_decay=5e-4, optimizer="adamw")
+_CNN = TrainConfig(epochs=12, lr=2e-3, batch_size=64, weight_decay=5e-4, optimizer="adamw")
 _TEXT = TrainConfig(epochs=1, lr=5e-5, batch_size=32, weight_decay=0.01, optimizer="adamw")
 
-_add(TeacherRecipe("digits-cnn", "digits", "small_cnn", {"in_channels": 1, "num_classes": 10}, _CNN),
+_add(TeacherRecipe("digits-cnn", "digits", "small_cnn", {"in_channels": 1, "num_classes": 10, "input_size": 8}, _CNN),
      "small CNN on scikit-learn digits (embedded, offline)")
-_add(TeacherRecipe("omniglot-cnn", "omniglot", "small_cnn", {"in_channels": 1, "num_classes": 242, "width": 2.0}, _CNN),
+_add(TeacherRecipe("omniglot-cnn", "omniglot", "small_cnn", {"in_channels": 1, "num_classes": 242, "width": 32, "input_size": 105}, _CNN),
      "wider small CNN on the 242 Omniglot background characters")
 for _name, _online in (("mnist", "torchvision:MNIST"), ("fashion_mnist", "torchvision:FashionMNIST")):
-    _add(TeacherRecipe(f"{_name}-cnn", _online, "small_cnn", {"in_channels": 1, "num_classes": 10},
+    _add(TeacherRecipe(f"{_name}-cnn", _online, "small_cnn", {"in_channels": 1, "num_classes": 10, "input_size": 28},
                        TrainConfig(epochs=3, lr=2e-3, batch_size=128, weight_decay=5e-4, optimizer="adamw")),
          f"small CNN on {_online} (needs the torchvision download)")
 for _name, _classes in (("sst2", 2), ("ag_news", 4), ("mr", 2), ("subj", 2)):

@@ -1,0 +1,113 @@
+"""Run a suite's grid with a live view, resume finished cells, write JSON, markdown and plots."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fewshot_kd.files import write_json
+from fewshot_kd.measure import environment_info
+from fewshot_kd.task_family import find_task_family
+
+from benchmarks.harness import plots
+from benchmarks.harness.cell import run_cell, sample_indices, teacher_reference
+from benchmarks.harness.context import prepare_task
+from benchmarks.harness.store import CellStore, cell_key
+from benchmarks.harness.suite import Suite
+from benchmarks.harness.tables import aggregate, markdown_table
+
+
+def _live_table(records: list[dict], last: int = 12) -> Table:
+    table = Table(title="finished cells (latest)", expand=False)
+    for col in ("task", "method", "K", "seed", "acc %", "× bytes", "× MACs", "adapt s"):
+        table.add_column(col, justify="right" if col not in ("task", "method") else "left")
+    for r in records[-last:]:
+        first = next(iter(r["eval"].values()))
+        table.add_row(r["task"], r["method"], str(r["k"]), str(r["seed"]), f"{100 * first['accuracy']:.1f}",
+                      f"{r['compression_bytes'] or 0:.1f}", f"{r['compression_macs'] or 0:.1f}", f"{r['adapt_seconds']:.1f}")
+    return table
+
+
+def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None) -> dict:
+    """Run every cell of ``suite`` not already in ``out_dir/cells.jsonl`` and write the results."""
+    console = console or Console()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells_path = out_dir / "cells.jsonl"
+    if fresh and cells_path.exists():
+        cells_path.unlink()
+    store = CellStore(cells_path)
+    work = out_dir / "work"
+    started = time.time()
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[now]}"))
+    cells = list(suite.cells())
+    bar = progress.add_task(f"suite {suite.name}", total=len(cells), now="")
+    progress.update(bar, advance=sum(cell_key(t, m, k, s) in store for t, m, k, s in cells))
+    contexts, references = {}, {}
+    with Live(Group(progress, _live_table(store.all())), console=console, refresh_per_second=4) as live:
+        for task_name, method, k, seed in cells:
+            family = find_task_family(task_name)
+            key = cell_key(family.name, method, k, seed)
+            if key in store:
+                continue
+            progress.update(bar, now=f"{family.name} · {method} · K={k} · seed={seed}")
+            if family.name not in contexts:
+                contexts[family.name] = prepare_task(family, data_root=data_root,
+                                                     eval_limit=suite.eval_limit.get(family.name), progress=False)
+                references[family.name] = teacher_reference(contexts[family.name], work / family.name)
+            record = run_cell(contexts[family.name], family.name, method, k, seed, suite.method_options.get(method, {}),
+                              work / family.name / f"{method}-k{k}-s{seed}", references[family.name],
+                              latency_repeats=suite.latency_repeats)
+            store.add(record)
+            progress.update(bar, advance=1)
+            live.update(Group(progress, _live_table(store.all())))
+    return write_outputs(suite, out_dir, store.all(), contexts, references, time.time() - started)
+
+
+def write_outputs(suite: Suite, out_dir: Path, records: list[dict], contexts: dict, references: dict, seconds: float) -> dict:
+    rows = aggregate(records)
+    result = {
+        "suite": suite.name,
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", "benchmarks.run", *sys.argv[1:]]),
+        "config": suite.to_dict(),
+        "environment": environment_info(),
+        "torch": torch.__version__,
+        "teacher_reference": references,
+        "eval_sets": {name: {split: len(d) for split, d in ctx.eval_sets.items()} for name, ctx in contexts.items()},
+        "wall_seconds_this_invocation": round(seconds, 1),
+        "summary": rows,
+        "cells": records,
+    }
+    write_json(out_dir / "results.json", result)
+    (out_dir / "results.md").write_text(
+        f"# Suite `{suite.name}`\n\nCommand: `{result['command']}`  \n"
+        f"Commit: `{result['environment'].get('git_commit')}`  \nMachine: {result['environment'].get('cpu_model')}, "
+        f"torch {torch.__version__}\n\nMean ± std over seeds. Ratios are teacher / method (bytes of the saved "
+        f"artifact, MACs per example). \"int8 math\" says whether inference ran in integer arithmetic.\n\n"
+        + markdown_table(rows)
+    )
+    if rows:
+        plots.accuracy_vs_compression(rows, out_dir / "accuracy_vs_compression.png")
+        plots.accuracy_vs_shots(rows, out_dir / "accuracy_vs_shots.png")
+        plots.adaptation_curves(records, out_dir / "adaptation_curves.png")
+    for name, ctx in contexts.items():
+        if ctx.task.modality != "image":
+            continue
+        data = next(iter(ctx.eval_sets.values()))
+        shown = [r for r in records if r["task"] == name and r.get("sample_predictions")]
+        if not shown:
+            continue
+        best = max(shown, key=lambda r: (r["method"] != "teacher", r["k"], -r["seed"]))
+        idx = sample_indices(data)
+        plots.sample_predictions(data.input_batch(idx), data.labels[idx].tolist(), best["sample_predictions"],
+                                 data.class_names, out_dir / f"sample_predictions_{name}.png",
+                                 f"{name}: {best['method']} K={best['k']} seed={best['seed']} — predicted (true)")
+    return result

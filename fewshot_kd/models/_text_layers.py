@@ -1,0 +1,65 @@
+"""The transformer blocks of a BERT-family encoder: finding them, choosing, keeping some."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import torch.nn as nn
+
+from fewshot_kd.errors import UnsupportedLayerError
+
+
+def _layers_owner(encoder: nn.Module) -> nn.Module:
+    for owner_name in ("encoder", "transformer"):
+        owner = getattr(encoder, owner_name, None)
+        if isinstance(getattr(owner, "layer", None), nn.ModuleList):
+            return owner
+    raise UnsupportedLayerError(
+        f"cannot find the transformer blocks of {type(encoder).__name__}: expected "
+        "encoder.layer or transformer.layer (a BERT-family model)"
+    )
+
+
+def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The transformer blocks of a BERT-family encoder (``encoder.layer`` in BERT /
+    RoBERTa / ELECTRA / MiniLM, ``transformer.layer`` in DistilBERT)."""
+    return _layers_owner(encoder).layer
+
+
+def layer_indices(keep: Sequence[int] | str, num_layers: int) -> list[int]:
+    """``"last 3"`` / ``"first 2"`` / ``[3, 4, 5]`` (negative indices allowed) as a strictly
+    increasing list of layer indices in ``range(num_layers)``."""
+    if isinstance(keep, str):
+        match = re.fullmatch(r"\s*(first|last)\s+(\d+)\s*", keep.lower())
+        if not match:
+            raise ValueError(f"keep must look like 'last 3' or 'first 2' or a list of indices, got {keep!r}")
+        count = int(match.group(2))
+        if not 1 <= count <= num_layers:
+            raise ValueError(f"cannot keep {count} of {num_layers} layers")
+        start = 0 if match.group(1) == "first" else num_layers - count
+        return list(range(start, start + count))
+    if not isinstance(keep, Sequence) or len(keep) == 0:
+        raise ValueError(f"keep must be a non-empty list of layer indices or 'last N', got {keep!r}")
+    indices = []
+    for index in keep:
+        if not isinstance(index, int) or not -num_layers <= index < num_layers:
+            raise ValueError(f"layer index {index!r} is out of range for {num_layers} layers")
+        indices.append(index % num_layers)
+    if any(b <= a for a, b in zip(indices, indices[1:])):
+        raise ValueError(f"layer indices must be distinct and increasing, got {list(keep)}")
+    return indices
+
+
+def keep_layers_(encoder: nn.Module, indices: Sequence[int]) -> nn.Module:
+    """Drop every block of ``encoder`` except ``indices`` (in place), renumber the kept
+    blocks' ``layer_idx`` and set ``config.num_hidden_layers``."""
+    layers = encoder_layers(encoder)
+    kept = [layers[i] for i in indices]
+    for position, layer in enumerate(kept):
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = position
+    _layers_owner(encoder).layer = nn.ModuleList(kept)
+    encoder.config.num_hidden_layers = len(kept)
+    return encoder

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from benchmarks.harness.store import CellStore, cell_key
+from benchmarks.harness.suite import Suite, load_suite
+from benchmarks.harness.tables import aggregate, markdown_table
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.methods.base import list_methods
+from fewshot_kd.task_family import find_task_family
+
+
+def record(method, seed, acc):
+    return {"key": cell_key("t", method, 5, seed), "task": "t", "method": method, "k": 5, "seed": seed,
+            "eval": {"test": {"accuracy": acc, "macro_precision": acc, "macro_recall": acc, "macro_f1": acc}},
+            "params": 10, "macs": 100, "bytes": 1000, "compression_bytes": 2.0, "compression_macs": 4.0,
+            "latency_b1_ms": 1.0, "latency_b64_ms": 5.0, "adapt_seconds": 1.0, "peak_memory_bytes": 1,
+            "integer_arithmetic": False}
+
+
+def test_aggregate_mean_and_std_over_seeds():
+    rows = aggregate([record("a", 0, 0.5), record("a", 1, 0.7), record("b", 0, 0.9)])
+    a = next(r for r in rows if r["method"] == "a")
+    assert a["seeds"] == 2 and a["accuracy"][0] == pytest.approx(0.6) and a["accuracy"][1] == pytest.approx(0.1414, abs=1e-3)
+    assert "60.0 ± 14.1" in markdown_table(rows)
+
+
+def test_store_resumes_and_ignores_a_cut_line(tmp_path):
+    path = tmp_path / "cells.jsonl"
+    store = CellStore(path)
+    store.add(record("a", 0, 0.5))
+    with path.open("a") as f:
+        f.write('{"key": "cut')  # a write interrupted by a kill
+    again = CellStore(path)
+    assert cell_key("t", "a", 5, 0) in again and len(again.all()) == 1
+
+
+def test_shipped_suites_name_known_tasks_and_methods():
+    from benchmarks.harness.suite import SUITES_DIR
+
+    for path in SUITES_DIR.glob("*.yaml"):
+        suite = load_suite(path)
+        for task in suite.tasks:
+            find_task_family(task)
+        unknown = set(suite.methods) - set(list_methods())
+        assert not unknown, f"{path.name}: unknown methods {unknown}"
+
+
+def test_empty_suite_is_rejected():
+    with pytest.raises(FewShotKDError, match="empty"):
+        Suite(name="x", tasks=(), methods=("teacher",))
+
+
+@pytest.mark.slow
+def test_smoke_grid_runs_and_resumes(tmp_path, monkeypatch):
+    from benchmarks.harness.runner import run_suite
+
+    monkeypatch.setenv("FEWSHOT_KD_CACHE", str(tmp_path / "cache"))
+    suite = Suite(name="mini", tasks=("digits",), methods=("teacher", "scratch", "hinton_kd"), shots=(5,), seeds=(0,),
+                  method_options={"scratch": {"steps": 20}, "hinton_kd": {"steps": 20}}, latency_repeats=2)
+    result = run_suite(suite, tmp_path / "out")
+    cells = {c["method"]: c for c in result["cells"]}
+    assert set(cells) == {"teacher", "scratch", "hinton_kd"}
+    assert cells["teacher"]["compression_bytes"] == pytest.approx(1.0, rel=0.01)
+    assert cells["scratch"]["compression_bytes"] > 5  # tiny_cnn is far smaller than the teacher
+    assert 0 <= cells["scratch"]["eval"]["test"]["accuracy"] <= 1
+    for name in ("results.json", "results.md", "accuracy_vs_compression.png", "accuracy_vs_shots.png",
+                 "sample_predictions_digits.png"):
+        assert (tmp_path / "out" / name).is_file(), name
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["environment"]["torch"] and saved["config"]["methods"] == ["teacher", "scratch", "hinton_kd"]
+    before = (tmp_path / "out" / "cells.jsonl").read_text()
+    run_suite(suite, tmp_path / "out")  # nothing left to do: no cell runs twice
+    assert (tmp_path / "out" / "cells.jsonl").read_text() == before

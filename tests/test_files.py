@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from fewshot_kd.files import atomic_path, load_tensors, load_torch, read_json, save_tensors, save_torch, write_json
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert read_json(target) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_tensor_round_trips(tmp_path):
+    tensors = {"w": torch.randn(3, 4), "b": torch.arange(3)}
+    save_tensors(tmp_path / "t.safetensors", tensors)
+    back = load_tensors(tmp_path / "t.safetensors")
+    assert all(torch.equal(tensors[k], back[k]) for k in tensors)
+    save_torch(tmp_path / "c.pt", {"step": 3, "w": tensors["w"]})
+    ckpt = load_torch(tmp_path / "c.pt")
+    assert ckpt["step"] == 3 and torch.equal(ckpt["w"], tensors["w"])
+
+
+def test_load_torch_refuses_pickled_code(tmp_path):
+    torch.save({"f": torch.nn.Linear(2, 2)}, tmp_path / "module.pt")  # a pickled module, not just tensors
+    with pytest.raises(Exception):
+        load_torch(tmp_path / "module.pt")
