@@ -137,6 +137,8 @@ def test_explicit_names_and_errors():
         find_stages(nn.Sequential(nn.Linear(4, 2)), torch.rand(1, 4))
     with pytest.raises(ValueError, match="no teacher stage has the spatial size"):
         map_layers(model, PlainCNN(), "resolution", torch.rand(1, 3, 4, 4), torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="unknown mapping spec"):
+        map_layers(model, PlainCNN(), "deepest")
     pairs = map_layers(model, PlainCNN(), [("layer1", "features.0")])
     assert pairs == [("layer1", "features.0")]
     with pytest.raises(UnknownNameError, match="student"):

@@ -120,3 +120,13 @@ def test_metadata_is_json_and_loader_rejects_other_files(tmp_path):
         load_quantized(other, weight_heavy_cnn)
     with pytest.raises(FewShotKDError, match="does not fit the model"):
         load_quantized(path, lambda: nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_load_by_registered_model_name(tmp_path):
+    from fewshot_kd.models.catalog import create_model
+
+    model = quantize_model_(create_model("cifar_resnet20"), weight_bits=4, act_bits=None)
+    path = export_quantized(model, tmp_path / "r20.w4.safetensors")
+    loaded = load_quantized(path, "cifar_resnet20")
+    assert torch.equal(loaded.layer2[0].conv1.weight, model.layer2[0].conv1.quantized_weight())
+    assert torch.equal(loaded.linear.weight, model.linear.quantized_weight())

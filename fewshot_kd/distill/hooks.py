@@ -19,6 +19,8 @@ from fewshot_kd.distill.layer_map import check_layer_names
 
 
 def _pick(value: Any, tuple_index: int | None) -> Any:
+    if tuple_index is not None and hasattr(value, "to_tuple"):  # Hugging Face ModelOutput
+        value = value.to_tuple()
     if tuple_index is not None and isinstance(value, (tuple, list)):
         if not value:
             return value

@@ -170,6 +170,11 @@ def map_layers(
         return [(t, s) for t, s in pairs]
     student_inputs = example_inputs if student_example_inputs is None else student_example_inputs
     text = spec.strip().lower()
+    last = _LAST_K.match(text)
+    if text not in ("auto", "resolution", "uniform") and not last:
+        raise ValueError(
+            f"unknown mapping spec {spec!r}; use 'auto', 'resolution', 'uniform', 'last', 'last k' or a list of pairs"
+        )
     t_blocks, s_blocks = transformer_blocks(teacher), transformer_blocks(student)
     if (t_blocks is None) != (s_blocks is None):
         raise UnsupportedLayerError(
@@ -181,24 +186,17 @@ def map_layers(
     if text == "resolution":
         if is_transformer:
             raise UnsupportedLayerError("resolution matching is for CNNs; use 'uniform' or 'last k' for transformers")
-        return _match_by_resolution(
-            find_stages(teacher, example_inputs), find_stages(student, student_inputs)
-        )
+        return _match_by_resolution(find_stages(teacher, example_inputs), find_stages(student, student_inputs))
     t_names = t_blocks if is_transformer else [s.name for s in find_stages(teacher, example_inputs)]
     s_names = s_blocks if is_transformer else [s.name for s in find_stages(student, student_inputs)]
     if text == "uniform":
         return [(t_names[i], s_name) for s_name, i in zip(s_names, uniform_layer_map(len(s_names), len(t_names)))]
-    last = _LAST_K.match(text)
-    if last:
-        k = int(last.group(1)) if last.group(1) else min(len(t_names), len(s_names))
-        if not 1 <= k <= min(len(t_names), len(s_names)):
-            raise ValueError(
-                f"{spec!r} asks for {k} pairs but the teacher has {len(t_names)} and the student {len(s_names)} layers"
-            )
-        return list(zip(t_names[-k:], s_names[-k:]))
-    raise ValueError(
-        f"unknown mapping spec {spec!r}; use 'auto', 'resolution', 'uniform', 'last', 'last k' or a list of pairs"
-    )
+    k = int(last.group(1)) if last.group(1) else min(len(t_names), len(s_names))
+    if not 1 <= k <= min(len(t_names), len(s_names)):
+        raise ValueError(
+            f"{spec!r} asks for {k} pairs but the teacher has {len(t_names)} and the student {len(s_names)} layers"
+        )
+    return list(zip(t_names[-k:], s_names[-k:]))
 
 
 def check_layer_names(model: nn.Module, names: Sequence[str], role: str = "model") -> None:

@@ -40,6 +40,15 @@ def soft_target_kl_from_probs(student_logits: torch.Tensor, target_probs: torch.
     """``KL(target_probs || softmax(student / T))`` summed over classes, averaged over rows
     (``batchmean``); no ``T**2`` factor. ``target_probs`` rows must sum to 1."""
     temperature = check_temperature(temperature)
+    require_tensor("target_probs", target_probs)
+    if target_probs.shape != student_logits.shape:
+        if target_probs.shape[-1:] != student_logits.shape[-1:]:
+            raise ClassCountMismatchError(
+                f"student predicts {student_logits.shape[-1]} classes but the targets have {target_probs.shape[-1]}"
+            )
+        raise ValueError(f"target_probs {tuple(target_probs.shape)} and student logits {tuple(student_logits.shape)} differ")
+    require_finite("student_logits", student_logits)
+    require_finite("target_probs", target_probs)
     num_classes = student_logits.shape[-1]
     log_student = F.log_softmax(student_logits.reshape(-1, num_classes) / temperature, dim=-1)
     targets = target_probs.detach().reshape(-1, num_classes).to(log_student.dtype)

@@ -222,6 +222,8 @@ def find_mask_groups(model: nn.Module, example_inputs: Any, ignored_layers: Iter
                     continue  # its norm carries the gate
             gated.append((names[id(module)], _channel_dim(module)))
         groups.append(MaskedGroup(names[id(root)], int(channels), tuple(gated)))
+    order = {n: i for i, n in enumerate(names.values())}
+    groups.sort(key=lambda g: order[g.root])
     return groups, [names[id(m)] for m in ignored]
 
 

@@ -8,6 +8,7 @@ fake-quantized per output channel; the layer's input per tensor.
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Mapping, Union
 
 import torch
@@ -20,9 +21,25 @@ from fewshot_kd.quant.fake import ActivationQuantizer, WeightQuantizer, check_bi
 BitsSpec = Union[int, None, Mapping[str, Union[int, None]], Callable[[str, nn.Module], Union[int, None]]]
 
 
+def _shell(cls: type, module: nn.Module) -> nn.Module:
+    """A ``cls`` instance with the attributes of ``module`` and the very same Parameter and
+    buffer objects (so optimizers and references to them keep working); containers are copied."""
+    new = cls.__new__(cls)
+    new.__dict__.update({k: copy.copy(v) if isinstance(v, (dict, set)) else v for k, v in module.__dict__.items()})
+    return new
+
+
 class _QuantMixin:
     weight_quant: WeightQuantizer
     input_quant: ActivationQuantizer | None
+
+    @classmethod
+    def from_float(cls, layer: nn.Module, weight_bits: int, act_bits: int | None = 8,
+                   act_symmetric: bool = False, learnable: bool = True):
+        """The quant-aware version of a float ``layer``, sharing its Parameter objects."""
+        new = _shell(cls, layer)
+        new._attach(weight_bits, act_bits, act_symmetric, learnable)
+        return new
 
     def _attach(self, weight_bits: int, act_bits: int | None, act_symmetric: bool, learnable: bool) -> None:
         self.weight_quant = WeightQuantizer(weight_bits, self.weight.shape[0], learnable)
@@ -49,18 +66,6 @@ class _QuantMixin:
 class QuantConv2d(_QuantMixin, nn.Conv2d):
     """``nn.Conv2d`` with a per-channel weight fake quantizer and an optional input quantizer."""
 
-    @classmethod
-    def from_float(cls, conv: nn.Conv2d, weight_bits: int, act_bits: int | None = 8,
-                   act_symmetric: bool = False, learnable: bool = True) -> "QuantConv2d":
-        new = cls.__new__(cls)
-        nn.Module.__init__(new)
-        new.__dict__.update({k: v for k, v in conv.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
-        new._parameters = dict(conv._parameters)  # the same Parameter objects
-        new._buffers = dict(conv._buffers)
-        new._modules = dict(conv._modules)
-        new._attach(weight_bits, act_bits, act_symmetric, learnable)
-        return new
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(self._quant_input(x), self.weight_quant(self.weight), self.bias)
 
@@ -78,18 +83,6 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
 
 class QuantLinear(_QuantMixin, nn.Linear):
     """``nn.Linear`` with a per-channel weight fake quantizer and an optional input quantizer."""
-
-    @classmethod
-    def from_float(cls, linear: nn.Linear, weight_bits: int, act_bits: int | None = 8,
-                   act_symmetric: bool = False, learnable: bool = True) -> "QuantLinear":
-        new = cls.__new__(cls)
-        nn.Module.__init__(new)
-        new.__dict__.update({k: v for k, v in linear.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
-        new._parameters = dict(linear._parameters)
-        new._buffers = dict(linear._buffers)
-        new._modules = dict(linear._modules)
-        new._attach(weight_bits, act_bits, act_symmetric, learnable)
-        return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self._quant_input(x), self.weight_quant(self.weight), self.bias)

@@ -1,0 +1,43 @@
+"""Turn adapt()'s ``data`` argument into a labelled pool and draw the shots from it."""
+
+from __future__ import annotations
+
+import torch
+
+from fewshot_kd.data.catalog import load_dataset
+from fewshot_kd.data.dataset import DatasetSplits, LabelledDataset
+from fewshot_kd.errors import ClassCountMismatchError, FewShotKDError
+
+
+def resolve_pool(data, data_root=None) -> tuple[LabelledDataset, LabelledDataset | None]:
+    """``(pool, default_eval)`` from a dataset name, a ``DatasetSplits``, a ``LabelledDataset``
+    or an ``(inputs, labels)`` pair. A ``DatasetSplits`` evaluates on its test split by default."""
+    if data is None:
+        raise FewShotKDError("adapt() needs data=: a dataset name, a LabelledDataset, a DatasetSplits or (inputs, labels)")
+    if isinstance(data, str):
+        data = load_dataset(data, data_root=data_root)
+    if isinstance(data, DatasetSplits):
+        return data.train, data.test
+    if isinstance(data, LabelledDataset):
+        return data, None
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        inputs, labels = data
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if len(labels) == 0:
+            raise FewShotKDError("adapt() got empty data: no labelled examples to draw shots from")
+        names = tuple(str(c) for c in range(int(labels.max()) + 1))
+        return LabelledDataset(inputs, labels, names, name="data"), None
+    raise FewShotKDError(f"adapt() cannot use data of type {type(data).__name__}; pass a dataset name, "
+                         f"LabelledDataset, DatasetSplits or (inputs, labels)")
+
+
+def check_classes(model, shots: LabelledDataset, role: str) -> None:
+    """The model's logits must have one entry per class of the data."""
+    with torch.no_grad():
+        out = model.eval()(shots.input_batch(slice(0, 2)))
+    if out.shape[-1] != shots.num_classes:
+        raise ClassCountMismatchError(
+            f"the {role} outputs {out.shape[-1]} classes but the data has {shots.num_classes} "
+            f"({', '.join(shots.class_names[:5])}{', ...' if shots.num_classes > 5 else ''}); "
+            f"give the {role} a {shots.num_classes}-way head or pass data with matching classes"
+        )

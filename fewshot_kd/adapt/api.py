@@ -1,0 +1,230 @@
+"""``fewshot_kd.adapt(teacher, student, shots=10, data=...)``: few-shot compression in one call."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd.adapt._data import check_classes, resolve_pool
+from fewshot_kd.adapt._distill_loop import agreement, distill_, recalibrate_batchnorm_
+from fewshot_kd.adapt._views import build_bank, make_views
+from fewshot_kd.adapt.derive import derive_student, distilled_layers
+from fewshot_kd.adapt.policy import HAND_SET, Policy
+from fewshot_kd.adapt.report import AdaptResult, layer_decisions
+from fewshot_kd.adapt.target import Target
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.files import save_tensors, write_json
+from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_memory
+
+
+def _policy(policy) -> Policy:
+    if policy is None:
+        return HAND_SET
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, dict):
+        return Policy.from_dict(policy)
+    if isinstance(policy, (str, Path)):
+        return Policy.load(policy)
+    raise FewShotKDError(f"policy must be a Policy, a dict or a policy JSON path, got {type(policy).__name__}")
+
+
+def _eval_sets(eval_data, default) -> dict:
+    if eval_data is None:
+        return {"test": default} if default is not None else {}
+    if isinstance(eval_data, dict):
+        return eval_data
+    return {"eval": eval_data}
+
+
+def _export(student: nn.Module, bits: int | None, out_dir: Path, arch: dict | None) -> tuple[Path, int]:
+    """Write the student's weights (packed ints when quantized) and its architecture JSON;
+    returns the weights path and the bytes of both files together."""
+    from fewshot_kd.quant import export_quantized
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if bits is not None:
+        weights = export_quantized(student, out_dir / f"student.int{bits}.safetensors")
+    else:
+        weights = save_tensors(out_dir / "student.safetensors", student.state_dict())
+    total = weights.stat().st_size
+    if arch is not None:
+        from fewshot_kd.prune.serialize import describe_architecture
+
+        arch_path = write_json(out_dir / "student.arch.json", describe_architecture(student, arch))
+        total += arch_path.stat().st_size
+    return weights, total
+
+
+def adapt(
+    teacher: nn.Module,
+    student: nn.Module | str | None = None,
+    shots: int = 10,
+    data=None,
+    target: Target | dict | None = None,
+    policy: Policy | dict | str | None = None,
+    eval_data=None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    export_dir: str | Path | None = None,
+    integer: bool = False,
+    data_root=None,
+    progress: bool = True,
+) -> AdaptResult:
+    """Compress ``teacher`` into a student from ``shots`` labelled examples per class.
+
+    ``student``: ``None`` or ``"derive"`` derives it from the teacher (physically pruned to
+    ``target.macs`` / ``target.params`` of the teacher, keeping its weights), or an
+    ``nn.Module`` of another architecture (distilled from scratch or from its own init).
+    ``data``: a pool to draw exactly ``shots`` per class from (a dataset name, a
+    ``LabelledDataset``, a ``DatasetSplits`` or ``(inputs, labels)``). ``target.bits``
+    quantizes weights with quantization-aware finishing (``None``: float). ``policy``: the
+    hand-set default, a ``Policy``, a dict, or a policy JSON file. ``eval_data``: a dataset or
+    ``{name: dataset}`` to report accuracy / macro-F1 on (default: the test split when
+    ``data`` has one). ``export_dir`` keeps the exported files (default: a temporary folder
+    that is removed; sizes are still measured from real files). ``integer=True`` also builds
+    the int8 onnxruntime model and reports its accuracy and that it computes in integers.
+    """
+    policy, target = _policy(policy), Target.parse(target)
+    pool, default_eval = resolve_pool(data, data_root)
+    support = pool.few_shot(shots, seed=seed)
+    device = torch.device(device) if device is not None else next(teacher.parameters()).device
+    teacher = teacher.to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    check_classes(teacher, support, "teacher")
+    derive = student is None or (isinstance(student, str) and student == "derive")
+    if not derive and not isinstance(student, nn.Module):
+        raise FewShotKDError(f"student must be None, 'derive' or an nn.Module, got {student!r}")
+    if not derive:
+        check_classes(student, support, "student")
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory(prefix="fewshot_kd-adapt-") as tmp:
+        out_dir = Path(export_dir) if export_dir is not None else Path(tmp)
+        start = time.perf_counter()
+        (student, decisions, history, artifact, artifact_bytes, stages), peak = measure_peak_memory(
+            lambda: _run(teacher, student, derive, support, target, policy, seed, device, out_dir, progress))
+        adapt_seconds = time.perf_counter() - start
+        report = _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes,
+                         adapt_seconds, peak, derive, seed)
+        eval_sets = _eval_sets(eval_data, default_eval)
+        report["eval"] = {name: {"teacher": _metrics(teacher, d), "student": _metrics(student, d)}
+                          for name, d in eval_sets.items()}
+        if integer:
+            report["integer"] = _integer_path(student, support, eval_sets, out_dir)
+        if export_dir is None:
+            artifact = None
+    result = AdaptResult(student=student, report=report, artifact=artifact, history=history)
+    if progress:
+        result.print()
+    return result
+
+
+def _metrics(model, data) -> dict:
+    metrics = evaluate(model, data)
+    metrics.pop("confusion_matrix", None)
+    return metrics
+
+
+def _run(teacher, student, derive, support, target, policy, seed, device, out_dir, progress):
+    stages: dict = {}
+    tick = time.perf_counter()
+    if derive:
+        student, decisions = derive_student(teacher, support, target, policy)
+    else:
+        decisions = {"derived_from_teacher": False}
+    student = student.to(device)
+    stages["derive_seconds"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    inputs, labels = make_views(support, policy.views_per_shot, policy.crop_padding, policy.text_word_dropout, seed)
+    if isinstance(inputs, torch.Tensor):
+        inputs = inputs.to(device)
+    example = support.input_batch(slice(0, 1))
+    example = example.to(device) if isinstance(example, torch.Tensor) else example
+    pairs = distilled_layers(teacher, student, policy, example)
+    bank = build_bank(teacher, inputs, labels.to(device), [t for t, _ in pairs])
+    stages["teacher_cache_seconds"] = time.perf_counter() - tick
+    stages["views"] = len(bank)
+    stages["distilled_layers"] = [list(p) for p in pairs]
+
+    tick = time.perf_counter()
+    common = dict(weight_decay=policy.weight_decay, batch_size=policy.batch_size, temperature=policy.temperature,
+                  alpha=policy.alpha, feature_weight=policy.feature_weight, layer_weights=policy.layer_weights,
+                  seed=seed, progress=progress)
+    history = distill_(student, bank, [s for _, s in pairs],
+                       steps=policy.steps if derive else policy.new_arch_steps,
+                       lr=policy.lr if derive else policy.new_arch_lr, description="distilling", **common)
+    stages["distill_seconds"] = time.perf_counter() - tick
+    if policy.bn_recalibrate and isinstance(bank.inputs, torch.Tensor):
+        stages["batchnorms_recalibrated"] = recalibrate_batchnorm_(student, bank.inputs)
+    stages["teacher_agreement_on_views"] = agreement(student, bank)
+
+    arch = getattr(teacher if derive else student, "arch", None)
+    if target.bits is not None:
+        from fewshot_kd.quant import dequantize_model_, quantize_model_
+
+        tick = time.perf_counter()
+        quantize_model_(student, weight_bits=target.bits, act_bits=None)
+        if policy.qat_steps > 0:
+            history += distill_(student, bank, [s for _, s in pairs], steps=policy.qat_steps, lr=policy.qat_lr,
+                                description=f"QAT int{target.bits}", **common)
+        artifact, artifact_bytes = _export(student, target.bits, out_dir, arch)
+        dequantize_model_(student)
+        stages["quantize_seconds"] = time.perf_counter() - tick
+    else:
+        artifact, artifact_bytes = _export(student, None, out_dir, arch)
+    if target.size_bytes is not None and artifact_bytes > target.size_bytes:
+        raise FewShotKDError(
+            f"the exported student takes {artifact_bytes:,} bytes, over the target of {target.size_bytes:,}; "
+            f"lower target.macs / target.params or target.bits"
+        )
+    return student.eval(), decisions, history, artifact, artifact_bytes, stages
+
+
+def _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes, seconds, peak, derive, seed) -> dict:
+    example = support.input_batch(slice(0, 1))
+    teacher_bytes = save_tensors(Path(tempfile.mkdtemp(prefix="fewshot_kd-teacher-")) / "teacher.safetensors",
+                                 teacher.state_dict())
+    size = teacher_bytes.stat().st_size
+    teacher_bytes.unlink()
+    teacher_bytes.parent.rmdir()
+    t = {"params": count_params(teacher), "macs": count_macs(teacher, example), "bytes": size}
+    s = {"params": count_params(student), "macs": count_macs(student, example), "bytes": artifact_bytes,
+         "weights": f"int{target.bits} (stored packed; float inference with dequantized weights)" if target.bits else "fp32"}
+    return {
+        "shots": len(support) // support.num_classes,
+        "seed": seed,
+        "student_kind": "derived" if derive else "new-architecture",
+        "teacher": t,
+        "student": s,
+        "compression": {"bytes": t["bytes"] / s["bytes"], "macs": t["macs"] / s["macs"], "params": t["params"] / s["params"]},
+        "adapt_seconds": seconds,
+        "peak_memory_bytes": peak,
+        "stages": stages,
+        "decisions": {**decisions, "layers": layer_decisions(student, decisions, target.bits)},
+        "target": target.to_dict(),
+        "policy": policy.to_dict(),
+        "simulated_quantization": False,
+        "integer_arithmetic": False,
+    }
+
+
+def _integer_path(student, support, eval_sets, out_dir) -> dict:
+    from fewshot_kd.quant import to_integer_model
+
+    from fewshot_kd.adapt._callable import CallableModule
+
+    calibration = [support.input_batch(slice(s, s + 64)) for s in range(0, len(support), 64)]
+    int8 = to_integer_model(student, calibration, out_dir / "student.int8.onnx")
+    wrapped = CallableModule(int8)
+    return {
+        "backend": int8.backend,
+        "integer_arithmetic": int8.integer_arithmetic,
+        "bytes": int8.size_bytes,
+        "eval": {name: _metrics(wrapped, d) for name, d in eval_sets.items()},
+    }

@@ -1,0 +1,75 @@
+"""Derive a student from the teacher: physically pruned (and, for text, layer-truncated)
+copies that keep the teacher's weights wherever the target allows."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd.adapt.policy import Policy
+from fewshot_kd.adapt.target import Target
+from fewshot_kd.data.dataset import LabelledDataset
+from fewshot_kd.measure import count_macs, count_params
+
+
+def _is_text(model: nn.Module) -> bool:
+    return hasattr(model, "tokenize") and hasattr(model, "encoder")
+
+
+def _shot_batches(shots: LabelledDataset, batch_size: int = 64) -> list:
+    return [(shots.input_batch(slice(s, s + batch_size)), shots.labels[s : s + batch_size])
+            for s in range(0, len(shots), batch_size)]
+
+
+def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, policy: Policy) -> tuple[nn.Module, dict]:
+    """A pruned copy of ``teacher`` meeting ``target.macs`` / ``target.params`` (fractions of
+    the teacher's). Returns ``(student, decisions)`` where decisions records what was cut."""
+    from fewshot_kd.prune import prune_
+
+    example = shots.input_batch(slice(0, 1))
+    student = copy.deepcopy(teacher).eval()
+    for p in student.parameters():
+        p.requires_grad_(True)
+    decisions: dict = {"derived_from_teacher": True}
+    if _is_text(teacher) and target.layers:
+        from fewshot_kd.models.text import truncate_layers
+
+        student = truncate_layers(student, keep=target.layers)
+        decisions["kept_layers"] = target.layers
+    teacher_macs, teacher_params = count_macs(teacher, example), count_params(teacher)
+    budget = {}
+    if target.macs is not None:
+        budget["target_macs"] = target.macs * teacher_macs
+        remaining = budget["target_macs"] / count_macs(student, example)
+    elif target.params is not None:
+        budget["target_params"] = target.params * teacher_params
+        remaining = budget["target_params"] / count_params(student)
+    else:
+        remaining = 1.0
+    if remaining < 0.999:
+        data = _shot_batches(shots) if policy.prune_importance == "taylor" else None
+        report = prune_(student, example, importance=policy.prune_importance, per_layer=policy.per_layer_prune or None,
+                        data=data, **budget)
+        decisions["prune"] = {
+            "ratio": report.ratio,
+            "importance": report.importance,
+            "channels": {name: list(pair) for name, pair in report.channels.items()},
+            "heads": {name: list(pair) for name, pair in report.heads.items()},
+            "frozen": list(report.frozen),
+            "seconds": report.seconds,
+        }
+    decisions["macs_fraction"] = count_macs(student, example) / teacher_macs
+    decisions["params_fraction"] = count_params(student) / teacher_params
+    return student, decisions
+
+
+def distilled_layers(teacher: nn.Module, student: nn.Module, policy: Policy, example) -> list[tuple[str, str]]:
+    """Teacher/student layer pairs for block-wise feature distillation (none for text)."""
+    from fewshot_kd.distill import map_layers
+
+    if policy.feature_weight <= 0 or _is_text(teacher) or _is_text(student):
+        return []
+    with torch.no_grad():
+        return map_layers(teacher, student, policy.feature_layers, example_inputs=example)

@@ -1,0 +1,85 @@
+"""The decisions adapt() takes, as one typed config: hand-set today, meta-learned later."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from fewshot_kd.errors import FewShotKDError
+
+POLICY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Hyperparameters of the adapt() recipe.
+
+    Distillation: ``temperature``, ``alpha`` (weight of the soft targets; ``1 - alpha`` goes
+    to cross-entropy on the shots), ``feature_weight`` and ``layer_weights`` (block-wise
+    feature distillation between the layers ``feature_layers`` selects). Data: every shot
+    is expanded to ``views_per_shot`` augmented views whose teacher outputs are computed
+    once and cached. Optimisation: ``steps`` Adam steps at ``lr`` for a student derived from
+    the teacher, ``new_arch_steps`` at ``new_arch_lr`` for a new architecture. Compression:
+    ``prune_importance`` and optional ``per_layer_prune`` ratios; ``qat_steps`` of
+    quantization-aware finishing at ``qat_lr``.
+    """
+
+    name: str = "hand-set"
+    temperature: float = 4.0
+    alpha: float = 0.9
+    feature_weight: float = 1.0
+    feature_layers: str = "auto"
+    layer_weights: tuple[float, ...] | None = None
+    views_per_shot: int = 8
+    crop_padding: int = 4
+    text_word_dropout: float = 0.1
+    batch_size: int = 32
+    steps: int = 150
+    lr: float = 5e-4
+    new_arch_steps: int = 1500
+    new_arch_lr: float = 2e-3
+    weight_decay: float = 5e-4
+    prune_importance: str = "taylor"
+    per_layer_prune: dict = field(default_factory=dict)
+    bn_recalibrate: bool = True
+    qat_steps: int = 40
+    qat_lr: float = 1e-4
+    version: int = POLICY_VERSION
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise FewShotKDError(f"policy alpha must lie in [0, 1], got {self.alpha}")
+        if self.temperature <= 0:
+            raise FewShotKDError(f"policy temperature must be positive, got {self.temperature}")
+        for name in ("views_per_shot", "batch_size", "steps", "new_arch_steps"):
+            if getattr(self, name) < 1:
+                raise FewShotKDError(f"policy {name} must be at least 1, got {getattr(self, name)}")
+        if self.layer_weights is not None:
+            object.__setattr__(self, "layer_weights", tuple(float(w) for w in self.layer_weights))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Policy":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise FewShotKDError(f"policy has unknown keys {sorted(unknown)}; known keys: {sorted(known)}")
+        if data.get("version", POLICY_VERSION) > POLICY_VERSION:
+            raise FewShotKDError(f"policy version {data['version']} is newer than this fewshot_kd understands; upgrade")
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        from fewshot_kd.files import write_json
+
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Policy":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+HAND_SET = Policy()

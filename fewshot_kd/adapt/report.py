@@ -1,0 +1,66 @@
+"""What adapt() returns: the compressed student, its artifact and a measured report."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+from rich.table import Table
+
+from fewshot_kd.files import write_json
+
+
+@dataclass
+class AdaptResult:
+    student: nn.Module
+    report: dict
+    artifact: Path | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def save_report(self, path: str | os.PathLike) -> Path:
+        return write_json(path, {**self.report, "history": self.history})
+
+    def table(self) -> Table:
+        r = self.report
+        table = Table(title=f"fewshot_kd.adapt — K={r['shots']} ({r['student_kind']} student)")
+        table.add_column("", style="bold")
+        table.add_column("teacher", justify="right")
+        table.add_column("student", justify="right")
+        table.add_column("ratio", justify="right")
+        rows = [("params", "params", "{:,}"), ("MACs / example", "macs", "{:,}"), ("bytes on disk", "bytes", "{:,}")]
+        for label, key, fmt in rows:
+            t, s = r["teacher"][key], r["student"][key]
+            table.add_row(label, fmt.format(t), fmt.format(s), f"{t / s:.2f}x" if s else "–")
+        for split, metrics in r.get("eval", {}).items():
+            t, s = metrics["teacher"], metrics["student"]
+            table.add_row(f"accuracy [{split}]", f"{100 * t['accuracy']:.2f}%", f"{100 * s['accuracy']:.2f}%",
+                          f"{100 * (s['accuracy'] - t['accuracy']):+.2f} pt")
+            table.add_row(f"macro-F1 [{split}]", f"{100 * t['macro_f1']:.2f}%", f"{100 * s['macro_f1']:.2f}%", "")
+        table.add_row("adapt time", "", f"{r['adapt_seconds']:.1f} s", "")
+        table.add_row("peak memory", "", f"{r['peak_memory_bytes'] / 2**20:,.0f} MiB" if r.get("peak_memory_bytes") else "–", "")
+        table.add_row("weights", "fp32", r["student"]["weights"], "")
+        return table
+
+    def print(self) -> None:
+        from rich.console import Console
+
+        Console().print(self.table())
+
+    def __repr__(self) -> str:
+        return f"AdaptResult(artifact={self.artifact}, report keys={list(self.report)})"
+
+
+def layer_decisions(student: nn.Module, decisions: dict, bits: int | None) -> dict[str, Any]:
+    """Per layer: channels before -> after (pruning) and weight bits (quantization)."""
+    out: dict[str, Any] = {}
+    channels = decisions.get("prune", {}).get("channels", {})
+    for name, module in student.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)) or hasattr(module, "weight_quant"):
+            entry: dict[str, Any] = {"bits": bits if bits is not None else 32}
+            if name in channels:
+                entry["out_channels"] = channels[name]
+            out[name] = entry
+    return out

@@ -1,0 +1,48 @@
+"""What the compressed student must fit: a MACs or params budget, bit widths, a file size."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from fewshot_kd.errors import FewShotKDError
+
+
+@dataclass(frozen=True)
+class Target:
+    """``macs`` / ``params``: a fraction of the teacher's (e.g. ``0.5``) for a derived
+    student. ``bits``: weight bit width of every conv/linear layer (2-8), or ``None`` for a
+    float student. ``size_bytes``: the exported file must not exceed it (checked, not
+    searched). ``layers``: for text teachers, keep these encoder layers (e.g. ``"last 3"``)."""
+
+    macs: float | None = 0.5
+    params: float | None = None
+    bits: int | None = 8
+    size_bytes: int | None = None
+    layers: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("macs", "params"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise FewShotKDError(f"target {name} is a fraction of the teacher's, in (0, 1]; got {value}")
+        if self.macs is not None and self.params is not None:
+            raise FewShotKDError("give a target in MACs or in params, not both")
+        if self.bits is not None and not 2 <= self.bits <= 8:
+            raise FewShotKDError(f"target bits must be 2..8 or None for float, got {self.bits}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def parse(cls, target) -> "Target":
+        """A Target from ``None`` (defaults), a Target, or a dict of its fields."""
+        if target is None:
+            return cls()
+        if isinstance(target, cls):
+            return target
+        if isinstance(target, dict):
+            unknown = set(target) - set(cls.__dataclass_fields__)
+            if unknown:
+                raise FewShotKDError(f"unknown target keys {sorted(unknown)}; use macs, params, bits, size_bytes, layers")
+            return cls(**target)
+        raise FewShotKDError(f"target must be a Target or a dict like {{'macs': 0.5, 'bits': 8}}, got {type(target).__name__}")
