@@ -6,9 +6,17 @@ import torch
 import torch.nn.functional as F
 
 
-def random_crop_flip(images: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random ``padding``-pixel translation (reflect-padded crop) and horizontal flip, per image."""
+def default_padding(images: torch.Tensor) -> int:
+    """An eighth of the image side (4 pixels for 32x32, 1 for 8x8)."""
+    return max(1, min(images.shape[-2:]) // 8)
+
+
+def random_crop_flip(images: torch.Tensor, padding: int | None = None, generator: torch.Generator | None = None,
+                     flip: bool = True) -> torch.Tensor:
+    """Random translation by up to ``padding`` pixels (reflect-padded crop; default
+    :func:`default_padding`) and, if ``flip``, a random horizontal flip, per image."""
     n, _, h, w = images.shape
+    padding = default_padding(images) if padding is None else padding
     padded = F.pad(images, (padding,) * 4, mode="reflect")
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
@@ -16,11 +24,18 @@ def random_crop_flip(images: torch.Tensor, padding: int = 4, generator: torch.Ge
     cols = (dx[:, None] + torch.arange(w)[None, :]).to(images.device)
     out = padded[torch.arange(n, device=images.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
     out = out.permute(0, 3, 1, 2)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
-    return torch.where(flip[:, None, None, None], out.flip(-1), out)
+    if not flip:
+        return out
+    flipped = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+    return torch.where(flipped[:, None, None, None], out.flip(-1), out)
 
 
-AUGMENTATIONS = {"none": None, "crop_flip": random_crop_flip}
+def random_crop(images: torch.Tensor, padding: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random translation only (for data where a mirror image is another class, e.g. digits)."""
+    return random_crop_flip(images, padding, generator, flip=False)
+
+
+AUGMENTATIONS = {"none": None, "crop_flip": random_crop_flip, "crop": random_crop}
 
 
 def get_augmentation(name: str):

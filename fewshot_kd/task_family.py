@@ -9,6 +9,8 @@ A file is parsed with ``yaml.safe_load`` only (no code runs) and fills :class:`T
     shots: [5, 10, 20]
     ways: null                        # null = every class; an int = N-way episodes
     eval_splits: [test_exact, test]
+    augment: crop_flip                # crop_flip, crop (no mirror: digits) or none
+    target: {macs: 0.5, bits: 8}      # what a derived student must fit
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class TaskFamily:
     ways: int | None = None
     eval_splits: tuple[str, ...] = ("test",)
     modality: str = "image"
+    augment: str = "crop_flip"
+    target: dict = field(default_factory=lambda: {"macs": 0.5, "bits": 8})
     description: str = ""
     dataset_kwargs: dict = field(default_factory=dict)
     version: int = SCHEMA_VERSION
@@ -48,6 +52,10 @@ class TaskFamily:
             raise FewShotKDError(f"task {self.name}: shots must be positive integers, got {self.shots}")
         if self.modality not in ("image", "text"):
             raise FewShotKDError(f"task {self.name}: modality must be 'image' or 'text', got {self.modality!r}")
+        from fewshot_kd.augment import AUGMENTATIONS
+
+        if self.augment not in AUGMENTATIONS:
+            raise FewShotKDError(f"task {self.name}: augment must be one of {sorted(AUGMENTATIONS)}, got {self.augment!r}")
         object.__setattr__(self, "shots", tuple(int(k) for k in self.shots))
         object.__setattr__(self, "eval_splits", tuple(self.eval_splits))
 

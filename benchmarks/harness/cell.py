@@ -36,6 +36,7 @@ def run_cell(ctx: TaskContext, task_name: str, method: str, k: int, seed: int, o
     shots = ctx.splits.train.few_shot(k, seed=seed)  # the same shots for every method
     inp = MethodInput(teacher=ctx.teacher, shots=shots, k=k, seed=seed, make_student=ctx.make_student,
                       example_inputs=ctx.example_inputs(), workdir=workdir, modality=ctx.task.modality,
+                      augment=ctx.task.augment if ctx.task.modality == "image" else "none", target=ctx.task.target,
                       progress=progress, options=dict(options))
     torch.manual_seed(seed)
     start = time.perf_counter()

@@ -49,7 +49,7 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['task']} | {r['split']} | {r['method']} | {r['k']} | {r['seeds']} "
             f"| {_pm(r['accuracy'], 100)} | {_pm(r['macro_f1'], 100)} "
-            f"| {r['params'][0]:,.0f} | {r['macs'][0] / 1e6:,.1f}M | {r['bytes'][0] / 1024:,.1f} "
+            f"| {r['params'][0]:,.0f} | {r['macs'][0]:,.0f} | {r['bytes'][0] / 1024:,.1f} "
             f"| {r['compression_bytes'][0]:.1f} | {r['compression_macs'][0]:.1f} "
             f"| {r['latency_b1_ms'][0]:.2f} | {r['latency_b64_ms'][0]:.1f} | {_pm(r['adapt_seconds'])} "
             f"| {'yes' if r['integer_arithmetic'] else 'no'} |"

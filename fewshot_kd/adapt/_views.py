@@ -38,13 +38,14 @@ def word_dropout(text: str, rate: float, rng: random.Random) -> str:
     return " ".join(kept or words[:1])
 
 
-def make_views(shots: LabelledDataset, views_per_shot: int, crop_padding: int, word_rate: float, seed: int):
+def make_views(shots: LabelledDataset, views_per_shot: int, crop_padding: int | None, flip: bool,
+               word_rate: float, seed: int):
     """The shots themselves plus ``views_per_shot - 1`` augmented copies of each."""
     generator = torch.Generator().manual_seed(seed)
     inputs = shots.all_inputs()
     labels = shots.labels.repeat(views_per_shot)
     if isinstance(inputs, torch.Tensor):
-        copies = [inputs] + [random_crop_flip(inputs, crop_padding, generator) for _ in range(views_per_shot - 1)]
+        copies = [inputs] + [random_crop_flip(inputs, crop_padding, generator, flip=flip) for _ in range(views_per_shot - 1)]
         return torch.cat(copies), labels
     rng = random.Random(seed)
     texts = list(inputs) + [word_dropout(t, word_rate, rng) for _ in range(views_per_shot - 1) for t in inputs]

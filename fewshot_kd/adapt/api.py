@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -85,8 +86,8 @@ def adapt(
     quantizes weights with quantization-aware finishing (``None``: float). ``policy``: the
     hand-set default, a ``Policy``, a dict, or a policy JSON file. ``eval_data``: a dataset or
     ``{name: dataset}`` to report accuracy / macro-F1 on (default: the test split when
-    ``data`` has one). ``export_dir`` keeps the exported files (default: a temporary folder
-    that is removed; sizes are still measured from real files). ``integer=True`` also builds
+    ``data`` has one). ``export_dir`` receives the exported files once everything succeeded
+    (default: they are written to a temporary folder, measured, and removed). ``integer=True`` also builds
     the int8 onnxruntime model and reports its accuracy and that it computes in integers.
     """
     policy, target = _policy(policy), Target.parse(target)
@@ -104,10 +105,10 @@ def adapt(
         check_classes(student, support, "student")
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory(prefix="fewshot_kd-adapt-") as tmp:
-        out_dir = Path(export_dir) if export_dir is not None else Path(tmp)
+        work = Path(tmp)
         start = time.perf_counter()
         (student, decisions, history, artifact, artifact_bytes, stages), peak = measure_peak_memory(
-            lambda: _run(teacher, student, derive, support, target, policy, seed, device, out_dir, progress))
+            lambda: _run(teacher, student, derive, support, target, policy, seed, device, work, progress))
         adapt_seconds = time.perf_counter() - start
         report = _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes,
                          adapt_seconds, peak, derive, seed)
@@ -115,13 +116,22 @@ def adapt(
         report["eval"] = {name: {"teacher": _metrics(teacher, d), "student": _metrics(student, d)}
                           for name, d in eval_sets.items()}
         if integer:
-            report["integer"] = _integer_path(student, support, eval_sets, out_dir)
-        if export_dir is None:
-            artifact = None
+            report["integer"] = _integer_path(student, support, eval_sets, work)
+        artifact = _publish(work, Path(export_dir), artifact) if export_dir is not None else None
     result = AdaptResult(student=student, report=report, artifact=artifact, history=history)
     if progress:
         result.print()
     return result
+
+
+def _publish(work: Path, export_dir: Path, artifact: Path) -> Path:
+    """Move the finished files from the work folder into ``export_dir`` (only on success, so
+    a failed call leaves nothing half-written there)."""
+    export_dir.mkdir(parents=True, exist_ok=True)
+    for path in work.iterdir():
+        if path.is_file():
+            shutil.move(str(path), export_dir / path.name)
+    return export_dir / artifact.name
 
 
 def _metrics(model, data) -> dict:
@@ -141,7 +151,8 @@ def _run(teacher, student, derive, support, target, policy, seed, device, out_di
     stages["derive_seconds"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    inputs, labels = make_views(support, policy.views_per_shot, policy.crop_padding, policy.text_word_dropout, seed)
+    inputs, labels = make_views(support, policy.views_per_shot, policy.crop_padding, policy.flip,
+                                policy.text_word_dropout, seed)
     if isinstance(inputs, torch.Tensor):
         inputs = inputs.to(device)
     example = support.input_batch(slice(0, 1))

@@ -19,8 +19,9 @@ class Policy:
     Distillation: ``temperature``, ``alpha`` (weight of the soft targets; ``1 - alpha`` goes
     to cross-entropy on the shots), ``feature_weight`` and ``layer_weights`` (block-wise
     feature distillation between the layers ``feature_layers`` selects). Data: every shot
-    is expanded to ``views_per_shot`` augmented views whose teacher outputs are computed
-    once and cached. Optimisation: ``steps`` Adam steps at ``lr`` for a student derived from
+    is expanded to ``views_per_shot`` augmented views (random shifts of up to ``crop_padding``
+    pixels, default an eighth of the side, and mirror images if ``flip``; word dropout for
+    text) whose teacher outputs are computed once and cached. Optimisation: ``steps`` Adam steps at ``lr`` for a student derived from
     the teacher, ``new_arch_steps`` at ``new_arch_lr`` for a new architecture. Compression:
     ``prune_importance`` and optional ``per_layer_prune`` ratios; ``qat_steps`` of
     quantization-aware finishing at ``qat_lr``.
@@ -33,7 +34,8 @@ class Policy:
     feature_layers: str = "auto"
     layer_weights: tuple[float, ...] | None = None
     views_per_shot: int = 8
-    crop_padding: int = 4
+    crop_padding: int | None = None
+    flip: bool = True
     text_word_dropout: float = 0.1
     batch_size: int = 32
     steps: int = 150

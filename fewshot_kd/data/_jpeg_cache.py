@@ -29,7 +29,9 @@ def decode_jpeg_bytes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         if images is None:
             images = np.empty((count, *pixels.shape), dtype=np.uint8)
         if pixels.shape != images.shape[1:]:
-            raise ValueError(f"JPEG image {i} is {pixels.shape[:2]}, the first one {images.shape[1:3]}; sizes must match")
+            raise ValueError(
+                f"JPEG image {i} is {pixels.shape[:2]}, the first one {images.shape[1:3]}; sizes must match"
+            )
         images[i] = pixels
     if images is None:
         return np.empty((0, 3, 0, 0), dtype=np.uint8)

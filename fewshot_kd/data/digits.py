@@ -18,7 +18,9 @@ SPLIT_SEED = 0
 
 
 @register_dataset("digits", "scikit-learn 8x8 digits (1,797 images, 10 classes), bundled, no download")
-def load_digits(data_root=None, download: bool = False, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED) -> DatasetSplits:
+def load_digits(
+    data_root=None, download: bool = False, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED
+) -> DatasetSplits:
     """The digits as ``DatasetSplits`` with ``train``/``test``. ``data_root`` and
     ``download`` are accepted for a uniform signature and ignored."""
     from sklearn.datasets import load_digits as sklearn_digits

@@ -19,7 +19,7 @@ from fewshot_kd.data.dataset import Inputs, LabelledDataset
 from fewshot_kd.errors import ClassCountMismatchError, NotEnoughExamplesError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # fields are tensors: compare them explicitly
 class Episode:
     """One few-shot task. Labels are remapped to ``0..ways-1``; ``classes[j]`` is the dataset
     label of episode label ``j``. Support and query are sorted by episode label. Images are
@@ -93,27 +93,30 @@ class EpisodeSampler:
             raise ValueError(f"num_tasks must be -1 (unlimited) or a positive integer, got {num_tasks!r}")
         self.num_tasks = num_tasks
         self.seed = int(seed)
-        labels_to_indices = self._labels_to_indices(classes)
-        self.classes = tuple(labels_to_indices)
+        self._view = _IndexedView(dataset)
+        labels_to_indices: dict[int, list[int]] = {}
+        for index, label in enumerate(self._view.labels):
+            labels_to_indices.setdefault(label, []).append(index)
+        self.classes = self._check_classes(labels_to_indices, classes)
 
         l2l = _learn2learn()
         transforms = l2l.data.transforms
-        self._view = _IndexedView(dataset)
         meta = l2l.data.MetaDataset(self._view, labels_to_indices=labels_to_indices)
         self._taskset = l2l.data.Taskset(
             meta,
             task_transforms=[
                 # NWays + KShots(shots + query_shots), fused: it draws the members it keeps
                 # instead of listing every member of the chosen classes (25,000 on CIFAR-10)
-                transforms.FusedNWaysKShots(meta, n=self.ways, k=self.shots + self.query_shots),
+                transforms.FusedNWaysKShots(meta, n=self.ways, k=self.shots + self.query_shots,
+                                            filter_labels=list(self.classes)),
                 transforms.LoadData(meta),
                 transforms.RemapLabels(meta, shuffle=True),
             ],
             num_tasks=num_tasks,
         )
 
-    def _labels_to_indices(self, classes: Sequence[int] | None) -> dict[int, list[int]]:
-        present = self.dataset.labels.unique().tolist()
+    def _check_classes(self, labels_to_indices: dict[int, list[int]], classes: Sequence[int] | None) -> tuple[int, ...]:
+        present = sorted(labels_to_indices)
         chosen = present if classes is None else sorted({int(c) for c in classes})
         unknown = sorted(set(chosen) - set(present))
         if unknown:
@@ -127,16 +130,15 @@ class EpisodeSampler:
                 f"are available; ask for at most {len(chosen)} ways or use a dataset with more classes."
             )
         need = self.shots + self.query_shots
-        labels = self.dataset.labels
-        members = {c: torch.nonzero(labels == c).flatten().tolist() for c in chosen}
-        short = [f"{self.dataset.class_names[c]!r} has {len(m)}" for c, m in members.items() if len(m) < need]
+        short = [f"{self.dataset.class_names[c]!r} has {len(labels_to_indices[c])}"
+                 for c in chosen if len(labels_to_indices[c]) < need]
         if short:
             raise NotEnoughExamplesError(
                 f"{self.dataset.name}: episodes need {self.shots} support + {self.query_shots} query = {need} "
                 f"examples per class, but {'; '.join(short[:5])}{' ...' if len(short) > 5 else ''}. "
                 f"Lower shots/query_shots, or pass classes=... to leave the small classes out."
             )
-        return members
+        return tuple(chosen)
 
     def __len__(self) -> int:
         if self.num_tasks == -1:

@@ -71,7 +71,9 @@ def load_image_npz(
     return read_image_npz(file, name or file.stem, class_names, channels_last)
 
 
-def _read_label_names(label_names: Sequence[str] | PathLike | None, train_file: Path, data_root, how_to_get: str) -> tuple[str, ...]:
+def _read_label_names(
+    label_names: Sequence[str] | PathLike | None, train_file: Path, data_root, how_to_get: str
+) -> tuple[str, ...]:
     if label_names is None:
         label_names = train_file.parent / "label_names.json"
     if isinstance(label_names, (str, os.PathLike)):
@@ -108,7 +110,9 @@ def load_text_jsonl(
     title = name or train_file.parent.name
     with hf_session(offline=True) as datasets:
         loaded = datasets.load_dataset("json", data_files=files, cache_dir=str(hf_cache_dir()))
-        splits = {split: hf_to_labelled(loaded[split], text_field, label_field, names, f"{title}/{split}") for split in files}
+        splits = {
+            split: hf_to_labelled(loaded[split], text_field, label_field, names, f"{title}/{split}") for split in files
+        }
     if test is None:
         train_idx, test_idx = stratified_split(splits["train"].labels, test_fraction, seed)
         full = splits["train"]

@@ -28,6 +28,8 @@ class MethodInput:
     example_inputs: Any
     workdir: Path
     modality: str = "image"
+    augment: str = "crop_flip"
+    target: dict = field(default_factory=lambda: {"macs": 0.5, "bits": 8})
     device: torch.device = torch.device("cpu")
     progress: bool = True
     options: dict = field(default_factory=dict)
@@ -68,7 +70,8 @@ def _ensure_registered() -> None:
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        from fewshot_kd.methods import hinton_kd, scratch, teacher  # noqa: F401  (registers entries)
+        from fewshot_kd.methods import (  # noqa: F401  (each module registers its methods)
+            adapt_handset, hinton_kd, prune_finetune, ptq_int8, scratch, teacher)
 
 
 def get_method(name: str) -> MethodFn:

@@ -15,7 +15,7 @@ TEMPERATURE, ALPHA, LR, WEIGHT_DECAY = 4.0, 0.7, 1e-3, 1e-4
 def run(inp: MethodInput) -> MethodOutput:
     torch.manual_seed(inp.seed)
     student = inp.make_student().to(inp.device)
-    config = few_shot_config(len(inp.shots), inp.modality, steps=inp.options.get("steps", 300),
+    config = few_shot_config(len(inp.shots), inp.augment, steps=inp.options.get("steps", 300),
                              lr=LR, weight_decay=WEIGHT_DECAY, seed=inp.seed)
 
     def criterion(student_logits, teacher_logits, labels):

@@ -12,7 +12,7 @@ from fewshot_kd.training import fit
 def run(inp: MethodInput) -> MethodOutput:
     torch.manual_seed(inp.seed)
     student = inp.make_student().to(inp.device)
-    config = few_shot_config(len(inp.shots), inp.modality, steps=inp.options.get("steps", 300), seed=inp.seed)
+    config = few_shot_config(len(inp.shots), inp.augment, steps=inp.options.get("steps", 300), seed=inp.seed)
     fit(student, inp.shots, config, progress=inp.progress, description="scratch")
     artifact = save_tensors(inp.workdir / "student.safetensors", student.state_dict())
     return MethodOutput(model=student.eval(), artifact=artifact)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.errors import UnsupportedLayerError
-from fewshot_kd.prune._util import call_model, shapes_only, torch_pruning
+from fewshot_kd.prune._util import call_model, probe, torch_pruning
 
 PRODUCERS = (nn.modules.conv._ConvNd, nn.Linear)
 
@@ -77,13 +77,8 @@ def inspect_model(model: nn.Module, example_inputs: Any) -> Inspection:
         leaf = next(iter(module.children()), None) is None
         if isinstance(module, PRODUCERS) or (leaf and not _is_builtin(module) and not _own_parameters(module)):
             hooks.append(module.register_forward_hook(watch))
-    def run(m: nn.Module, x: Any) -> None:
-        order.clear()  # a failed shapes-only attempt may have left partial records
-        found.barriers.clear()
-        call_model(m, x)
-
     try:
-        shapes_only(model, example_inputs, run)
+        probe(model, example_inputs, call_model)
     finally:
         for hook in hooks:
             hook.remove()

@@ -94,30 +94,12 @@ def as_batches(data: Any) -> list[tuple[Any, torch.Tensor]]:
     return [tuple(batch) for batch in batches]
 
 
-def _to_fake(inputs: Any, mode: Any) -> Any:
-    if isinstance(inputs, torch.Tensor):
-        return mode.from_tensor(inputs)
-    if isinstance(inputs, Mapping):
-        return {k: _to_fake(v, mode) for k, v in inputs.items()}
-    if isinstance(inputs, tuple):
-        return tuple(_to_fake(v, mode) for v in inputs)
-    return inputs
-
-
 @torch.no_grad()
-def shapes_only(model: nn.Module, inputs: Any, run: Callable[[nn.Module, Any], None]) -> None:
-    """``run(model, inputs)`` in eval mode without gradients, on fake tensors (shapes only,
-    no arithmetic) when the model allows it, else on the real inputs. The model's mode is
-    restored."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
+def probe(model: nn.Module, inputs: Any, run: Callable[[nn.Module, Any], None]) -> None:
+    """``run(model, inputs)`` in eval mode without gradients; the model's mode is restored."""
     was_training = model.training
     model.eval()
     try:
-        try:
-            with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-                run(model, _to_fake(inputs, mode))
-        except Exception:  # data-dependent control flow, unsupported op: run for real
-            run(model, inputs)
+        run(model, inputs)
     finally:
         model.train(was_training)

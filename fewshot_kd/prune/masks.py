@@ -83,13 +83,13 @@ def _key(name: str) -> str:
 class SoftMasks(nn.Module):
     """The masks attached to a model, by group root name. Train ``masks.parameters()``."""
 
-    def __init__(self, groups: list[MaskedGroup], example_inputs: Any, ignored: list[str],
+    def __init__(self, groups: list[MaskedGroup], example_inputs: Any, barriers: list[str],
                  init_logit: float, temperature: float) -> None:
         super().__init__()
         self.groups = {g.root: g for g in groups}
         self.masks = nn.ModuleDict({_key(g.root): SoftChannelMask(g.channels, init_logit, temperature) for g in groups})
         self.example_inputs = example_inputs
-        self.ignored = list(ignored)
+        self.barriers = list(barriers)  # modules the dependency graph must treat as opaque
         self._handles: list[Any] = []
 
     def __getitem__(self, root: str) -> SoftChannelMask:
@@ -186,8 +186,10 @@ def _channel_dim(module: nn.Module) -> int:
 
 
 def find_mask_groups(model: nn.Module, example_inputs: Any, ignored_layers: Iterable[str | nn.Module] | None = None):
-    """The channel groups that can carry a mask and be hardened exactly, with the
-    dependency graph and barriers used (``(groups, ignored names)``)."""
+    """The channel groups that can carry a mask and be hardened exactly (a group is skipped
+    if it holds a layer whose gate cannot be folded, e.g. a grouped or transposed conv, or
+    if its channels are re-indexed by concatenation or reshaping), and the names of the
+    barrier modules: ``(groups, barriers)``."""
     found = _graph.inspect_model(model, example_inputs)
     if ignored_layers is None:
         ignored = [dict(model.named_modules())[found.last_layer]] if found.last_layer is not None else []
@@ -224,7 +226,7 @@ def find_mask_groups(model: nn.Module, example_inputs: Any, ignored_layers: Iter
         groups.append(MaskedGroup(names[id(root)], int(channels), tuple(gated)))
     order = {n: i for i, n in enumerate(names.values())}
     groups.sort(key=lambda g: order[g.root])
-    return groups, [names[id(m)] for m in ignored]
+    return groups, [names[id(m)] for m in barriers]
 
 
 def attach_soft_masks(
@@ -240,7 +242,7 @@ def attach_soft_masks(
     (``layers``: only the groups rooted at these layer names). ``ignored_layers`` as in
     :func:`~fewshot_kd.prune.prune_` (default: the classifier). Returns the masks; their
     hooks stay until :meth:`SoftMasks.remove` or :func:`harden_`."""
-    groups, ignored = find_mask_groups(model, example_inputs, ignored_layers)
+    groups, barriers = find_mask_groups(model, example_inputs, ignored_layers)
     if layers is not None:
         wanted = set(layers)
         unknown = wanted - {g.root for g in groups}
@@ -249,7 +251,7 @@ def attach_soft_masks(
                 f"no maskable channel group is rooted at {sorted(unknown)}; maskable: {[g.root for g in groups]}"
             )
         groups = [g for g in groups if g.root in wanted]
-    masks = SoftMasks(groups, example_inputs, ignored, init_logit, temperature)
+    masks = SoftMasks(groups, example_inputs, barriers, init_logit, temperature)
     param = next(iter(model.parameters()), None)
     if param is not None:
         masks.to(param.device)
@@ -295,8 +297,7 @@ def harden_(
         for name, _ in group.gated:
             _fold_(modules[name], gate)
     masks.remove()
-    found = _graph.inspect_model(model, inputs)
-    barriers = _graph.frozen_layers(model, found, resolve_modules(model, masks.ignored, "ignored_layers"))
+    barriers = resolve_modules(model, masks.barriers, "barriers")
     graph = _graph.build_graph(model, inputs, barriers)
     for root, mask in masks.items():
         drop = torch.nonzero(mask.keep == 0).flatten().tolist()
@@ -310,7 +311,7 @@ def harden_(
         macs_before=macs_before,
         macs_after=count_macs(model, inputs),
         channels=pair_widths(widths_before, output_widths(model)),
-        frozen=tuple(found.barriers),
+        frozen=tuple(masks.barriers),
         ratio=1.0 - sum(int(m.keep.sum()) for _, m in masks.items()) / max(1, sum(g.channels for g in masks.groups.values())),
         importance="soft_mask",
         seconds=time.perf_counter() - start,

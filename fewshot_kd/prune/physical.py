@@ -141,6 +141,11 @@ def prune_(
     per_layer = _named_per_layer(model, per_layer)
     ignored = None if ignored_layers is None else _names(model, resolve_modules(model, ignored_layers, "ignored_layers"))
     transformer = bool(find_transformer_layers(model))
+    if transformer and (ignored is not None or global_pruning):
+        raise ValueError(
+            "ignored_layers and global_pruning apply to channel pruning; for BERT-style models give "
+            "per_layer={'<encoder layer>': 0.0, ...} to keep a layer whole"
+        )
 
     def apply(m: nn.Module, r: float) -> tuple[str, ...]:
         if transformer:

@@ -17,7 +17,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from fewshot_kd.errors import FewShotKDError
-from fewshot_kd.prune._util import call_model, count_params, resolve_modules, shapes_only
+from fewshot_kd.prune._util import call_model, count_params, probe, resolve_modules
 
 PerLayer = Mapping[Any, float] | Callable[[str, nn.Module], float | None] | None
 
@@ -53,7 +53,7 @@ def batch_size(inputs: Any) -> int:
 def count_macs(model: nn.Module, example_inputs: Any) -> int:
     """Multiply-accumulates per example (FLOPs / 2 / batch size) of one eval-mode forward
     pass on ``example_inputs``, counted by ``FlopCounterMode`` (convolutions, matrix products,
-    attention) on fake tensors when the model allows (shapes only), else for real."""
+    attention; element-wise ops and normalisation are not counted). The mode is restored."""
     counters = []
 
     def run(model: nn.Module, inputs: Any) -> None:
@@ -61,7 +61,7 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
             call_model(model, inputs)
         counters.append(counter)
 
-    shapes_only(model, example_inputs, run)
+    probe(model, example_inputs, run)
     return int(counters[-1].get_total_flops()) // 2 // batch_size(example_inputs)
 
 

@@ -54,7 +54,8 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> 
 
 
 def resnet_quant_report(data_root: str | os.PathLike | None = None, depth: int = 56, shots: int = 10,
-                        latency_repeats: int = 10, workdir: str | os.PathLike | None = None) -> dict[str, Any]:
+                        latency_repeats: int = 10, workdir: str | os.PathLike | None = None,
+                        num_threads: int | None = None) -> dict[str, Any]:
     """Everything measured on the pretrained ``cifar_resnet{depth}``; see the module doc."""
     from fewshot_kd.models.catalog import create_model
     from fewshot_kd.quant import calibrate_, compare_latency, export_quantized, quantize_model_, to_integer_model
@@ -75,14 +76,15 @@ def resnet_quant_report(data_root: str | os.PathLike | None = None, depth: int =
     calibrate_(w8a8, calib)
     report["accuracy"]["w8a8 PTQ (fake-quant)"] = {"acc": accuracy(w8a8, x, y), "simulated": True, "integer_arithmetic": False}
     report["file_bytes"]["float32 state_dict (safetensors)"] = _float_size(teacher, workdir / "float.safetensors")
-    int8 = to_integer_model(teacher, calib, workdir / f"resnet{depth}.int8.onnx")
+    int8 = to_integer_model(teacher, calib, workdir / f"resnet{depth}.int8.onnx", num_threads=num_threads)
     report["integer_backend"] = int8.backend
     report["integer_op_counts"] = int8.op_counts
     report["accuracy"][int8.backend] = {"acc": accuracy(int8, x, y), "simulated": False, "integer_arithmetic": True}
     report["file_bytes"]["onnx float32"] = int8.float_path.stat().st_size
     report["file_bytes"]["onnx int8"] = int8.size_bytes
     report["latency"] = compare_latency(teacher, int8, tuple(x.shape[1:]), (1, 64), repeats=latency_repeats)
-    report["torch_threads"] = torch.get_num_threads()
+    report["threads"] = {"torch": torch.get_num_threads(), "onnxruntime": int8.num_threads}
+    report["cpu_load_average"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     return report
 
 
@@ -98,9 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depth", type=int, default=56)
     parser.add_argument("--shots", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime")
     parser.add_argument("--out", default=None, help="also write the report here as JSON")
     args = parser.parse_args(argv)
-    report = resnet_quant_report(args.data_root, args.depth, args.shots, args.repeats)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = resnet_quant_report(args.data_root, args.depth, args.shots, args.repeats, num_threads=args.threads)
     text = json.dumps(report, indent=2)
     if args.out:
         from fewshot_kd.files import write_json

@@ -109,8 +109,6 @@ class IntegerModel:
     def __init__(self, path: str | os.PathLike, float_path: str | os.PathLike | None = None,
                  num_threads: int | None = None) -> None:
         _require_onnxruntime()
-        import onnxruntime as ort
-
         self.path = Path(path)
         self.float_path = Path(float_path) if float_path is not None else None
         self.op_counts = onnx_op_counts(self.path)

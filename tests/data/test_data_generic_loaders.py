@@ -44,13 +44,15 @@ def test_pixel_npz_channels_last_becomes_nchw(tmp_path):
     assert data.inputs.dtype == torch.uint8 and data.inputs.shape == (2, 3, 4, 5)
     assert int(data.inputs[1, 2, 3, 4]) == int(x[1, 3, 4, 2])
     assert data.class_names == ("a", "b") and data.labels.tolist() == [1, 0]
-    assert data.input_batch([0]).dtype == torch.float32 and float(data.input_batch([1]).max()) == pytest.approx(119 / 255)
+    assert data.input_batch([0]).dtype == torch.float32
+    assert float(data.input_batch([1]).max()) == pytest.approx(119 / 255)
 
 
 def test_pixel_npz_grayscale_and_channels_first(tmp_path):
-    np.savez(tmp_path / "gray.npz", x=np.zeros((3, 7, 7), np.uint8), y=np.zeros(3, np.int64), class_names=np.array(["z"]))
+    labels, names = np.zeros(3, np.int64), np.array(["z"])
+    np.savez(tmp_path / "gray.npz", x=np.zeros((3, 7, 7), np.uint8), y=labels, class_names=names)
     assert load_image_npz(tmp_path / "gray.npz").inputs.shape == (3, 1, 7, 7)  # absolute path, no data root
-    np.savez(tmp_path / "chw.npz", x=np.zeros((3, 3, 7, 7), np.float64), y=np.zeros(3, np.int64), class_names=np.array(["z"]))
+    np.savez(tmp_path / "chw.npz", x=np.zeros((3, 3, 7, 7), np.float64), y=labels, class_names=names)
     data = load_image_npz(tmp_path / "chw.npz")
     assert data.inputs.shape == (3, 3, 7, 7) and data.inputs.dtype == torch.float32
 

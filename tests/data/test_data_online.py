@@ -91,7 +91,9 @@ def test_hub_text_fields_and_offline_flag(empty_cache, monkeypatch):
                                       "label": datasets.ClassLabel(names=["negative", "positive"])})
         rows = {"train": (["good", "bad", "fine"], [1, 0, 1]), "validation": (["meh"], [0]), "test": (["?"], [-1])}
         return datasets.DatasetDict({
-            split: datasets.Dataset.from_dict({"sentence": t, "idx": list(range(len(t))), "label": y}, features=features)
+            split: datasets.Dataset.from_dict(
+                {"sentence": t, "idx": list(range(len(t))), "label": y}, features=features
+            )
             for split, (t, y) in rows.items()
         })
 

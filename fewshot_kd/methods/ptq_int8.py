@@ -1,0 +1,14 @@
+"""Post-training int8 quantization of the teacher, calibrated on the shots, run by onnxruntime
+in integer arithmetic (QLinearConv / QGemm): no training, no pruning."""
+
+from fewshot_kd.adapt._callable import CallableModule
+from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
+from fewshot_kd.quant import to_integer_model
+
+
+@register_method("ptq_int8", "teacher, int8 PTQ calibrated on the shots, onnxruntime integer kernels")
+def run(inp: MethodInput) -> MethodOutput:
+    calibration = [inp.shots.input_batch(slice(s, s + 64)) for s in range(0, len(inp.shots), 64)]
+    int8 = to_integer_model(inp.teacher, calibration, inp.workdir / "teacher.int8.onnx")
+    return MethodOutput(model=CallableModule(int8), artifact=int8.path, float_module=inp.teacher,
+                        integer_arithmetic=int8.integer_arithmetic, notes={"backend": int8.backend})
