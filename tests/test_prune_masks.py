@@ -87,7 +87,7 @@ def test_zero_gate_silences_its_channel():
 
 
 @pytest.mark.parametrize("build, shape", [(TinyNet, (3, 8, 8)), (mlp, (3, 8, 8)), (resnet20, (3, 32, 32)),
-                                          (mobilenet, (3, 32, 32))])
+                                          pytest.param(mobilenet, (3, 32, 32), marks=pytest.mark.slow)])
 def test_hardened_model_equals_the_masked_model(build, shape):
     torch.manual_seed(0)
     model = build().eval()
@@ -115,12 +115,21 @@ def test_option_a_resnet_masks_only_inner_block_channels():
     assert sorted(masks) == sorted(f"layer{s}.{b}.conv1" for s in (1, 2, 3) for b in range(3))
 
 
-def test_keep_ratio_keeps_the_largest_gates():
+@pytest.mark.parametrize("decide_first", [False, True])
+def test_keep_ratio_keeps_the_largest_gates(decide_first):
     model = TinyNet().eval()
     masks = attach_soft_masks(model, torch.rand(1, 3, 8, 8))
-    masks["conv1"].logits.data = torch.arange(8.0)
-    harden_(model, masks, keep_ratio=0.25)
+    masks["conv1"].logits.data = torch.arange(8.0) - 4.0  # gates below 0.5 for channels 0..3
+    model.bn1.bias.data = torch.arange(8.0) + 1.0
+    bias = model.bn1.bias.detach().clone()
+    if decide_first:
+        masks.decide_(keep_ratio=0.25)
+        harden_(model, masks)  # uses that decision, not the 0.5 threshold
+    else:
+        harden_(model, masks, keep_ratio=0.25)
     assert model.conv1.out_channels == 2 and model.conv2.out_channels == 4
+    gates = torch.sigmoid(torch.tensor([2.0, 3.0]))
+    torch.testing.assert_close(model.bn1.bias, bias[6:] * gates)  # channels 6, 7, gates folded
 
 
 def test_hardening_twice_or_bad_decisions_raise():

@@ -186,6 +186,7 @@ def test_option_a_resnet_prunes_inner_block_channels_only():
     assert report.macs_after < 0.55 * report.macs_before
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_inverted_residuals_stay_consistent():
     torchvision = pytest.importorskip("torchvision")
     model = torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.25).eval()
@@ -236,3 +237,12 @@ def test_bad_arguments_raise():
         prune_(TinyNet(), X, target_macs=0.5, target_params=0.5)
     with pytest.raises(KeyError, match="no submodule named 'nope'"):
         prune_(TinyNet(), X, ignored_layers=["nope"])
+
+
+def test_training_mode_is_kept_and_importance_objects_are_accepted():
+    import torch_pruning as tp
+
+    model = TinyNet().train()
+    report = prune_(model, X, 0.5, importance=tp.importance.GroupMagnitudeImportance(p=1))
+    assert model.training and all(m.training for m in model.modules())
+    assert report.importance == "GroupMagnitudeImportance" and model.conv2.out_channels == 8

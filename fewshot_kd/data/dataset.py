@@ -54,7 +54,7 @@ class LabelledDataset:
         return len(self.labels)
 
     def __getitem__(self, index: int):
-        return self.input_batch([index])[0], int(self.labels[index])
+        return self.input_batch(slice(index, index + 1))[0], int(self.labels[index])
 
     def __iter__(self) -> Iterator:
         return (self[i] for i in range(len(self)))

@@ -90,6 +90,7 @@ class SoftMasks(nn.Module):
         self.masks = nn.ModuleDict({_key(g.root): SoftChannelMask(g.channels, init_logit, temperature) for g in groups})
         self.example_inputs = example_inputs
         self.barriers = list(barriers)  # modules the dependency graph must treat as opaque
+        self.decided = False
         self._handles: list[Any] = []
 
     def __getitem__(self, root: str) -> SoftChannelMask:
@@ -143,6 +144,7 @@ class SoftMasks(nn.Module):
                 keep[torch.argmax(soft)] = True
             mask.keep.copy_(keep.to(mask.keep.dtype))
             kept[root] = int(keep.sum())
+        self.decided = True
         return kept
 
     def attach_(self, model: nn.Module) -> None:
@@ -264,9 +266,8 @@ def _fold_(module: nn.Module, gate: torch.Tensor) -> None:
     gate = gate.to(module.weight.dtype)
     if isinstance(module, _NORMS):
         module.weight.mul_(gate)
-        module.bias.mul_(gate)
-        return
-    module.weight.mul_(gate.view(-1, *([1] * (module.weight.dim() - 1))))
+    else:
+        module.weight.mul_(gate.view(-1, *([1] * (module.weight.dim() - 1))))
     if module.bias is not None:
         module.bias.mul_(gate)
 
@@ -279,18 +280,20 @@ def harden_(
     keep_ratio: float | None = None,
 ) -> PruneReport:
     """Turn the soft masks into physical pruning, in place: keep the channels whose gate is
-    ``>= threshold`` (default 0.5) or the ``keep_ratio`` largest per group, fold every gate
-    into the weights of the module it multiplies, remove the hooks, then remove the zero
-    channels with the dependency graph. The result equals the masked model after
-    :meth:`SoftMasks.decide_` (same decision) up to float rounding."""
+    ``>= threshold`` or the ``keep_ratio`` largest per group (neither: the decision of an
+    earlier :meth:`SoftMasks.decide_`, else threshold 0.5), fold every gate into the weights
+    of the module it multiplies, remove the hooks, then remove the zero channels with the
+    dependency graph. The result computes what the masked model computed with that
+    decision (up to float rounding), with ordinary, smaller modules."""
     if not masks.attached:
         raise RuntimeError("the masks are not attached to a model (already hardened or removed)")
-    if threshold is None and keep_ratio is None:
+    if threshold is None and keep_ratio is None and not masks.decided:
         threshold = 0.5
     start = time.perf_counter()
     inputs = masks.example_inputs
     macs_before, params_before, widths_before = count_macs(model, inputs), count_params(model), output_widths(model)
-    masks.decide_(threshold=threshold, keep_ratio=keep_ratio)
+    if threshold is not None or keep_ratio is not None:
+        masks.decide_(threshold=threshold, keep_ratio=keep_ratio)
     modules = dict(model.named_modules())
     for root, group in masks.groups.items():
         gate = masks[root].gate().detach()
