@@ -29,9 +29,9 @@ class TinyNet(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-def tiny_macs(c1: int, c2: int, hw: int = 64) -> int:
-    """Hand count on 8x8 inputs: two 3x3 convs (padding 1) and the classifier."""
-    return 3 * c1 * 9 * hw + c1 * c2 * 9 * hw + c2 * 3
+def tiny_macs(c1: int, c2: int, hw: int = 64, batch: int = 2) -> int:
+    """Hand count on a batch of 8x8 inputs: two 3x3 convs (padding 1) and the classifier."""
+    return batch * (3 * c1 * 9 * hw + c1 * c2 * 9 * hw + c2 * 3)
 
 
 def tiny_params(c1: int, c2: int) -> int:
@@ -48,7 +48,7 @@ def test_half_ratio_halves_every_group_and_matches_hand_counts():
     assert model.fc.out_features == 3 and model.fc.in_features == 8  # classifier kept by default
     assert report.params_before == tiny_params(8, 16) == 1467
     assert report.params_after == tiny_params(4, 8) == sum(p.numel() for p in model.parameters())
-    assert report.macs_before == tiny_macs(8, 16) == 87_600
+    assert report.macs_before == tiny_macs(8, 16) == 2 * 87_600
     assert report.macs_after == tiny_macs(4, 8) == count_macs(model, X)
     assert report.channels["conv1"] == (8, 4) and report.channels["fc"] == (3, 3)
     assert model(X).shape == (2, 3)

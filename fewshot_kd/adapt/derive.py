@@ -48,6 +48,14 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
         remaining = budget["target_params"] / count_params(student)
     else:
         remaining = 1.0
+    if remaining < 0.999 and policy.structure == "blocks" and isinstance(example, torch.Tensor):
+        from fewshot_kd.prune.blocks import drop_blocks_
+
+        budget_macs = budget.get("target_macs")
+        if budget_macs is not None:
+            dropped = drop_blocks_(student, shots.all_inputs(), budget_macs)
+            decisions["dropped_blocks"] = {"blocks": list(dropped.dropped), "scores": dropped.scores}
+            remaining = budget_macs / count_macs(student, example)
     if remaining < 0.999:
         data = _shot_batches(shots) if policy.prune_importance == "taylor" else None
         report = prune_(student, example, importance=policy.prune_importance, per_layer=policy.per_layer_prune or None,

@@ -97,7 +97,8 @@ class TextClassifier(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.head.weight.device
+        # the encoder's embeddings stay float under every quantization scheme, unlike the head
+        return next(self.encoder.parameters()).device
 
     @property
     def arch(self) -> dict:

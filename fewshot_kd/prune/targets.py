@@ -36,24 +36,12 @@ def _custom_flop_formulas() -> dict:
     return {op: _sdpa_cpu_flops} if op is not None else {}
 
 
-def batch_size(inputs: Any) -> int:
-    """The number of examples in ``inputs`` (a tensor's first dimension, a list's length,
-    the first tensor of a mapping or tuple); 1 if it cannot tell."""
-    if isinstance(inputs, torch.Tensor):
-        return int(inputs.shape[0]) if inputs.dim() else 1
-    if isinstance(inputs, Mapping):
-        inputs = tuple(inputs.values())
-    if isinstance(inputs, tuple):
-        return next((batch_size(v) for v in inputs if isinstance(v, torch.Tensor)), 1)
-    if isinstance(inputs, list):
-        return max(1, len(inputs))
-    return 1
-
-
 def count_macs(model: nn.Module, example_inputs: Any) -> int:
-    """Multiply-accumulates per example (FLOPs / 2 / batch size) of one eval-mode forward
-    pass on ``example_inputs``, counted by ``FlopCounterMode`` (convolutions, matrix products,
-    attention; element-wise ops and normalisation are not counted). The mode is restored."""
+    """Multiply-accumulates (FLOPs / 2) of one eval-mode forward pass on ``example_inputs``
+    (the whole batch: pass one example for a per-example count, as
+    :func:`fewshot_kd.measure.count_macs` does), counted by ``FlopCounterMode``: convolutions,
+    matrix products and attention, including torch's CPU attention kernel; element-wise ops
+    and normalisation are not counted. The model's train/eval mode is restored."""
     counters = []
 
     def run(model: nn.Module, inputs: Any) -> None:
@@ -62,7 +50,7 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
         counters.append(counter)
 
     probe(model, example_inputs, run)
-    return int(counters[-1].get_total_flops()) // 2 // batch_size(example_inputs)
+    return int(counters[-1].get_total_flops()) // 2
 
 
 def count_macs_params(model: nn.Module, example_inputs: Any) -> tuple[int, int]:

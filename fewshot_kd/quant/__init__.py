@@ -13,6 +13,7 @@ Typical use::
 """
 
 from fewshot_kd.quant.calibrate import calibrate_
+from fewshot_kd.quant.dynamic import DynamicInt8Model, to_dynamic_int8
 from fewshot_kd.quant.export import dequantized_weights, export_quantized, load_quantized, read_quantized
 from fewshot_kd.quant.fake import ActivationQuantizer, WeightQuantizer, fake_quantize, lsq_grad_scale
 from fewshot_kd.quant.integer import IntegerModel, compare_latency, measure_latency, to_integer_model
@@ -28,6 +29,7 @@ from fewshot_kd.quant.qat import qat_param_groups, qat_step, step_parameters
 
 __all__ = [
     "ActivationQuantizer",
+    "DynamicInt8Model",
     "IntegerModel",
     "QuantConv2d",
     "QuantLinear",
@@ -48,5 +50,6 @@ __all__ = [
     "read_quantized",
     "set_quantization_",
     "step_parameters",
+    "to_dynamic_int8",
     "to_integer_model",
 ]

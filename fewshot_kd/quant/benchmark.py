@@ -10,38 +10,27 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
-from fewshot_kd.data.roots import require_file
-
-_HOW = "See the data README (cifar10/ files come from the public CIFAR-10 copies it lists)."
+from fewshot_kd.data.catalog import load_dataset
 
 
 def exact_cifar10_test(data_root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The first 1,000 original CIFAR-10 test images (float ``[N,3,32,32]`` in [0,1]) and labels."""
-    d = np.load(require_file(data_root, "cifar10/cifar10_test_first1000_lossless.npz", _HOW))
-    return torch.from_numpy(d["x"]).permute(0, 3, 1, 2).float().div(255), torch.from_numpy(d["y"]).long()
+    exact = load_dataset("cifar10", data_root=data_root)["test_exact"]
+    return exact.all_inputs(), exact.labels
 
 
 def few_shot_cifar10_train(data_root: str | os.PathLike | None = None, shots: int = 10, seed: int = 0) -> torch.Tensor:
-    """``shots`` train images per class (decoded from the JPEG copies), float ``[10*shots,3,32,32]``."""
-    from PIL import Image
-
-    d = np.load(require_file(data_root, "cifar10/cifar10_train_jpeg_bytes.npz", _HOW))
-    jpeg, offsets, labels = d["jpeg"], d["offsets"], d["y"]
-    rng = np.random.default_rng(seed)
-    chosen = np.concatenate([rng.choice(np.flatnonzero(labels == c), shots, replace=False) for c in range(10)])
-    images = [np.asarray(Image.open(io.BytesIO(jpeg[offsets[i]:offsets[i + 1]].tobytes())).convert("RGB")) for i in chosen]
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255)
+    """``shots`` train images per class (the JPEG copies), float ``[10*shots,3,32,32]``."""
+    return load_dataset("cifar10", data_root=data_root).train.few_shot(shots, seed=seed).all_inputs()
 
 
 @torch.no_grad()
