@@ -33,21 +33,21 @@ class Policy:
     name: str = "hand-set"
     temperature: float = 4.0
     alpha: float = 0.9
-    feature_weight: float = 1.0
+    feature_weight: float = 3.0
     feature_layers: str = "auto"
     layer_weights: tuple[float, ...] | None = None
-    views_per_shot: int = 8
+    views_per_shot: int = 12
     crop_padding: int | None = None
     flip: bool = True
     text_word_dropout: float = 0.1
     batch_size: int = 32
-    steps: int = 150
-    lr: float = 5e-4
+    steps: int = 300
+    lr: float = 1e-3
     new_arch_steps: int = 1500
     new_arch_lr: float = 2e-3
     weight_decay: float = 5e-4
     structure: str = "channels"
-    prune_importance: str = "taylor"
+    prune_importance: str = "l1"
     per_layer_prune: dict = field(default_factory=dict)
     bn_recalibrate: bool = True
     qat_steps: int = 0
