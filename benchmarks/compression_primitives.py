@@ -22,6 +22,7 @@ import torch
 
 from fewshot_kd import create_model, load_dataset
 from fewshot_kd.files import write_json
+from fewshot_kd.model_io import CallableModule
 from fewshot_kd.measure import count_macs, count_params, environment_info, evaluate, latency_profile
 from fewshot_kd.prune import prune_, save_pruned
 from fewshot_kd.quant import export_quantized, quantize_model_, to_dynamic_int8, to_integer_model
@@ -67,7 +68,7 @@ def resnet56(data_root, work: Path, repeats: int) -> dict:
         "accuracy_exact1000_before_finetune": evaluate(pruned, exact)["accuracy"], **latencies(pruned, make, repeats)}
     row["quantized_files"] = quantized_files(model, work)
     int8, seconds = timed(lambda: to_integer_model(model, [shots], work / "resnet56.int8.onnx"))
-    wrapped = _Wrap(int8)
+    wrapped = CallableModule(int8)
     row["integer_path"] = {"backend": int8.backend, "build_seconds": seconds, "bytes": int8.size_bytes,
                            "accuracy_exact1000": evaluate(wrapped, exact)["accuracy"],
                            **latencies(wrapped, make, repeats), "integer_arithmetic": True}
@@ -98,15 +99,6 @@ def minilm(data_root, work: Path, repeats: int) -> dict:
                            "top1_agreement_with_float": agree, **latencies(int8, make, repeats),
                            "integer_arithmetic": True}
     return row
-
-
-class _Wrap(torch.nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 def markdown(result: dict) -> str:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.errors import ClassCountMismatchError, FewShotKDError, NonFiniteLossError
+from fewshot_kd.model_io import model_device, to_device
 from fewshot_kd.progress import format_metrics, progress_bar
 
 
@@ -39,16 +40,6 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
     raise FewShotKDError(f"unknown optimizer {config.optimizer!r}; use 'adam', 'adamw' or 'sgd'")
-
-
-def model_device(model: nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def to_device(inputs, device: torch.device):
-    return inputs.to(device) if isinstance(inputs, torch.Tensor) else inputs
 
 
 def check_finite(loss: torch.Tensor, where: str) -> None:

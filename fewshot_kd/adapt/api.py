@@ -20,6 +20,7 @@ from fewshot_kd.adapt.target import Target
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.files import save_tensors, write_json
 from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_memory
+from fewshot_kd.model_io import CallableModule
 
 
 def _policy(policy) -> Policy:
@@ -227,8 +228,6 @@ def _report(teacher, student, support, target, policy, decisions, stages, artifa
 
 def _integer_path(student, support, eval_sets, out_dir) -> dict:
     from fewshot_kd.quant import to_integer_model
-
-    from fewshot_kd.adapt._callable import CallableModule
 
     calibration = [support.input_batch(slice(s, s + 64)) for s in range(0, len(support), 64)]
     int8 = to_integer_model(student, calibration, out_dir / "student.int8.onnx")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from fewshot_kd.measure._inputs import batch_size_of, call_model, eval_mode, placed, to_device
+from fewshot_kd.model_io import batch_size_of, call_model, eval_mode, placed, to_device
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fewshot_kd.measure._inputs import call_model, eval_mode, model_device, to_device
+from fewshot_kd.model_io import call_model, eval_mode, model_device, to_device
 
 
 def count_macs(model: nn.Module, example_inputs: Any) -> int:

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.errors import ClassCountMismatchError
-from fewshot_kd.measure._inputs import call_model, eval_mode, logits_of, placed, to_device
+from fewshot_kd.model_io import call_model, eval_mode, logits_of, placed, to_device
 
 METRIC_NAMES = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.data.dataset import LabelledDataset
-from fewshot_kd.measure._inputs import call_model, eval_mode, model_device, to_device
+from fewshot_kd.model_io import call_model, eval_mode, model_device, to_device
 from fewshot_kd.measure.latency import LatencyResult, latency_profile
 from fewshot_kd.measure.macs import count_macs
 from fewshot_kd.measure.memory import measure_peak_memory

@@ -1,7 +1,7 @@
 """Post-training int8 quantization of the teacher, calibrated on the shots, run by onnxruntime
 in integer arithmetic (QLinearConv / QGemm): no training, no pruning."""
 
-from fewshot_kd.adapt._callable import CallableModule
+from fewshot_kd.model_io import CallableModule
 from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 from fewshot_kd.quant import to_integer_model
 

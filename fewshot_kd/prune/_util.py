@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.errors import UnknownNameError
+from fewshot_kd.measure.size import count_params  # noqa: F401  (re-exported for the pruning modules)
+from fewshot_kd.model_io import call_model, logits_of  # noqa: F401  (re-exported for the pruning modules)
 
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
 
@@ -25,38 +27,9 @@ def torch_pruning():
     return tp
 
 
-def call_model(model: nn.Module, inputs: Any) -> Any:
-    """``model(**inputs)`` for a mapping, ``model(*inputs)`` for a tuple, else ``model(inputs)``
-    (a tensor, or a list of strings for text models)."""
-    if isinstance(inputs, Mapping):
-        return model(**inputs)
-    if isinstance(inputs, tuple):
-        return model(*inputs)
-    return model(inputs)
-
-
-def logits_of(output: Any) -> torch.Tensor:
-    """The logits in a model output: a tensor, ``.logits``, or the first element of a tuple."""
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise TypeError(
-        f"cannot find logits in a {type(output).__name__} output: pass loss_fn=(output, y) -> loss"
-    )
-
-
 def default_loss(output: Any, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy between the model's logits and integer labels."""
     return nn.functional.cross_entropy(logits_of(output), target)
-
-
-def count_params(model: nn.Module) -> int:
-    """Number of (distinct) parameters."""
-    return sum(p.numel() for p in model.parameters())
 
 
 def resolve_modules(model: nn.Module, items: Iterable[str | nn.Module], what: str) -> list[nn.Module]:

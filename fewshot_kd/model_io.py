@@ -1,4 +1,5 @@
-"""How measurement code feeds example inputs to a model and reads its logits."""
+"""Calling a model on example inputs, moving inputs between devices, reading its logits:
+shared by measurement, pruning and training so every part feeds models the same way."""
 
 from __future__ import annotations
 
@@ -124,3 +125,15 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in flags:
             module.training = training
+
+
+class CallableModule(nn.Module):
+    """A plain callable (e.g. an onnxruntime model) as a parameter-free ``nn.Module``, so it
+    can be measured and evaluated like any model."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, inputs):
+        return self.fn(inputs)
