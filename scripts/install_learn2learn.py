@@ -55,7 +55,10 @@ def trim_requirements(setup_py: Path) -> None:
 
 def build_and_install(workdir: Path) -> None:
     _pip("install", "--quiet", "cython>=3", "setuptools", "wheel", "numpy", *RUNTIME_REQUIREMENTS[1:])
-    _pip("download", "--quiet", "--no-deps", "--no-binary", ":all:", f"learn2learn=={VERSION}", "-d", str(workdir))
+    # --no-binary for learn2learn only (build tools come as wheels); no build isolation, so its
+    # metadata step uses the Cython installed above instead of compiling one from source
+    _pip("download", "--quiet", "--no-deps", "--no-binary", "learn2learn", "--no-build-isolation",
+         f"learn2learn=={VERSION}", "-d", str(workdir))
     sdist = next(workdir.glob(f"learn2learn-{VERSION}.tar.gz"))
     with tarfile.open(sdist) as tar:
         tar.extractall(workdir, filter="data")
