@@ -105,7 +105,7 @@ def write_outputs(suite: Suite, out_dir: Path, records: list[dict], contexts: di
         shown = [r for r in records if r["task"] == name and r.get("sample_predictions")]
         if not shown:
             continue
-        best = max(shown, key=lambda r: (r["method"] != "teacher", r["k"], -r["seed"]))
+        best = max(shown, key=lambda r: (r["method"] == "adapt", r["method"] != "teacher", r["k"], -r["seed"]))
         idx = sample_indices(data)
         plots.sample_predictions(data.input_batch(idx), data.labels[idx].tolist(), best["sample_predictions"],
                                  data.class_names, out_dir / f"sample_predictions_{name}.png",

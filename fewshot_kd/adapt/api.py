@@ -176,7 +176,7 @@ def _run(teacher, student, derive, support, target, policy, seed, device, out_di
         stages["batchnorms_recalibrated"] = recalibrate_batchnorm_(student, bank.inputs)
     stages["teacher_agreement_on_views"] = agreement(student, bank)
 
-    arch = getattr(teacher if derive else student, "arch", None)
+    arch = getattr(student, "arch", None)
     if target.bits is not None:
         from fewshot_kd.quant import dequantize_model_, quantize_model_
 
