@@ -28,6 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--base-suite", default="smoke", help="with --task: whose methods/shots/seeds to use")
     parser.add_argument("--data-root", help="folder with the datasets and weights (default: $FEWSHOT_KD_DATA or ../shared/data)")
     parser.add_argument("--out", type=Path, help="output folder (default benchmarks/results/<suite>)")
+    parser.add_argument("--tasks", nargs="+", help="only these task families of the suite")
     parser.add_argument("--methods", nargs="+", help=f"only these methods (known: {', '.join(list_methods())})")
     parser.add_argument("--shots", nargs="+", type=int, help="only these K")
     parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds")
@@ -38,7 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     suite = load_suite(args.suite) if args.suite else single_task_suite(args.task, load_suite(args.base_suite))
-    overrides = {key: tuple(value) for key, value in (("methods", args.methods), ("shots", args.shots), ("seeds", args.seeds)) if value}
+    overrides = {key: tuple(value) for key, value in (("tasks", args.tasks), ("methods", args.methods),
+                                                            ("shots", args.shots), ("seeds", args.seeds)) if value}
     if overrides:
         suite = type(suite)(**{**suite.to_dict(), **overrides})
     out = args.out or RESULTS_DIR / suite.name
