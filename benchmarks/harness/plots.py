@@ -19,16 +19,18 @@ def _by_task_split(rows: list[dict]) -> dict:
     return groups
 
 
-def accuracy_vs_compression(rows: list[dict], path: Path) -> Path:
+def _per_task_split(rows: list[dict], path: Path, x_of, xlabel: str, log_x: bool, line: bool) -> Path:
+    """One panel per (task, split): accuracy (mean +- std over seeds) of every method against ``x_of(row)``."""
     groups = _by_task_split(rows)
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
     for ax, ((task, split), group) in zip(axes[0], sorted(groups.items())):
         for method in sorted({r["method"] for r in group}):
-            pts = [r for r in group if r["method"] == method]
-            ax.errorbar([r["compression_bytes"][0] for r in pts], [100 * r["accuracy"][0] for r in pts],
-                        yerr=[100 * r["accuracy"][1] for r in pts], fmt="o", capsize=3, label=method)
-        ax.set_xscale("log")
-        ax.set_xlabel("compression ratio (teacher bytes / artifact bytes)")
+            pts = sorted((r for r in group if r["method"] == method), key=x_of)
+            ax.errorbar([x_of(r) for r in pts], [100 * r["accuracy"][0] for r in pts],
+                        yerr=[100 * r["accuracy"][1] for r in pts], fmt="o-" if line else "o", capsize=3, label=method)
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy %")
         ax.set_title(f"{task} [{split}]")
         ax.grid(alpha=0.3)
@@ -37,25 +39,15 @@ def accuracy_vs_compression(rows: list[dict], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def accuracy_vs_compression(rows: list[dict], path: Path) -> Path:
+    return _per_task_split(rows, path, lambda r: r["compression_bytes"][0],
+                           "compression ratio (teacher bytes / artifact bytes)", log_x=True, line=False)
 
 
 def accuracy_vs_shots(rows: list[dict], path: Path) -> Path:
-    groups = _by_task_split(rows)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
-    for ax, ((task, split), group) in zip(axes[0], sorted(groups.items())):
-        for method in sorted({r["method"] for r in group}):
-            pts = sorted((r for r in group if r["method"] == method), key=lambda r: r["k"])
-            ax.errorbar([r["k"] for r in pts], [100 * r["accuracy"][0] for r in pts],
-                        yerr=[100 * r["accuracy"][1] for r in pts], marker="o", capsize=3, label=method)
-        ax.set_xlabel("shots per class (K)")
-        ax.set_ylabel("accuracy %")
-        ax.set_title(f"{task} [{split}]")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _per_task_split(rows, path, lambda r: r["k"], "shots per class (K)", log_x=False, line=True)
 
 
 def adaptation_curves(records: list[dict], path: Path) -> Path | None:
