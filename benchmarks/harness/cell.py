@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from fewshot_kd.measure import count_macs, count_params, evaluate, latency_profile, measure_peak_memory, predict
+from fewshot_kd.measure import count_macs, count_params, saved_size_bytes, evaluate, latency_profile, measure_peak_memory, predict
 from fewshot_kd.methods.base import MethodInput, get_method
 
 from benchmarks.harness.context import TaskContext
@@ -23,10 +23,7 @@ def sample_indices(data) -> list[int]:
 
 def teacher_reference(ctx: TaskContext, workdir: Path) -> dict:
     """Bytes of the teacher's saved weights and its MACs, the denominators of every ratio."""
-    from fewshot_kd.files import save_tensors
-
-    path = save_tensors(workdir / "teacher_reference.safetensors", ctx.teacher.state_dict())
-    return {"bytes": path.stat().st_size, "macs": count_macs(ctx.teacher, ctx.example_inputs()),
+    return {"bytes": saved_size_bytes(ctx.teacher), "macs": count_macs(ctx.teacher, ctx.example_inputs()),
             "params": count_params(ctx.teacher)}
 
 

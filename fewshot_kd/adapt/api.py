@@ -19,7 +19,7 @@ from fewshot_kd.adapt.report import AdaptResult, layer_decisions
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.files import save_tensors, write_json
-from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_memory
+from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_memory, saved_size_bytes
 from fewshot_kd.model_io import CallableModule
 
 
@@ -200,12 +200,7 @@ def _run(teacher, student, derive, support, target, policy, seed, device, out_di
 
 def _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes, seconds, peak, derive, seed) -> dict:
     example = support.input_batch(slice(0, 1))
-    teacher_bytes = save_tensors(Path(tempfile.mkdtemp(prefix="fewshot_kd-teacher-")) / "teacher.safetensors",
-                                 teacher.state_dict())
-    size = teacher_bytes.stat().st_size
-    teacher_bytes.unlink()
-    teacher_bytes.parent.rmdir()
-    t = {"params": count_params(teacher), "macs": count_macs(teacher, example), "bytes": size}
+    t = {"params": count_params(teacher), "macs": count_macs(teacher, example), "bytes": saved_size_bytes(teacher)}
     s = {"params": count_params(student), "macs": count_macs(student, example), "bytes": artifact_bytes,
          "weights": f"int{target.bits} (stored packed; float inference with dequantized weights)" if target.bits else "fp32"}
     return {
