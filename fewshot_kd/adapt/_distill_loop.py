@@ -21,6 +21,15 @@ def build_hint_loss(student: nn.Module, bank: ViewBank, student_layers: list[str
     return HintLoss.from_features(student_features, probe[3], weights=weights)
 
 
+def param_groups(model: nn.Module, lr: float, layer_lr_scale: dict) -> list[dict]:
+    """Adam parameter groups: a layer named in ``layer_lr_scale`` steps at ``lr * scale``."""
+    by_scale: dict[float, list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            by_scale.setdefault(float(layer_lr_scale.get(name.rpartition(".")[0], 1.0)), []).append(p)
+    return [{"params": ps, "lr": lr * scale} for scale, ps in by_scale.items()]
+
+
 def distill_(
     student: nn.Module,
     bank: ViewBank,
@@ -34,15 +43,19 @@ def distill_(
     alpha: float,
     feature_weight: float,
     layer_weights=None,
+    layer_lr_scale: dict | None = None,
     seed: int = 0,
     progress: bool = True,
     description: str = "distilling",
 ) -> list[dict]:
     """``steps`` Adam steps (cosine schedule) on random batches of the bank, in place.
-    Loss: ``kd_loss(T, alpha)`` on logits + ``feature_weight`` x hint loss on the layers."""
+    Loss: ``kd_loss(T, alpha)`` on logits + ``feature_weight`` x hint loss on the layers;
+    ``layer_lr_scale`` multiplies the learning rate of the layers it names."""
     hint = build_hint_loss(student, bank, student_layers, layer_weights) if feature_weight > 0 else None
-    params = list(student.parameters()) + (list(hint.parameters()) if hint is not None else [])
-    optimizer = torch.optim.Adam([p for p in params if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    groups = param_groups(student, lr, layer_lr_scale or {})
+    if hint is not None:
+        groups.append({"params": [p for p in hint.parameters() if p.requires_grad], "lr": lr})
+    optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     generator = torch.Generator().manual_seed(seed)
     layers = student_layers if hint is not None else []

@@ -23,16 +23,19 @@ from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_
 from fewshot_kd.model_io import CallableModule
 
 
-def _policy(policy) -> Policy:
+def _policy(policy):
+    """A :class:`Policy`, or a :class:`~fewshot_kd.meta.MetaPolicy` (decided per task later)."""
+    from fewshot_kd.meta.meta_policy import MetaPolicy
+
     if policy is None:
         return HAND_SET
-    if isinstance(policy, Policy):
+    if isinstance(policy, (Policy, MetaPolicy)):
         return policy
     if isinstance(policy, dict):
         return Policy.from_dict(policy)
     if isinstance(policy, (str, Path)):
-        return Policy.load(policy)
-    raise FewShotKDError(f"policy must be a Policy, a dict or a policy JSON path, got {type(policy).__name__}")
+        return MetaPolicy.load(policy) if MetaPolicy.is_policy_file(policy) else Policy.load(policy)
+    raise FewShotKDError(f"policy must be a Policy, a MetaPolicy, a dict or a policy file path, got {type(policy).__name__}")
 
 
 def _eval_sets(eval_data, default) -> dict:
@@ -104,6 +107,9 @@ def adapt(
         raise FewShotKDError(f"student must be None, 'derive' or an nn.Module, got {student!r}")
     if not derive:
         check_classes(student, support, "student")
+    meta_info = None
+    if not isinstance(policy, Policy):
+        policy, meta_info = policy.decide(teacher, support, target, None if derive else student)
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory(prefix="fewshot_kd-adapt-") as tmp:
         work = Path(tmp)
@@ -113,6 +119,8 @@ def adapt(
         adapt_seconds = time.perf_counter() - start
         report = _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes,
                          adapt_seconds, peak, derive, seed)
+        if meta_info is not None:
+            report["meta_policy"] = meta_info
         eval_sets = _eval_sets(eval_data, default_eval)
         report["eval"] = {name: {"teacher": _metrics(teacher, d), "student": _metrics(student, d)}
                           for name, d in eval_sets.items()}
@@ -167,7 +175,7 @@ def _run(teacher, student, derive, support, target, policy, seed, device, out_di
     tick = time.perf_counter()
     common = dict(weight_decay=policy.weight_decay, batch_size=policy.batch_size, temperature=policy.temperature,
                   alpha=policy.alpha, feature_weight=policy.feature_weight, layer_weights=policy.layer_weights,
-                  seed=seed, progress=progress)
+                  layer_lr_scale=policy.layer_lr_scale, seed=seed, progress=progress)
     history = distill_(student, bank, [s for _, s in pairs],
                        steps=policy.steps if derive else policy.new_arch_steps,
                        lr=policy.lr if derive else policy.new_arch_lr, description="distilling", **common)
@@ -181,7 +189,7 @@ def _run(teacher, student, derive, support, target, policy, seed, device, out_di
         from fewshot_kd.quant import dequantize_model_, quantize_model_
 
         tick = time.perf_counter()
-        quantize_model_(student, weight_bits=target.bits, act_bits=None)
+        quantize_model_(student, weight_bits=weight_bits(student, target.bits, policy.per_layer_bits), act_bits=None)
         if policy.qat_steps > 0:
             history += distill_(student, bank, [s for _, s in pairs], steps=policy.qat_steps, lr=policy.qat_lr,
                                 description=f"QAT int{target.bits}", **common)
@@ -196,6 +204,20 @@ def _run(teacher, student, derive, support, target, policy, seed, device, out_di
             f"lower target.macs / target.params or target.bits"
         )
     return student.eval(), decisions, history, artifact, artifact_bytes, stages
+
+
+def weight_bits(student: nn.Module, bits: int, per_layer: dict):
+    """``bits`` for every layer, or the policy's per-layer widths (their parameter-weighted
+    average must stay within ``bits``)."""
+    if not per_layer:
+        return bits
+    modules = dict(student.named_modules())
+    sizes = {n: modules[n].weight.numel() for n in per_layer if n in modules}
+    average = sum(per_layer[n] * sizes[n] for n in sizes) / max(sum(sizes.values()), 1)
+    if average > bits + 1e-6:
+        raise FewShotKDError(f"the policy's per-layer bit widths average {average:.2f} bits, over the target's {bits}; "
+                             f"lower per_layer_bits or raise target.bits")
+    return {n: per_layer.get(n, bits) for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
 def _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes, seconds, peak, derive, seed) -> dict:
@@ -213,7 +235,7 @@ def _report(teacher, student, support, target, policy, decisions, stages, artifa
         "adapt_seconds": seconds,
         "peak_memory_bytes": peak,
         "stages": stages,
-        "decisions": {**decisions, "layers": layer_decisions(student, decisions, target.bits)},
+        "decisions": {**decisions, "layers": layer_decisions(student, decisions, target.bits, policy.per_layer_bits)},
         "target": target.to_dict(),
         "policy": policy.to_dict(),
         "simulated_quantization": False,

@@ -58,8 +58,13 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
             remaining = budget_macs / count_macs(student, example)
     if remaining < 0.999:
         data = _shot_batches(shots) if policy.prune_importance == "taylor" else None
-        report = prune_(student, example, importance=policy.prune_importance, per_layer=policy.per_layer_prune or None,
-                        data=data, **budget)
+        if policy.per_layer_prune and budget:
+            per_layer = scaled_per_layer(student, example, policy.per_layer_prune, budget, policy.prune_importance, data)
+            report = prune_(student, example, ratio=0.0, importance=policy.prune_importance, per_layer=per_layer, data=data)
+            decisions["per_layer_prune"] = per_layer
+        else:
+            report = prune_(student, example, importance=policy.prune_importance,
+                            per_layer=policy.per_layer_prune or None, data=data, **budget)
         decisions["prune"] = {
             "ratio": report.ratio,
             "importance": report.importance,
@@ -71,6 +76,30 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
     decisions["macs_fraction"] = count_macs(student, example) / teacher_macs
     decisions["params_fraction"] = count_params(student) / teacher_params
     return student, decisions
+
+
+def scaled_per_layer(model: nn.Module, example, ratios: dict, budget: dict, importance: str, data,
+                     max_ratio: float = 0.9) -> dict:
+    """The per-layer prune ratios ``ratios``, scaled together (bisection on real pruned
+    copies) until the model meets the MACs / params ``budget``."""
+    from fewshot_kd.prune import prune_
+    from fewshot_kd.prune.targets import resolve_budget, search_ratio
+
+    mean = sum(ratios.values()) / len(ratios) or 1.0
+    by_macs = "target_macs" in budget
+    before = count_macs(model, example) if by_macs else count_params(model)
+
+    def scaled(t: float) -> dict:
+        return {name: min(max_ratio, r * t / mean) for name, r in ratios.items()}
+
+    def measure(t: float) -> int:
+        trial = copy.deepcopy(model)
+        prune_(trial, example, ratio=0.0, importance=importance, per_layer=scaled(t), data=data)
+        return count_macs(trial, example) if by_macs else count_params(trial)
+
+    target = resolve_budget(budget["target_macs" if by_macs else "target_params"], before, "target")
+    t, _ = search_ratio(measure, target, max_ratio=max_ratio, what="MACs" if by_macs else "parameters")
+    return scaled(t)
 
 
 def distilled_layers(teacher: nn.Module, student: nn.Module, policy: Policy, example) -> list[tuple[str, str]]:

@@ -28,6 +28,10 @@ class Policy:
     residual blocks, least harmful on the shots first, then prune channels for any
     remaining budget); ``qat_steps`` of quantization-aware finishing at ``qat_lr`` (0: the
     weights are quantized after distillation, which loses nothing measurable at 8 bits).
+    Per-layer decisions (what a meta-learned policy fills in): ``per_layer_prune`` ratios
+    (rescaled together to meet the MACs / params target), ``per_layer_bits`` (the target's
+    bits then bound their parameter-weighted average) and ``layer_lr_scale`` multipliers of
+    the learning rate per layer.
     """
 
     name: str = "hand-set"
@@ -49,6 +53,8 @@ class Policy:
     structure: str = "channels"
     prune_importance: str = "l1"
     per_layer_prune: dict = field(default_factory=dict)
+    per_layer_bits: dict = field(default_factory=dict)
+    layer_lr_scale: dict = field(default_factory=dict)
     bn_recalibrate: bool = True
     qat_steps: int = 0
     qat_lr: float = 1e-4

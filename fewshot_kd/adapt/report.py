@@ -53,13 +53,14 @@ class AdaptResult:
         return f"AdaptResult(artifact={self.artifact}, report keys={list(self.report)})"
 
 
-def layer_decisions(student: nn.Module, decisions: dict, bits: int | None) -> dict[str, Any]:
+def layer_decisions(student: nn.Module, decisions: dict, bits: int | None, per_layer_bits: dict | None = None) -> dict[str, Any]:
     """Per layer: channels before -> after (pruning) and weight bits (quantization)."""
+    per_layer_bits = per_layer_bits or {}
     out: dict[str, Any] = {}
     channels = decisions.get("prune", {}).get("channels", {})
     for name, module in student.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)) or hasattr(module, "weight_quant"):
-            entry: dict[str, Any] = {"bits": bits if bits is not None else 32}
+            entry: dict[str, Any] = {"bits": per_layer_bits.get(name, bits) if bits is not None else 32}
             if name in channels:
                 entry["out_channels"] = channels[name]
             out[name] = entry

@@ -1,0 +1,78 @@
+"""Meta-training settings: one typed config, stored next to every policy it produces."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.meta.episodes import EpisodeSpec
+from fewshot_kd.meta.inner import BACKENDS, ORDERS
+from fewshot_kd.meta.objective import InnerConfig
+
+
+@dataclass(frozen=True)
+class MetaTrainConfig:
+    """``episodes`` episodes in meta-batches of ``meta_batch``, each from one of ``tasks``
+    (task-family names or files), ``ways``-way, K drawn from ``shots``, a MACs budget from
+    ``macs_range`` and an average weight bit width from ``bits``; ``inner_*`` steps of
+    differentiable distillation; Adam on the policy at ``outer_lr``."""
+
+    tasks: tuple[str, ...] = ("digits",)
+    episodes: int = 600
+    meta_batch: int = 4
+    ways: int = 5
+    shots: tuple[int, ...] = (5, 10, 20)
+    query_per_class: int = 10
+    views: int = 4
+    macs_range: tuple[float, float] = (0.35, 0.7)
+    bits: tuple[int, ...] = (8, 6)
+    inner_steps: int = 5
+    inner_lr: float = 1e-3
+    backend: str = "func"
+    order: str = "second"
+    truncate: int = 1
+    budget_weight: float = 50.0
+    outer_lr: float = 3e-3
+    hidden: int = 32
+    seed: int = 0
+    checkpoint_every: int = 10
+    classes: dict = field(default_factory=dict)  # family -> meta-training classes (default: all)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise FewShotKDError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.order not in ORDERS:
+            raise FewShotKDError(f"order must be one of {ORDERS}, got {self.order!r}")
+        for name in ("episodes", "meta_batch", "ways", "views", "inner_steps", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise FewShotKDError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.tasks:
+            raise FewShotKDError("meta-training needs at least one task family (--tasks)")
+        lo, hi = self.macs_range
+        if not 0 < lo <= hi <= 1:
+            raise FewShotKDError(f"macs_range must satisfy 0 < low <= high <= 1, got {self.macs_range}")
+        for name in ("tasks", "shots", "macs_range", "bits"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @property
+    def episode_spec(self) -> EpisodeSpec:
+        return EpisodeSpec(self.shots, self.query_per_class, self.views, self.macs_range, self.bits)
+
+    @property
+    def inner(self) -> InnerConfig:
+        return InnerConfig(self.inner_steps, self.inner_lr, self.backend, self.order, self.truncate, self.budget_weight)
+
+    @property
+    def steps(self) -> int:
+        return -(-self.episodes // self.meta_batch)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MetaTrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise FewShotKDError(f"meta-train config has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)

@@ -1,0 +1,225 @@
+"""What the meta-learned policy reads: per-layer descriptors of the model being compressed
+and a task vector, so one policy applies to architectures it never saw.
+
+Per Conv2d / Linear layer: type, widths, kernel, depth position, share of params and MACs,
+whether it roots a prunable channel group, and two sensitivities measured on the support
+shots (teacher-student KL when half the group's lowest-L1 channels are gated off, and when
+the weights are rounded to 4 bits). Per distilled layer pair: depth, channels, spatial size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_weight
+
+LAYER_FEATURES = 12
+TASK_FEATURES = 5
+PAIR_FEATURES = 4
+
+
+@dataclass
+class MaskGroup:
+    """A prunable channel group: its root layer, the ``(module, channel dim)`` whose outputs
+    it gates, and the indices of the layers whose MACs scale with its width."""
+
+    root: str
+    channels: int
+    gated: tuple[tuple[str, int], ...]
+    layers: tuple[int, ...] = ()
+
+
+@dataclass
+class ModelDescription:
+    layers: list[str]
+    layer_features: torch.Tensor  # [L, LAYER_FEATURES]
+    groups: list[MaskGroup]
+    group_layer_index: list[int]  # index into ``layers`` of each group's root
+    pairs: list[tuple[str, str]]
+    pair_features: torch.Tensor  # [P, PAIR_FEATURES]
+    layer_params: torch.Tensor  # [L] parameter count of every layer's weight
+    layer_macs: torch.Tensor  # [L] MACs per input of every layer
+
+    def macs_fraction(self, ratios: torch.Tensor) -> torch.Tensor:
+        """MACs left after pruning group ``g`` by ``ratios[g]``, as a fraction of the unpruned
+        model's: every layer's MACs scale with the kept share of each group it touches
+        (its input and its output channels), which is exact up to channel rounding."""
+        kept = torch.ones(len(self.layers), dtype=ratios.dtype)
+        for g, r in zip(self.groups, ratios):
+            scale = torch.ones(len(self.layers), dtype=ratios.dtype)
+            scale[list(g.layers)] = 1 - r
+            kept = kept * scale
+        macs = self.layer_macs.to(ratios.dtype)
+        return (macs * kept).sum() / macs.sum()
+
+
+def task_features(shots: int, num_classes: int, target_macs: float | None, target_bits: int | None,
+                  text: bool) -> torch.Tensor:
+    return torch.tensor([
+        math.log(shots) / math.log(20.0),
+        math.log(max(num_classes, 2)) / math.log(1000.0),
+        1.0 if target_macs is None else float(target_macs),
+        (8.0 if target_bits is None else float(target_bits)) / 8.0,
+        1.0 if text else 0.0,
+    ])
+
+
+def _layer_shapes(model: nn.Module, example) -> dict[str, int]:
+    """MACs per image of every Conv2d / Linear layer, from forward hooks on ``example``."""
+    macs: dict[str, int] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            def hook(m, inputs, output, name=name):
+                batch = output.shape[0] if output.dim() > 1 else 1
+                per_out = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.in_features
+                macs[name] = macs.get(name, 0) + output.numel() // max(batch, 1) * per_out
+            hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return macs
+
+
+def find_groups(model: nn.Module, example) -> list[MaskGroup]:
+    """Prunable channel groups (the project's dependency graph); none for models it cannot
+    trace (e.g. text encoders, which are pruned by heads instead)."""
+    if not isinstance(example, torch.Tensor):
+        return []
+    from fewshot_kd.prune.masks import find_mask_groups
+
+    groups, _ = find_mask_groups(model, example)
+    return [MaskGroup(g.root, g.channels, tuple(g.gated)) for g in groups]
+
+
+def _group_layers(model: nn.Module, example, groups: list[MaskGroup], macs: dict[str, int]) -> None:
+    """Which layers' MACs scale with each group's width: found by physically pruning half of
+    that group alone on a copy and seeing whose MACs shrink."""
+    import copy
+
+    from fewshot_kd.prune import prune_
+
+    names = list(macs)
+    for g in groups:
+        trial = copy.deepcopy(model)
+        prune_(trial, example, ratio=0.0, per_layer={g.root: 0.5})
+        after = _layer_shapes(trial, example)
+        g.layers = tuple(i for i, n in enumerate(names) if after.get(n, 0) < macs[n])
+
+
+@torch.no_grad()
+def _kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
+    return F.kl_div(F.log_softmax(student_logits, -1), F.softmax(teacher_logits, -1), reduction="batchmean").item()
+
+
+@torch.no_grad()
+def _sensitivities(model: nn.Module, layers: list[str], groups: list[MaskGroup], inputs) -> tuple[list[float], list[float]]:
+    params = dict(model.named_parameters())
+    reference = model(inputs)
+    prune_sens, quant_sens = [], []
+    for g in groups:
+        half = torch.full((1,), 0.5)
+        gated = gate_params(params, [g], half, channel_quantiles(params, [g]), sharpness=1e-2)
+        prune_sens.append(_kl(functional_call(model, gated, (inputs,)), reference))
+    for name in layers:
+        key = f"{name}.weight"
+        changed = {**params, key: quantize_weight(params[key], 4)}
+        quant_sens.append(_kl(functional_call(model, changed, (inputs,)), reference))
+    return prune_sens, quant_sens
+
+
+def _squash(values: list[float]) -> list[float]:
+    return [math.log1p(100.0 * max(v, 0.0)) / 5.0 for v in values]
+
+
+@dataclass
+class ModelStructure:
+    """The support-independent part of a description (computed once per model)."""
+
+    layers: list[str]
+    macs: dict[str, int]
+    groups: list[MaskGroup]
+
+
+def model_structure(model: nn.Module, example) -> ModelStructure:
+    macs = _layer_shapes(model, example)
+    groups = find_groups(model, example)
+    if groups:
+        _group_layers(model, example, groups, macs)
+    return ModelStructure(list(macs), macs, groups)
+
+
+def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[str, str]] | None = None,
+                   max_examples: int = 64, structure: ModelStructure | None = None) -> ModelDescription:
+    """Descriptors of ``model`` (the teacher, or a student derived from it) on the support
+    inputs ``sample_inputs`` (at most ``max_examples`` are used for the sensitivities)."""
+    model.eval()
+    structure = structure or model_structure(model, example)
+    macs, layers, groups = structure.macs, structure.layers, structure.groups
+    modules = dict(model.named_modules())
+    total_macs = max(sum(macs.values()), 1)
+    total_params = max(sum(modules[n].weight.numel() for n in layers), 1)
+    roots = {g.root: i for i, g in enumerate(groups)}
+    sample = sample_inputs[:max_examples] if isinstance(sample_inputs, torch.Tensor) else list(sample_inputs)[:max_examples]
+    prune_sens, quant_sens = _sensitivities(model, layers, groups, sample)
+    prune_sens, quant_sens = _squash(prune_sens), _squash(quant_sens)
+    rows = []
+    for i, name in enumerate(layers):
+        m = modules[name]
+        conv = isinstance(m, nn.Conv2d)
+        out_f = m.out_channels if conv else m.out_features
+        in_f = m.in_channels if conv else m.in_features
+        g = roots.get(name)
+        rows.append([
+            1.0 if conv else 0.0,
+            0.0 if conv else 1.0,
+            math.log2(out_f) / 10.0,
+            math.log2(in_f) / 10.0,
+            (m.kernel_size[0] if conv else 1) / 7.0,
+            i / max(len(layers) - 1, 1),
+            m.weight.numel() / total_params,
+            macs[name] / total_macs,
+            0.0 if g is None else 1.0,
+            0.0 if g is None else prune_sens[g],
+            quant_sens[i],
+            1.0 if i == len(layers) - 1 else 0.0,
+        ])
+    pairs = list(pairs or [])
+    return ModelDescription(
+        layers=layers,
+        layer_features=torch.tensor(rows, dtype=torch.float32).reshape(len(layers), LAYER_FEATURES),
+        groups=groups,
+        group_layer_index=[layers.index(g.root) for g in groups],
+        pairs=pairs,
+        pair_features=_pair_features(model, example, [s for _, s in pairs]),
+        layer_params=torch.tensor([float(modules[n].weight.numel()) for n in layers]),
+        layer_macs=torch.tensor([float(macs[n]) for n in layers]),
+    )
+
+
+def _pair_features(model: nn.Module, example, names: list[str]) -> torch.Tensor:
+    if not names:
+        return torch.zeros(0, PAIR_FEATURES)
+    from fewshot_kd.distill import FeatureCapture
+
+    order = [n for n, _ in model.named_modules()]
+    with torch.no_grad(), FeatureCapture(model, names, detach=True) as capture:
+        model.eval()(example)
+        shapes = {n: capture.outputs[n].shape for n in names}
+    rows = []
+    for i, name in enumerate(names):
+        shape = shapes[name]
+        channels = shape[1] if len(shape) > 1 else 1
+        spatial = int(torch.tensor(shape[2:]).prod()) if len(shape) > 2 else 1
+        rows.append([order.index(name) / max(len(order) - 1, 1), math.log2(channels) / 10.0,
+                     math.log2(spatial) / 10.0, (i + 1) / len(names)])
+    return torch.tensor(rows, dtype=torch.float32)

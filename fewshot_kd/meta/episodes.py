@@ -1,0 +1,135 @@
+"""Meta-training episodes: a task family (dataset + teacher), N classes, K shots, a budget.
+
+Episode ``i`` of a run is a function of ``(seed, i)`` only, so a resumed run sees the same
+episodes. The student of every episode is derived from the family's teacher (it starts
+from the teacher's weights and is compressed to the episode's budget).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd.augment import AUGMENTATIONS
+from fewshot_kd.data.catalog import load_dataset
+from fewshot_kd.data.episodes import EpisodeSampler
+from fewshot_kd.distill import FeatureCapture, map_layers
+from fewshot_kd.meta.descriptors import ModelDescription, ModelStructure, describe_model, model_structure, task_features
+from fewshot_kd.task_family import TaskFamily, build_teacher, find_task_family
+
+
+@dataclass
+class MetaFamily:
+    """A task family loaded once: its teacher (frozen), a trainable copy the inner loop
+    compresses, the meta-training split and its classes, and the layer structure."""
+
+    task: TaskFamily
+    teacher: nn.Module
+    student: nn.Module
+    train: object
+    classes: tuple[int, ...]
+    ways: int
+    pairs: list[tuple[str, str]]
+    structure: ModelStructure
+    example: torch.Tensor
+    samplers: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+
+def load_family(name: str, ways: int, data_root=None, classes=None, progress: bool = False) -> MetaFamily:
+    task = find_task_family(name)
+    if task.modality != "image":
+        raise NotImplementedError(
+            f"task family {task.name!r} is {task.modality}: meta-training episodes are built for image families "
+            f"(derived students pruned by channels); pass image families to --tasks")
+    teacher = build_teacher(task, data_root=data_root, progress=progress).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
+    train = splits.train
+    present = sorted(set(train.labels.tolist()))
+    chosen = tuple(present if classes is None else sorted(int(c) for c in classes))
+    student = copy.deepcopy(teacher)
+    for p in student.parameters():
+        p.requires_grad_(True)
+    example = train.input_batch(slice(0, 1))
+    pairs = map_layers(teacher, student, "auto", example_inputs=example)
+    return MetaFamily(task, teacher, student, train, chosen, min(task.ways or ways, len(chosen)), pairs,
+                      model_structure(student, example), example)
+
+
+@dataclass
+class MetaEpisode:
+    family: MetaFamily
+    index: int
+    shots: int
+    target_macs: float
+    target_bits: int | None
+    classes: tuple[int, ...]
+    support_x: torch.Tensor  # augmented views of the shots
+    support_y: torch.Tensor
+    teacher_logits: torch.Tensor  # on the views, restricted to the episode's classes
+    teacher_features: list[torch.Tensor]
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    description: ModelDescription
+    task: torch.Tensor
+
+    def record(self) -> dict:
+        return {"index": self.index, "family": self.family.name, "classes": list(self.classes), "shots": self.shots,
+                "target_macs": self.target_macs, "target_bits": self.target_bits}
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    shots: tuple[int, ...] = (5, 10, 20)
+    query_per_class: int = 10
+    views: int = 4
+    macs_range: tuple[float, float] = (0.35, 0.7)
+    bits: tuple[int | None, ...] = (8, 6)
+
+
+def _sampler(family: MetaFamily, shots: int, query: int, seed: int) -> EpisodeSampler:
+    key = (shots, query)
+    if key not in family.samplers:
+        family.samplers[key] = EpisodeSampler(family.train, ways=family.ways, shots=shots, query_shots=query,
+                                              seed=seed, classes=family.classes)
+    return family.samplers[key]
+
+
+@torch.no_grad()
+def _teacher_outputs(family: MetaFamily, inputs: torch.Tensor, classes: tuple[int, ...]):
+    layers = [t for t, _ in family.pairs]
+    with FeatureCapture(family.teacher, layers, detach=True) as capture:
+        logits = family.teacher(inputs)[:, list(classes)]
+        features = [capture.outputs[n].float() for n in layers]
+    return logits.float(), features
+
+
+def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed: int) -> MetaEpisode:
+    """Episode ``index``: family, K, budget and classes drawn from ``(seed, index)``."""
+    rng = random.Random(f"fewshot_kd.meta:{seed}:{index}")
+    family = families[rng.randrange(len(families))]
+    shots = rng.choice(spec.shots)
+    target_macs = round(rng.uniform(*spec.macs_range), 3)
+    target_bits = rng.choice(spec.bits)
+    episode = _sampler(family, shots, spec.query_per_class, seed).sample(index)
+    generator = torch.Generator().manual_seed(rng.randrange(2**31))
+    augment = AUGMENTATIONS[family.task.augment]
+    views = [episode.support_x] + [augment(episode.support_x, None, generator) if augment else episode.support_x
+                                   for _ in range(spec.views - 1)]
+    support_x = torch.cat(views)
+    support_y = episode.support_y.repeat(spec.views)
+    teacher_logits, teacher_features = _teacher_outputs(family, support_x, episode.classes)
+    description = describe_model(family.teacher, family.example, episode.support_x, family.pairs,
+                                 structure=family.structure)
+    task = task_features(shots, family.ways, target_macs, target_bits, text=False)
+    return MetaEpisode(family, index, shots, target_macs, target_bits, episode.classes, support_x, support_y,
+                       teacher_logits, teacher_features, episode.query_x, episode.query_y, description, task)

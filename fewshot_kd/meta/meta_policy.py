@@ -1,0 +1,140 @@
+"""A meta-learned policy as adapt() uses it: a trained :class:`PolicyNet` plus the record of
+how it was made, saved as ``policy.safetensors`` + ``policy.json`` (no pickled code).
+
+``MetaPolicy.decide(teacher, shots, target)`` describes the task (layer descriptors and
+sensitivities measured on the shots) and turns the network's outputs into an ordinary
+:class:`~fewshot_kd.adapt.Policy`: per-layer prune ratios and bit widths within the budget,
+distilled-layer weights, temperature, alpha, feature weight, per-layer learning-rate scales.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd._version import __version__
+from fewshot_kd.adapt.policy import HAND_SET, Policy
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
+from fewshot_kd.meta.descriptors import describe_model, task_features
+from fewshot_kd.meta.policy_net import PolicyNet
+
+KIND = "fewshot_kd.meta_policy"
+FORMAT_VERSION = 1
+
+
+def _is_text(model: nn.Module) -> bool:
+    return hasattr(model, "tokenize") and hasattr(model, "encoder")
+
+
+def allocate_bits(p8: list[float], params: list[float], average: float) -> list[int]:
+    """8 or 4 bits per layer: layers the policy most wants at 8 bits get them while the
+    parameter-weighted average stays within ``average``."""
+    if average >= 8:
+        return [8] * len(p8)
+    total = sum(params)
+    budget = (average - 4.0) / 4.0 * total  # parameters that may use 8 bits
+    bits = [4] * len(p8)
+    for i in sorted(range(len(p8)), key=lambda i: -p8[i]):
+        if params[i] <= budget:
+            bits[i] = 8
+            budget -= params[i]
+    return bits
+
+
+class MetaPolicy:
+    def __init__(self, net: PolicyNet, config: dict | None = None, trained_on: list | None = None,
+                 history: list | None = None, command: str | None = None, seconds: float | None = None,
+                 finished: bool = True, base: Policy = HAND_SET) -> None:
+        self.net = net.eval()
+        self.config = config or {}
+        self.trained_on = trained_on or []
+        self.history = history or []
+        self.command = command
+        self.seconds = seconds
+        self.finished = finished
+        self.base = base
+
+    # ---- files -------------------------------------------------------------------------
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        from fewshot_kd.measure.environment import environment_info
+
+        out_dir = Path(out_dir)
+        save_tensors(out_dir / "policy.safetensors", self.net.state_dict())
+        return write_json(out_dir / "policy.json", {
+            "kind": KIND, "format_version": FORMAT_VERSION, "fewshot_kd": __version__, "hidden": self.net.hidden,
+            "command": self.command, "config": self.config, "trained_on": self.trained_on,
+            "finished": self.finished, "seconds": self.seconds, "environment": environment_info(),
+            "history": self.history,
+        })
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MetaPolicy":
+        path = Path(path)
+        meta_path = path / "policy.json" if path.is_dir() else path
+        if not meta_path.is_file():
+            raise FewShotKDError(f"no meta-learned policy at {path}; run `python -m fewshot_kd.meta_train --out DIR` first")
+        meta = read_json(meta_path)
+        if meta.get("kind") != KIND:
+            raise FewShotKDError(f"{meta_path} is not a meta-learned policy file (kind {meta.get('kind')!r})")
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise FewShotKDError(f"{meta_path} needs a newer fewshot_kd (format {meta['format_version']}); upgrade")
+        net = PolicyNet(int(meta["hidden"]))
+        net.load_state_dict(load_tensors(meta_path.with_name("policy.safetensors")))
+        return cls(net, meta.get("config"), meta.get("trained_on"), meta.get("history"), meta.get("command"),
+                   meta.get("seconds"), meta.get("finished", True))
+
+    @staticmethod
+    def is_policy_file(path: str | os.PathLike) -> bool:
+        path = Path(path)
+        path = path / "policy.json" if path.is_dir() else path
+        try:
+            return path.is_file() and read_json(path).get("kind") == KIND
+        except ValueError:
+            return False
+
+    # ---- decisions ---------------------------------------------------------------------
+    @torch.no_grad()
+    def decide(self, teacher: nn.Module, shots, target, student: nn.Module | None = None) -> tuple[Policy, dict]:
+        """The :class:`Policy` for compressing ``teacher`` (into ``student``, or a student
+        derived from it when ``None``) at ``target`` from the labelled ``shots``."""
+        from fewshot_kd.distill import map_layers
+
+        text = _is_text(teacher)
+        subject = copy.deepcopy(teacher if student is None else student)
+        for p in subject.parameters():
+            p.requires_grad_(True)
+        example = shots.input_batch(slice(0, 1))
+        pairs = [] if text or (student is not None and _is_text(student)) else \
+            map_layers(teacher, subject, self.base.feature_layers, example_inputs=example)
+        with torch.enable_grad():
+            desc = describe_model(subject, example, shots.all_inputs(), pairs)
+        k = len(shots) // shots.num_classes
+        derived_macs = target.macs if student is None else None
+        task = task_features(k, shots.num_classes, derived_macs, target.bits, text)
+        decisions = self.net(desc, task, derived_macs)
+        ratios = {g.root: round(float(r), 4) for g, r in zip(desc.groups, decisions.ratios)}
+        scales = decisions.lr_scale
+        geo = math.exp(float(scales.log().mean())) if scales.numel() else 1.0
+        bits = allocate_bits(decisions.p8.tolist(), desc.layer_params.tolist(), target.bits) if target.bits else []
+        policy = replace(
+            self.base,
+            name="meta-learned",
+            temperature=round(float(decisions.temperature), 4),
+            alpha=round(float(decisions.alpha), 4),
+            feature_weight=round(float(decisions.feature_weight), 4),
+            layer_weights=tuple(round(float(w), 4) for w in decisions.pair_weights) if pairs else None,
+            per_layer_prune=ratios if derived_macs is not None else {},
+            layer_lr_scale={n: round(float(s) / geo, 4) for n, s in zip(desc.layers, scales)},
+            per_layer_bits={n: b for n, b in zip(desc.layers, bits)} if bits and min(bits) < target.bits else {},
+        )
+        info = {"predicted_macs_fraction": float(decisions.macs_fraction), "expected_bits": float(decisions.avg_bits),
+                "inner_lr_scale": float(decisions.inner_lr_scale), "trained_on": self.trained_on,
+                "layers": len(desc.layers), "groups": len(desc.groups), "pairs": [list(p) for p in pairs]}
+        return policy, info

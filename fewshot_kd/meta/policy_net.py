@@ -1,0 +1,103 @@
+"""The learnable policy: descriptors of a task in, adapt()'s decisions out (differentiably).
+
+A shared MLP embeds every layer (its descriptor next to the task vector); per-layer heads give
+a pruning preference, a Meta-SGD learning-rate scale and the probability of 8-bit weights; a
+pair head weights every distilled layer pair; a global head on the mean layer embedding gives
+temperature, alpha, feature weight and the inner learning-rate scale. The last layers start
+at zero with biases set so that an untrained policy reproduces the hand-set recipe.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from fewshot_kd.adapt.policy import HAND_SET
+from fewshot_kd.meta.descriptors import LAYER_FEATURES, PAIR_FEATURES, TASK_FEATURES, ModelDescription
+from fewshot_kd.meta.relax import expected_bits, project_ratios
+
+
+def _inverse_softplus(y: float) -> float:
+    return math.log(math.expm1(y))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def _head(hidden: int, out: int, bias: list[float]) -> nn.Linear:
+    layer = nn.Linear(hidden, out)
+    nn.init.zeros_(layer.weight)
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor(bias))
+    return layer
+
+
+@dataclass
+class Decisions:
+    """Differentiable decisions for one task. ``ratios[g]``: prune ratio of group ``g``;
+    ``p8[l]``: probability that layer ``l`` keeps 8-bit weights; ``lr_scale[l]``: Meta-SGD
+    scale of layer ``l``; ``pair_weights[p]``: weight of distilled pair ``p``."""
+
+    ratios: torch.Tensor
+    p8: torch.Tensor
+    lr_scale: torch.Tensor
+    pair_weights: torch.Tensor
+    temperature: torch.Tensor
+    alpha: torch.Tensor
+    feature_weight: torch.Tensor
+    inner_lr_scale: torch.Tensor
+    macs_fraction: torch.Tensor
+    avg_bits: torch.Tensor
+
+
+class PolicyNet(nn.Module):
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.layer = nn.Sequential(nn.Linear(LAYER_FEATURES + TASK_FEATURES, hidden), nn.Tanh(),
+                                   nn.Linear(hidden, hidden), nn.Tanh())
+        self.layer_head = _head(hidden, 3, [0.0, 0.0, 4.0])  # prune preference, lr log-scale, 8-bit logit
+        self.pair = nn.Sequential(nn.Linear(PAIR_FEATURES + TASK_FEATURES, hidden), nn.Tanh())
+        self.pair_head = _head(hidden, 1, [_inverse_softplus(1.0)])
+        self.global_ = nn.Sequential(nn.Linear(hidden + TASK_FEATURES, hidden), nn.Tanh())
+        self.global_head = _head(hidden, 4, [
+            _logit((HAND_SET.temperature - 1.0) / 9.0),  # T = 1 + 9 sigmoid
+            _logit(HAND_SET.alpha),
+            _inverse_softplus(HAND_SET.feature_weight),
+            0.0,  # inner lr log-scale
+        ])
+
+    def forward(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
+                max_ratio: float = 0.9) -> Decisions:
+        L = desc.layer_features.shape[0]
+        h = self.layer(torch.cat([desc.layer_features, task.expand(L, -1)], 1))
+        per_layer = self.layer_head(h)
+        preferences = per_layer[desc.group_layer_index, 0] if desc.groups else per_layer.new_zeros(0)
+        if target_macs is None or not desc.groups:
+            ratios = torch.zeros_like(preferences)
+        else:
+            ratios = project_ratios(preferences, desc.macs_fraction, target_macs, max_ratio)
+        P = desc.pair_features.shape[0]
+        if P:
+            pair_weights = F.softplus(self.pair_head(self.pair(torch.cat([desc.pair_features, task.expand(P, -1)], 1)))).squeeze(1)
+        else:
+            pair_weights = per_layer.new_zeros(0)
+        g = self.global_head(self.global_(torch.cat([h.mean(0), task])))
+        p8 = torch.sigmoid(per_layer[:, 2])
+        return Decisions(
+            ratios=ratios,
+            p8=p8,
+            lr_scale=torch.exp(2.0 * torch.tanh(per_layer[:, 1] / 2.0)),
+            pair_weights=pair_weights,
+            temperature=1.0 + 9.0 * torch.sigmoid(g[0]),
+            alpha=torch.sigmoid(g[1]),
+            feature_weight=F.softplus(g[2]),
+            inner_lr_scale=torch.exp(2.0 * torch.tanh(g[3] / 2.0)),
+            macs_fraction=desc.macs_fraction(ratios) if desc.groups else torch.tensor(1.0),
+            avg_bits=expected_bits(p8, desc.layer_params),
+        )

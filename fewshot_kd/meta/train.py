@@ -1,0 +1,101 @@
+"""The meta-training loop: episodes -> bilevel meta-gradients -> Adam on the policy,
+with atomic checkpoints every N meta-steps and exact resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.files import load_torch, save_torch
+from fewshot_kd.meta.config import MetaTrainConfig
+from fewshot_kd.meta.distributed import all_reduce_gradients_, all_reduce_metrics, init_from_env, my_episodes
+from fewshot_kd.meta.episodes import load_family, make_episode
+from fewshot_kd.meta.meta_policy import MetaPolicy
+from fewshot_kd.meta.objective import episode_loss
+from fewshot_kd.meta.policy_net import PolicyNet
+from fewshot_kd.progress import format_metrics, progress_bar
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = ("meta_loss", "query_acc", "macs_fraction", "compression", "temperature", "alpha")
+
+
+def _restore(path: Path, config: MetaTrainConfig, net: PolicyNet, optimizer) -> tuple[int, list[dict]]:
+    state = load_torch(path)
+    if state["config"] != config.to_dict():
+        raise FewShotKDError(
+            f"{path} was written by a run with another config; resume with the same flags, or start over "
+            f"in a new --out folder (or with --fresh)")
+    net.load_state_dict(state["policy"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"]), list(state["history"])
+
+
+def meta_gradient(net: PolicyNet, families, config: MetaTrainConfig, indices: list[int], rank: int = 0,
+                  world: int = 1, device: torch.device = torch.device("cpu")) -> dict:
+    """Accumulate the mean meta-gradient of episodes ``indices`` into ``net``'s ``.grad``
+    (this rank's share, all-reduced over ranks); returns the mean metrics."""
+    totals = [0.0] * len(METRICS)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    for index in my_episodes(indices, rank, world):
+        episode = make_episode(families, index, config.episode_spec, config.seed)
+        with autocast:
+            loss, metrics = episode_loss(net, episode, config.inner)
+        if not math.isfinite(loss.item()):
+            raise FewShotKDError(
+                f"meta-loss is {loss.item()} on episode {index} ({episode.record()}); lower --inner-lr or --outer-lr")
+        (loss / len(indices)).backward()
+        for i, key in enumerate(METRICS):
+            totals[i] += metrics[key]
+    all_reduce_gradients_(net.parameters(), world)
+    totals = all_reduce_metrics(totals, world)
+    return {key: value / len(indices) for key, value in zip(METRICS, totals)}
+
+
+def meta_train(config: MetaTrainConfig, out_dir: str | Path, *, resume: bool = False, data_root=None,
+               device: str | torch.device = "cpu", progress: bool = True, stop_after: int | None = None,
+               command: str | None = None) -> MetaPolicy:
+    """Run (or resume) meta-training; writes ``policy.json`` + ``policy.safetensors`` (the
+    policy adapt() reads) and ``checkpoint.pt`` into ``out_dir``. ``stop_after`` ends after
+    that many meta-steps (as if killed), for resume tests."""
+    out_dir = Path(out_dir)
+    device = torch.device(device)
+    rank, world = init_from_env(device)
+    torch.manual_seed(config.seed)
+    net = PolicyNet(config.hidden)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.outer_lr)
+    checkpoint = out_dir / CHECKPOINT
+    start, history = 0, []
+    if resume and checkpoint.exists():
+        start, history = _restore(checkpoint, config, net, optimizer)
+    elif checkpoint.exists() and not resume:
+        raise FewShotKDError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --out")
+    families = [load_family(name, config.ways, data_root, config.classes.get(name), progress=progress and rank == 0)
+                for name in config.tasks]
+    tick = time.perf_counter()
+    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    with progress_bar(progress and rank == 0) as bar:
+        task = bar.add_task("meta-training", total=config.steps, completed=start, metrics="")
+        for step in range(start, end):
+            optimizer.zero_grad(set_to_none=True)
+            first = step * config.meta_batch
+            indices = list(range(first, min(first + config.meta_batch, config.episodes)))
+            metrics = meta_gradient(net, families, config, indices, rank, world, device)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            optimizer.step()
+            history.append({"step": step + 1, **metrics})
+            bar.update(task, advance=1, metrics=format_metrics(
+                loss=metrics["meta_loss"], acc=metrics["query_acc"], macs=metrics["macs_fraction"],
+                x=metrics["compression"], T=metrics["temperature"]))
+            if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == end):
+                save_torch(checkpoint, {"config": config.to_dict(), "policy": net.state_dict(),
+                                        "optimizer": optimizer.state_dict(), "step": step + 1, "history": history})
+    policy = MetaPolicy(net, config=config.to_dict(), trained_on=[
+        {"family": f.name, "dataset": f.task.dataset, "split": "train", "classes": list(f.classes)} for f in families],
+        history=history, command=command, seconds=time.perf_counter() - tick, finished=end == config.steps)
+    if rank == 0:
+        policy.save(out_dir)
+    return policy
