@@ -18,7 +18,7 @@ class MetaTrainConfig:
     differentiable distillation; Adam on the policy at ``outer_lr``."""
 
     tasks: tuple[str, ...] = ("digits",)
-    episodes: int = 600
+    episodes: int = 400
     meta_batch: int = 4
     ways: int = 5
     shots: tuple[int, ...] = (5, 10, 20)

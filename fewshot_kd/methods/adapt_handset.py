@@ -7,14 +7,19 @@ from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 
 
 def _policy(inp: MethodInput) -> Policy:
-    overrides = {k: v for k, v in inp.options.items() if k in Policy.__dataclass_fields__}
+    overrides = {k: v for k, v in inp.options.items() if k in Policy.__dataclass_fields__ and k != "name"}
     return Policy.from_dict({**HAND_SET.to_dict(), "flip": inp.augment == "crop_flip", **overrides})
 
 
 def _run(inp: MethodInput, student) -> MethodOutput:
-    result = adapt(inp.teacher, student, shots=inp.k, data=inp.shots, target=inp.target, policy=_policy(inp),
+    return _run_with(inp, student, _policy(inp))
+
+
+def _run_with(inp: MethodInput, student, policy) -> MethodOutput:
+    result = adapt(inp.teacher, student, shots=inp.k, data=inp.shots, target=inp.target, policy=policy,
                    seed=inp.seed, export_dir=inp.workdir, progress=inp.progress)
     notes = {k: result.report[k] for k in ("stages", "compression", "student_kind")}
+    notes["policy"] = result.report["policy"]
     notes["history"] = [{"loss": h["loss"]} for h in result.history]
     return MethodOutput(model=result.student, artifact=result.artifact, notes=notes)
 

@@ -1,0 +1,17 @@
+"""fewshot_kd.adapt with a meta-learned policy (``options.policy``: a policy folder; default
+the policy shipped in ``fewshot_kd/policies/``), on a student derived from the teacher."""
+
+from pathlib import Path
+
+from fewshot_kd.meta.meta_policy import MetaPolicy
+from fewshot_kd.methods.adapt_handset import _policy, _run_with
+from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
+
+SHIPPED = Path(__file__).resolve().parents[1] / "policies" / "meta_default"
+
+
+@register_method("adapt_meta", "fewshot_kd.adapt, meta-learned policy, student derived from the teacher (task target)")
+def run(inp: MethodInput) -> MethodOutput:
+    policy = MetaPolicy.load(inp.options.get("policy", SHIPPED))
+    policy.base = _policy(inp)
+    return _run_with(inp, None, policy)

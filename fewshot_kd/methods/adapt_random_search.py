@@ -1,0 +1,67 @@
+"""Random search over the knobs the meta-learner sets, at the hand-set policy's step budget.
+
+``trials`` configurations (the first is the hand-set policy itself) each get
+``steps / trials`` distillation steps, so the search spends what one hand-set adapt() call
+spends on distillation. Drawn per trial: temperature, alpha, feature weight, learning rate
+and per-layer prune ratios (random preferences around uniform, rescaled to the budget). The
+winner is the trial whose student is closest to the teacher (KL) on fresh augmented views
+of the shots: no labels beyond the shots are used.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+from fewshot_kd.adapt import adapt
+from fewshot_kd.adapt._views import make_views
+from fewshot_kd.meta.descriptors import find_groups
+from fewshot_kd.methods.adapt_handset import _policy
+from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
+
+
+def _draw(base, rng: random.Random, groups: list[str], steps: int):
+    prune = {g: math.exp(rng.gauss(0.0, 0.5)) * 0.3 for g in groups}
+    return replace(base, name="random-search", temperature=rng.uniform(1.0, 8.0), alpha=rng.uniform(0.5, 1.0),
+                   feature_weight=math.exp(rng.uniform(math.log(0.3), math.log(10.0))),
+                   lr=math.exp(rng.uniform(math.log(3e-4), math.log(3e-3))), per_layer_prune=prune, steps=steps)
+
+
+@torch.no_grad()
+def _held_out_kl(student, teacher, inputs) -> float:
+    t = F.log_softmax(teacher.eval()(inputs), -1)
+    s = F.log_softmax(student.eval()(inputs), -1)
+    return F.kl_div(s, t, log_target=True, reduction="batchmean").item()
+
+
+@register_method("adapt_random_search", "fewshot_kd.adapt, random search over the policy knobs at the same step budget")
+def run(inp: MethodInput) -> MethodOutput:
+    base = _policy(inp)
+    trials = int(inp.options.get("trials", 4))
+    steps = max(1, base.steps // trials)
+    rng = random.Random(f"fewshot_kd.random_search:{inp.seed}:{inp.k}")
+    subject = copy.deepcopy(inp.teacher)
+    for p in subject.parameters():
+        p.requires_grad_(True)
+    groups = [g.root for g in find_groups(subject, inp.example_inputs)]
+    fresh, _ = make_views(inp.shots, 4, base.crop_padding, base.flip, base.text_word_dropout, seed=inp.seed + 7919)
+    best = None
+    scores = []
+    for trial in range(trials):
+        policy = replace(base, steps=steps) if trial == 0 else _draw(base, rng, groups, steps)
+        result = adapt(inp.teacher, None, shots=inp.k, data=inp.shots, target=inp.target, policy=policy,
+                       seed=inp.seed, export_dir=inp.workdir / f"trial{trial}", progress=inp.progress)
+        score = _held_out_kl(result.student, inp.teacher, fresh)
+        scores.append({"trial": trial, "held_out_kl": score, "policy": result.report["policy"]})
+        if best is None or score < best[0]:
+            best = (score, trial, result)
+    _, chosen, result = best
+    notes = {"trials": scores, "chosen": chosen, "steps_per_trial": steps,
+             "compression": result.report["compression"], "stages": result.report["stages"],
+             "history": [{"loss": h["loss"]} for h in result.history]}
+    return MethodOutput(model=result.student, artifact=result.artifact, notes=notes)

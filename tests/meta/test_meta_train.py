@@ -1,0 +1,75 @@
+"""meta_train: it learns (the policy moves), checkpoints atomically, resumes exactly, and
+refuses what it cannot do with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.meta import MetaPolicy, MetaTrainConfig, PolicyNet, meta_train
+from fewshot_kd.meta.train import CHECKPOINT
+
+
+def _same(a: PolicyNet, b: PolicyNet) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_resume_after_a_stop_reaches_the_uninterrupted_result(tmp_path, tiny_config):
+    config = tiny_config()
+    straight = meta_train(config, tmp_path / "straight", progress=False)
+    meta_train(config, tmp_path / "cut", progress=False, stop_after=1)  # "killed" after one meta-step
+    resumed = meta_train(config, tmp_path / "cut", progress=False, resume=True)
+    assert straight.finished and resumed.finished
+    assert _same(straight.net, resumed.net)
+    assert [h["meta_loss"] for h in straight.history] == [h["meta_loss"] for h in resumed.history]
+    assert not _same(straight.net, PolicyNet(config.hidden))  # training moved the policy
+
+
+def test_run_records_what_it_trained_on_and_reloads(tmp_path, tiny_config):
+    policy = meta_train(tiny_config(), tmp_path, progress=False)
+    assert policy.trained_on == [{"family": "digits", "dataset": "digits", "split": "train", "classes": list(range(10))}]
+    loaded = MetaPolicy.load(tmp_path)
+    assert _same(loaded.net, policy.net)
+    assert MetaTrainConfig.from_dict(loaded.config) == tiny_config()
+    assert (tmp_path / "policy.safetensors").is_file() and (tmp_path / CHECKPOINT).is_file()
+
+
+def test_existing_checkpoint_needs_resume_and_the_same_config(tmp_path, tiny_config):
+    meta_train(tiny_config(episodes=2), tmp_path, progress=False)
+    with pytest.raises(FewShotKDError, match="--resume"):
+        meta_train(tiny_config(episodes=2), tmp_path, progress=False)
+    with pytest.raises(FewShotKDError, match="another config"):
+        meta_train(tiny_config(episodes=4), tmp_path, progress=False, resume=True)
+
+
+def test_diverging_inner_loop_is_reported_not_trained_on(tmp_path, tiny_config):
+    with pytest.raises(FewShotKDError, match="inner-lr"):
+        meta_train(tiny_config(episodes=2, inner_lr=1e6), tmp_path, progress=False)
+
+
+def test_bad_settings_are_clear_errors(tiny_config):
+    with pytest.raises(FewShotKDError, match="backend"):
+        tiny_config(backend="jax")
+    with pytest.raises(FewShotKDError, match="macs_range"):
+        tiny_config(macs_range=(0.8, 0.2))
+    with pytest.raises(NotImplementedError, match="image families"):
+        meta_train(tiny_config(tasks=("sst2",)), "/nonexistent/never-written", progress=False)
+
+
+@pytest.mark.parametrize("backend", ["higher", "learn2learn"])
+def test_backends_give_the_same_first_meta_step(tmp_path, backend, tiny_config):
+    ref = meta_train(tiny_config(episodes=2), tmp_path / "func", progress=False)
+    other = meta_train(tiny_config(episodes=2, backend=backend), tmp_path / backend, progress=False)
+    for a, b in zip(ref.net.parameters(), other.net.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_command_line_writes_a_policy_and_a_plot(tmp_path):
+    from fewshot_kd.meta_train import main
+
+    main(["--episodes", "2", "--meta-batch", "2", "--inner-steps", "1", "--ways", "3", "--shots", "5",
+          "--out", str(tmp_path), "--no-progress"])
+    assert MetaPolicy.is_policy_file(tmp_path)
+    assert (tmp_path / "meta_training.png").stat().st_size > 1000
