@@ -46,16 +46,21 @@ class ModelDescription:
     layer_params: torch.Tensor  # [L] parameter count of every layer's weight
     layer_macs: torch.Tensor  # [L] MACs per input of every layer
 
+    def to(self, device) -> "ModelDescription":
+        for name in ("layer_features", "pair_features", "layer_params", "layer_macs"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
     def macs_fraction(self, ratios: torch.Tensor) -> torch.Tensor:
         """MACs left after pruning group ``g`` by ``ratios[g]``, as a fraction of the unpruned
         model's: every layer's MACs scale with the kept share of each group it touches
         (its input and its output channels), which is exact up to channel rounding."""
-        kept = torch.ones(len(self.layers), dtype=ratios.dtype)
+        kept = torch.ones(len(self.layers), dtype=ratios.dtype, device=ratios.device)
         for g, r in zip(self.groups, ratios):
-            scale = torch.ones(len(self.layers), dtype=ratios.dtype)
+            scale = torch.ones(len(self.layers), dtype=ratios.dtype, device=ratios.device)
             scale[list(g.layers)] = 1 - r
             kept = kept * scale
-        macs = self.layer_macs.to(ratios.dtype)
+        macs = self.layer_macs.to(ratios)
         return (macs * kept).sum() / macs.sum()
 
 

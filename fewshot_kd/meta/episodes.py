@@ -43,13 +43,15 @@ class MetaFamily:
         return self.task.name
 
 
-def load_family(name: str, ways: int, data_root=None, classes=None, progress: bool = False) -> MetaFamily:
+def load_family(name: str, ways: int, data_root=None, classes=None, progress: bool = False,
+                device: str | torch.device = "cpu") -> MetaFamily:
     task = find_task_family(name)
     if task.modality != "image":
         raise NotImplementedError(
             f"task family {task.name!r} is {task.modality}: meta-training episodes are built for image families "
             f"(derived students pruned by channels); pass image families to --tasks")
-    teacher = build_teacher(task, data_root=data_root, progress=progress).eval()
+    device = torch.device(device)
+    teacher = build_teacher(task, data_root=data_root, progress=progress).eval().to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
     splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
@@ -59,7 +61,7 @@ def load_family(name: str, ways: int, data_root=None, classes=None, progress: bo
     student = copy.deepcopy(teacher)
     for p in student.parameters():
         p.requires_grad_(True)
-    example = train.input_batch(slice(0, 1))
+    example = train.input_batch(slice(0, 1)).to(device)
     pairs = map_layers(teacher, student, "auto", example_inputs=example)
     return MetaFamily(task, teacher, student, train, chosen, min(task.ways or ways, len(chosen)), pairs,
                       model_structure(student, example), example)
@@ -121,15 +123,17 @@ def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed
     target_macs = round(rng.uniform(*spec.macs_range), 3)
     target_bits = rng.choice(spec.bits)
     episode = _sampler(family, shots, spec.query_per_class, seed).sample(index)
+    device = family.example.device
     generator = torch.Generator().manual_seed(rng.randrange(2**31))
     augment = AUGMENTATIONS[family.task.augment]
     views = [episode.support_x] + [augment(episode.support_x, None, generator) if augment else episode.support_x
                                    for _ in range(spec.views - 1)]
-    support_x = torch.cat(views)
-    support_y = episode.support_y.repeat(spec.views)
+    support_x = torch.cat(views).to(device)
+    support_y = episode.support_y.repeat(spec.views).to(device)
     teacher_logits, teacher_features = _teacher_outputs(family, support_x, episode.classes)
-    description = describe_model(family.teacher, family.example, episode.support_x, family.pairs,
-                                 structure=family.structure)
-    task = task_features(shots, family.ways, target_macs, target_bits, text=False)
+    description = describe_model(family.teacher, family.example, episode.support_x.to(device), family.pairs,
+                                 structure=family.structure).to(device)
+    task = task_features(shots, family.ways, target_macs, target_bits, text=False).to(device)
     return MetaEpisode(family, index, shots, target_macs, target_bits, episode.classes, support_x, support_y,
-                       teacher_logits, teacher_features, episode.query_x, episode.query_y, description, task)
+                       teacher_logits, teacher_features, episode.query_x.to(device), episode.query_y.to(device),
+                       description, task)

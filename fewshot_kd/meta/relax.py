@@ -88,7 +88,7 @@ def project_ratios(preferences: torch.Tensor, macs_fraction: Callable[[torch.Ten
     def frac(b: torch.Tensor, prefs: torch.Tensor = z) -> torch.Tensor:
         return macs_fraction(max_ratio * torch.sigmoid(prefs + b))
 
-    lo, hi = torch.tensor(-30.0), torch.tensor(30.0)
+    lo, hi = torch.tensor(-30.0, device=z.device), torch.tensor(30.0, device=z.device)
     with torch.no_grad():
         for _ in range(iters):
             mid = (lo + hi) / 2

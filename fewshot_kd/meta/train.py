@@ -65,7 +65,7 @@ def meta_train(config: MetaTrainConfig, out_dir: str | Path, *, resume: bool = F
     device = torch.device(device)
     rank, world = init_from_env(device)
     torch.manual_seed(config.seed)
-    net = PolicyNet(config.hidden)
+    net = PolicyNet(config.hidden).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.outer_lr)
     checkpoint = out_dir / CHECKPOINT
     start, history = 0, []
@@ -73,8 +73,8 @@ def meta_train(config: MetaTrainConfig, out_dir: str | Path, *, resume: bool = F
         start, history = _restore(checkpoint, config, net, optimizer)
     elif checkpoint.exists() and not resume:
         raise FewShotKDError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --out")
-    families = [load_family(name, config.ways, data_root, config.classes.get(name), progress=progress and rank == 0)
-                for name in config.tasks]
+    families = [load_family(name, config.ways, data_root, config.classes.get(name), progress=progress and rank == 0,
+                            device=device) for name in config.tasks]
     tick = time.perf_counter()
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
     with progress_bar(progress and rank == 0) as bar:
@@ -93,7 +93,7 @@ def meta_train(config: MetaTrainConfig, out_dir: str | Path, *, resume: bool = F
             if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == end):
                 save_torch(checkpoint, {"config": config.to_dict(), "policy": net.state_dict(),
                                         "optimizer": optimizer.state_dict(), "step": step + 1, "history": history})
-    policy = MetaPolicy(net, config=config.to_dict(), trained_on=[
+    policy = MetaPolicy(net.cpu(), config=config.to_dict(), trained_on=[
         {"family": f.name, "dataset": f.task.dataset, "split": "train", "classes": list(f.classes)} for f in families],
         history=history, command=command, seconds=time.perf_counter() - tick, finished=end == config.steps)
     if rank == 0:
