@@ -22,6 +22,7 @@ from pathlib import Path
 import torch.nn as nn
 import yaml
 
+from fewshot_kd.config_keys import check_known_keys
 from fewshot_kd.errors import FewShotKDError
 
 SCHEMA_VERSION = 1
@@ -64,10 +65,7 @@ class TaskFamily:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TaskFamily":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise FewShotKDError(f"task file has unknown keys {sorted(unknown)}; known keys: {sorted(known)}")
+        check_known_keys(cls, data, "task file")
         return cls(**data)
 
 

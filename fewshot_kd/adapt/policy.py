@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fewshot_kd.config_keys import check_known_keys
 from fewshot_kd.errors import FewShotKDError
 
 POLICY_VERSION = 1
@@ -78,10 +79,7 @@ class Policy:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Policy":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise FewShotKDError(f"policy has unknown keys {sorted(unknown)}; known keys: {sorted(known)}")
+        check_known_keys(cls, data, "policy")
         if data.get("version", POLICY_VERSION) > POLICY_VERSION:
             raise FewShotKDError(f"policy version {data['version']} is newer than this fewshot_kd understands; upgrade")
         return cls(**data)

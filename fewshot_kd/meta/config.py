@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
+from fewshot_kd.config_keys import check_known_keys
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.meta.episodes import EpisodeSpec
 from fewshot_kd.meta.inner import BACKENDS, ORDERS
@@ -71,8 +72,5 @@ class MetaTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "MetaTrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise FewShotKDError(f"meta-train config has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        check_known_keys(cls, data, "meta-train config")
         return cls(**data)

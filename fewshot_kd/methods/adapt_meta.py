@@ -14,4 +14,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "policies" / "meta_default"
 def run(inp: MethodInput) -> MethodOutput:
     policy = MetaPolicy.load(inp.options.get("policy", SHIPPED))
     policy.base = _policy(inp)
-    return _run_with(inp, None, policy)
+    out = _run_with(inp, None, policy)
+    dataset = inp.shots.name.split("/")[0]
+    out.notes["held_out"] = dataset not in {entry.get("dataset") for entry in policy.trained_on}
+    out.notes["meta_trained_on"] = policy.trained_on
+    return out
