@@ -114,7 +114,8 @@ class MetaPolicy:
         pairs = [] if text or (student is not None and _is_text(student)) else \
             map_layers(teacher, subject, self.base.feature_layers, example_inputs=example)
         with torch.enable_grad():
-            desc = describe_model(subject, example, shots.all_inputs(), pairs)
+            # sensitivities cost one forward per layer: fewer sentences keep that cheap for text encoders
+            desc = describe_model(subject, example, shots.all_inputs(), pairs, max_examples=16 if text else 64)
         k = len(shots) // shots.num_classes
         derived_macs = target.macs if student is None else None
         task = task_features(k, shots.num_classes, derived_macs, target.bits, text)
@@ -131,7 +132,9 @@ class MetaPolicy:
             feature_weight=round(float(decisions.feature_weight), 4),
             layer_weights=tuple(round(float(w), 4) for w in decisions.pair_weights) if pairs else None,
             per_layer_prune=ratios if derived_macs is not None else {},
-            layer_lr_scale={n: round(float(s) / geo, 4) for n, s in zip(desc.layers, scales)},
+            # a text student cut from the teacher renumbers its layers: per-layer scales would not line up
+            layer_lr_scale={} if text and student is None else
+            {n: round(float(s) / geo, 4) for n, s in zip(desc.layers, scales)},
             per_layer_bits={n: b for n, b in zip(desc.layers, bits)} if bits and min(bits) < target.bits else {},
         )
         info = {"predicted_macs_fraction": float(decisions.macs_fraction), "expected_bits": float(decisions.avg_bits),
