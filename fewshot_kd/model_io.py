@@ -98,6 +98,17 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def trainable_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose parameters all require gradients (a frozen teacher's
+    copy that is trained, pruned or traced by Torch-Pruning's dependency graph)."""
+    import copy
+
+    clone = copy.deepcopy(model)
+    for p in clone.parameters():
+        p.requires_grad_(True)
+    return clone
+
+
 def placed(model: nn.Module, device: str | torch.device | None) -> tuple[nn.Module, torch.device]:
     """``(model, device)`` to measure on. With ``device=None`` the model's own device; if the
     model lives elsewhere, a copy moved to ``device`` (the caller's model is left untouched)."""

@@ -12,6 +12,7 @@ from fewshot_kd.adapt.policy import Policy
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.measure import count_macs, count_params
+from fewshot_kd.model_io import trainable_copy
 
 
 def _is_text(model: nn.Module) -> bool:
@@ -29,9 +30,7 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
     from fewshot_kd.prune import prune_
 
     example = shots.input_batch(slice(0, 1))
-    student = copy.deepcopy(teacher).eval()
-    for p in student.parameters():
-        p.requires_grad_(True)
+    student = trainable_copy(teacher).eval()
     decisions: dict = {"derived_from_teacher": True}
     if _is_text(teacher) and target.layers:
         from fewshot_kd.models.text import truncate_layers

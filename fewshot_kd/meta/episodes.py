@@ -7,7 +7,6 @@ from the teacher's weights and is compressed to the episode's budget).
 
 from __future__ import annotations
 
-import copy
 import random
 from dataclasses import dataclass, field
 
@@ -17,7 +16,9 @@ import torch.nn as nn
 from fewshot_kd.augment import AUGMENTATIONS
 from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.data.episodes import EpisodeSampler
-from fewshot_kd.distill import FeatureCapture, map_layers
+from fewshot_kd.adapt._views import build_bank
+from fewshot_kd.distill import map_layers
+from fewshot_kd.model_io import trainable_copy
 from fewshot_kd.meta.descriptors import ModelDescription, ModelStructure, describe_model, model_structure, task_features
 from fewshot_kd.task_family import TaskFamily, build_teacher, find_task_family
 
@@ -58,9 +59,7 @@ def load_family(name: str, ways: int, data_root=None, classes=None, progress: bo
     train = splits.train
     present = sorted(set(train.labels.tolist()))
     chosen = tuple(present if classes is None else sorted(int(c) for c in classes))
-    student = copy.deepcopy(teacher)
-    for p in student.parameters():
-        p.requires_grad_(True)
+    student = trainable_copy(teacher)
     example = train.input_batch(slice(0, 1)).to(device)
     pairs = map_layers(teacher, student, "auto", example_inputs=example)
     return MetaFamily(task, teacher, student, train, chosen, min(task.ways or ways, len(chosen)), pairs,
@@ -106,15 +105,6 @@ def _sampler(family: MetaFamily, shots: int, query: int, seed: int) -> EpisodeSa
     return family.samplers[key]
 
 
-@torch.no_grad()
-def _teacher_outputs(family: MetaFamily, inputs: torch.Tensor, classes: tuple[int, ...]):
-    layers = [t for t, _ in family.pairs]
-    with FeatureCapture(family.teacher, layers, detach=True) as capture:
-        logits = family.teacher(inputs)[:, list(classes)]
-        features = [capture.outputs[n].float() for n in layers]
-    return logits.float(), features
-
-
 def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed: int) -> MetaEpisode:
     """Episode ``index``: family, K, budget and classes drawn from ``(seed, index)``."""
     rng = random.Random(f"fewshot_kd.meta:{seed}:{index}")
@@ -130,7 +120,9 @@ def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed
                                    for _ in range(spec.views - 1)]
     support_x = torch.cat(views).to(device)
     support_y = episode.support_y.repeat(spec.views).to(device)
-    teacher_logits, teacher_features = _teacher_outputs(family, support_x, episode.classes)
+    # the teacher runs once over all views (adapt()'s view bank), logits cut to the episode's classes
+    bank = build_bank(family.teacher, support_x, support_y, [t for t, _ in family.pairs], batch_size=len(support_x))
+    teacher_logits, teacher_features = bank.teacher_logits[:, list(episode.classes)], bank.teacher_features
     description = describe_model(family.teacher, family.example, episode.support_x.to(device), family.pairs,
                                  structure=family.structure).to(device)
     task = task_features(shots, family.ways, target_macs, target_bits, text=False).to(device)

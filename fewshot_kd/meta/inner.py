@@ -15,8 +15,6 @@ last ``truncate`` steps and first order before them.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import Callable
 
 import torch
@@ -92,13 +90,9 @@ def _unroll_higher(model, loss_fn, lrs, steps, order, truncate, params):
         return {**params, **dict(zip(names, fmodel.fast_params))}
 
 
-def _learn2learn():
-    with contextlib.redirect_stderr(io.StringIO()):
-        import learn2learn
-    return learn2learn
-
-
 def _unroll_learn2learn(model, loss_fn, lrs, steps, order, truncate, params):
+    from fewshot_kd.data.episodes import _learn2learn
+
     l2l = _learn2learn()
     clone = l2l.clone_module(model)
     names = [n for n, _ in clone.named_parameters()]

@@ -9,7 +9,6 @@ distilled-layer weights, temperature, alpha, feature weight, per-layer learning-
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from dataclasses import replace
@@ -19,18 +18,16 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd._version import __version__
+from fewshot_kd.adapt.derive import _is_text
 from fewshot_kd.adapt.policy import HAND_SET, Policy
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
 from fewshot_kd.meta.descriptors import describe_model, task_features
 from fewshot_kd.meta.policy_net import PolicyNet
+from fewshot_kd.model_io import trainable_copy
 
 KIND = "fewshot_kd.meta_policy"
 FORMAT_VERSION = 1
-
-
-def _is_text(model: nn.Module) -> bool:
-    return hasattr(model, "tokenize") and hasattr(model, "encoder")
 
 
 def allocate_bits(p8: list[float], params: list[float], average: float) -> list[int]:
@@ -107,9 +104,7 @@ class MetaPolicy:
         from fewshot_kd.distill import map_layers
 
         text = _is_text(teacher)
-        subject = copy.deepcopy(teacher if student is None else student)
-        for p in subject.parameters():
-            p.requires_grad_(True)
+        subject = trainable_copy(teacher if student is None else student)
         example = shots.input_batch(slice(0, 1))
         pairs = [] if text or (student is not None and _is_text(student)) else \
             map_layers(teacher, subject, self.base.feature_layers, example_inputs=example)

@@ -7,7 +7,7 @@ from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 
 
 def _policy(inp: MethodInput) -> Policy:
-    overrides = {k: v for k, v in inp.options.items() if k in Policy.__dataclass_fields__ and k != "name"}
+    overrides = {k: v for k, v in inp.options.items() if k in Policy.__dataclass_fields__}
     return Policy.from_dict({**HAND_SET.to_dict(), "flip": inp.augment == "crop_flip", **overrides})
 
 

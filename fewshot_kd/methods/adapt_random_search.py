@@ -10,7 +10,6 @@ of the shots: no labels beyond the shots are used.
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 from dataclasses import replace
@@ -23,6 +22,7 @@ from fewshot_kd.adapt._views import make_views
 from fewshot_kd.meta.descriptors import find_groups
 from fewshot_kd.methods.adapt_handset import _policy
 from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
+from fewshot_kd.model_io import trainable_copy
 
 
 def _draw(base, rng: random.Random, groups: list[str], steps: int):
@@ -33,10 +33,12 @@ def _draw(base, rng: random.Random, groups: list[str], steps: int):
 
 
 @torch.no_grad()
-def _held_out_kl(student, teacher, inputs) -> float:
-    t = F.log_softmax(teacher.eval()(inputs), -1)
-    s = F.log_softmax(student.eval()(inputs), -1)
-    return F.kl_div(s, t, log_target=True, reduction="batchmean").item()
+def _log_probs(model, inputs) -> torch.Tensor:
+    return F.log_softmax(model.eval()(inputs), -1)
+
+
+def _held_out_kl(student, teacher_log_probs: torch.Tensor, inputs) -> float:
+    return F.kl_div(_log_probs(student, inputs), teacher_log_probs, log_target=True, reduction="batchmean").item()
 
 
 @register_method("adapt_random_search", "fewshot_kd.adapt, random search over the policy knobs at the same step budget")
@@ -45,18 +47,16 @@ def run(inp: MethodInput) -> MethodOutput:
     trials = int(inp.options.get("trials", 4))
     steps = max(1, base.steps // trials)
     rng = random.Random(f"fewshot_kd.random_search:{inp.seed}:{inp.k}")
-    subject = copy.deepcopy(inp.teacher)
-    for p in subject.parameters():
-        p.requires_grad_(True)
-    groups = [g.root for g in find_groups(subject, inp.example_inputs)]
+    groups = [g.root for g in find_groups(trainable_copy(inp.teacher), inp.example_inputs)]
     fresh, _ = make_views(inp.shots, 4, base.crop_padding, base.flip, base.text_word_dropout, seed=inp.seed + 7919)
+    teacher_log_probs = _log_probs(inp.teacher, fresh)
     best = None
     scores = []
     for trial in range(trials):
         policy = replace(base, steps=steps) if trial == 0 else _draw(base, rng, groups, steps)
         result = adapt(inp.teacher, None, shots=inp.k, data=inp.shots, target=inp.target, policy=policy,
                        seed=inp.seed, export_dir=inp.workdir / f"trial{trial}", progress=inp.progress)
-        score = _held_out_kl(result.student, inp.teacher, fresh)
+        score = _held_out_kl(result.student, teacher_log_probs, fresh)
         scores.append({"trial": trial, "held_out_kl": score, "policy": result.report["policy"]})
         if best is None or score < best[0]:
             best = (score, trial, result)

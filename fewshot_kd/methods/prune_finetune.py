@@ -1,12 +1,11 @@
 """Prune the teacher to the task's MACs target (L1 magnitude) and fine-tune with cross-entropy
 on the shots: the classic prune-then-retrain baseline, no distillation."""
 
-import copy
-
 import torch
 
 from fewshot_kd.methods._few_shot_training import few_shot_config
 from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
+from fewshot_kd.model_io import trainable_copy
 from fewshot_kd.prune import prune_
 from fewshot_kd.prune.serialize import save_pruned
 from fewshot_kd.training import fit
@@ -15,9 +14,7 @@ from fewshot_kd.training import fit
 @register_method("prune_finetune", "teacher pruned to the MACs target (L1), fine-tuned with cross-entropy")
 def run(inp: MethodInput) -> MethodOutput:
     torch.manual_seed(inp.seed)
-    student = copy.deepcopy(inp.teacher)
-    for p in student.parameters():
-        p.requires_grad_(True)
+    student = trainable_copy(inp.teacher)
     report = prune_(student, inp.example_inputs, importance="l1", target_macs=inp.target.get("macs", 0.5))
     config = few_shot_config(len(inp.shots), inp.augment, steps=inp.options.get("steps", 300),
                              lr=inp.options.get("lr", 5e-4), seed=inp.seed)

@@ -17,7 +17,6 @@ Torch-Pruning cannot resize (:class:`UnsupportedLayerError`).
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ import torch.nn as nn
 from fewshot_kd.errors import FewShotKDError, UnsupportedLayerError
 from fewshot_kd.methods._few_shot_training import few_shot_config
 from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
-from fewshot_kd.model_io import to_device
+from fewshot_kd.model_io import to_device, trainable_copy
 from fewshot_kd.prune._graph import inspect_model
 from fewshot_kd.prune._util import torch_pruning
 from fewshot_kd.prune.serialize import save_pruned
@@ -171,9 +170,7 @@ def run(inp: MethodInput) -> MethodOutput:
         raise FewShotKDError(f"tp_prune_finetune: unknown options {sorted(unknown)}; "
                              f"known: {list(PRUNE_OPTIONS + FINE_TUNE_OPTIONS)}")
     torch.manual_seed(inp.seed)
-    student = copy.deepcopy(inp.teacher).to(inp.device)
-    for p in student.parameters():
-        p.requires_grad_(True)
+    student = trainable_copy(inp.teacher).to(inp.device)
     prune_options = {k: v for k, v in inp.options.items() if k in PRUNE_OPTIONS}
     result = torch_pruning_to_macs_(student, to_device(inp.example_inputs, inp.device), inp.target.get("macs", 0.5),
                                     **prune_options)
