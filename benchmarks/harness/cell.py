@@ -34,7 +34,8 @@ def run_cell(ctx: TaskContext, task_name: str, method: str, k: int, seed: int, o
     inp = MethodInput(teacher=ctx.teacher, shots=shots, k=k, seed=seed, make_student=ctx.make_student,
                       example_inputs=ctx.example_inputs(), workdir=workdir, modality=ctx.task.modality,
                       augment=ctx.task.augment if ctx.task.modality == "image" else "none", target=ctx.task.target,
-                      progress=progress, options=dict(options))
+                      progress=progress, options=dict(options),
+                      unlabelled=lambda n: ctx.splits.train.unlabelled_inputs(n, k, seed))
     torch.manual_seed(seed)
     start = time.perf_counter()
     out, peak = measure_peak_memory(lambda: get_method(method)(inp))

@@ -41,3 +41,24 @@ def check_classes(model, shots: LabelledDataset, role: str) -> None:
             f"({', '.join(shots.class_names[:5])}{', ...' if shots.num_classes > 5 else ''}); "
             f"give the {role} a {shots.num_classes}-way head or pass data with matching classes"
         )
+
+
+def resolve_unlabelled(unlabelled, pool: LabelledDataset, shots: int, seed: int):
+    """adapt()'s ``unlabelled`` argument as model-ready inputs (or ``None``)."""
+    if unlabelled is None:
+        return None
+    if isinstance(unlabelled, int) and not isinstance(unlabelled, bool):
+        return pool.unlabelled_inputs(unlabelled, shots, seed)
+    if isinstance(unlabelled, LabelledDataset):
+        unlabelled = unlabelled.all_inputs()
+    if isinstance(unlabelled, torch.Tensor):
+        if unlabelled.dtype == torch.uint8:
+            unlabelled = unlabelled.float().div_(255.0)
+    elif isinstance(unlabelled, (list, tuple)) and all(isinstance(t, str) for t in unlabelled):
+        unlabelled = list(unlabelled)
+    else:
+        raise FewShotKDError(f"unlabelled must be a tensor, a list of strings, a dataset or a count, "
+                             f"got {type(unlabelled).__name__}")
+    if len(unlabelled) == 0:
+        raise FewShotKDError("unlabelled is empty; pass some inputs or leave it out")
+    return unlabelled

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from fewshot_kd.adapt._views import ViewBank
-from fewshot_kd.distill import FeatureCapture, HintLoss, kd_loss
+from fewshot_kd.adapt._views import UNLABELLED, ViewBank
+from fewshot_kd.distill import FeatureCapture, HintLoss, kd_loss, soft_target_kl
 from fewshot_kd.progress import format_metrics, progress_bar
 from fewshot_kd.training import check_finite
 
@@ -19,6 +19,19 @@ def build_hint_loss(student: nn.Module, bank: ViewBank, student_layers: list[str
         student.eval()(probe[0])
         student_features = [capture.outputs[name] for name in student_layers]
     return HintLoss.from_features(student_features, probe[3], weights=weights)
+
+
+def bank_kd_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float,
+                 alpha: float) -> torch.Tensor:
+    """``kd_loss`` on a batch that may hold unlabelled views: the soft term covers every row,
+    the ``1 - alpha`` cross-entropy only the rows with a label."""
+    known = labels != UNLABELLED
+    if bool(known.all()):
+        return kd_loss(logits, teacher_logits, labels, temperature=temperature, alpha=alpha)
+    loss = alpha * temperature**2 * soft_target_kl(logits, teacher_logits, temperature)
+    if alpha < 1.0 and bool(known.any()):
+        loss = loss + (1.0 - alpha) * kd_loss(logits[known], teacher_logits[known], labels[known], temperature, alpha=0.0)
+    return loss
 
 
 def param_groups(model: nn.Module, lr: float, layer_lr_scale: dict) -> list[dict]:
@@ -67,7 +80,7 @@ def distill_(
             index = torch.randint(len(bank), (min(batch_size, len(bank)),), generator=generator)
             inputs, labels, teacher_logits, teacher_features = bank.batch(index)
             logits = student(inputs)
-            loss_kd = kd_loss(logits, teacher_logits, labels, temperature=temperature, alpha=alpha)
+            loss_kd = bank_kd_loss(logits, teacher_logits, labels, temperature, alpha)
             loss = loss_kd
             if hint is not None:
                 loss = loss + feature_weight * hint([capture.outputs[n] for n in layers], teacher_features)

@@ -11,6 +11,7 @@ import torch.nn as nn
 from fewshot_kd.augment import random_crop_flip
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.distill import FeatureCapture
+from fewshot_kd.errors import FewShotKDError
 
 
 @dataclass
@@ -38,18 +39,35 @@ def word_dropout(text: str, rate: float, rng: random.Random) -> str:
     return " ".join(kept or words[:1])
 
 
+def augmented_copies(inputs, views: int, crop_padding: int | None, flip: bool, word_rate: float, seed: int):
+    """``inputs`` (a tensor batch or a list of strings) followed by ``views - 1`` augmented
+    copies: random shifts / mirror images for images, word dropout for text."""
+    if isinstance(inputs, torch.Tensor):
+        generator = torch.Generator().manual_seed(seed)
+        return torch.cat([inputs] + [random_crop_flip(inputs, crop_padding, generator, flip=flip) for _ in range(views - 1)])
+    rng = random.Random(seed)
+    return list(inputs) + [word_dropout(t, word_rate, rng) for _ in range(views - 1) for t in inputs]
+
+
 def make_views(shots: LabelledDataset, views_per_shot: int, crop_padding: int | None, flip: bool,
                word_rate: float, seed: int):
     """The shots themselves plus ``views_per_shot - 1`` augmented copies of each."""
-    generator = torch.Generator().manual_seed(seed)
-    inputs = shots.all_inputs()
-    labels = shots.labels.repeat(views_per_shot)
-    if isinstance(inputs, torch.Tensor):
-        copies = [inputs] + [random_crop_flip(inputs, crop_padding, generator, flip=flip) for _ in range(views_per_shot - 1)]
-        return torch.cat(copies), labels
-    rng = random.Random(seed)
-    texts = list(inputs) + [word_dropout(t, word_rate, rng) for _ in range(views_per_shot - 1) for t in inputs]
-    return texts, labels
+    inputs = augmented_copies(shots.all_inputs(), views_per_shot, crop_padding, flip, word_rate, seed)
+    return inputs, shots.labels.repeat(views_per_shot)
+
+
+UNLABELLED = -1
+"""The label views of unlabelled inputs carry: they get the teacher's soft targets only."""
+
+
+def add_unlabelled(inputs, labels: torch.Tensor, unlabelled, views: int, crop_padding: int | None, flip: bool,
+                   word_rate: float, seed: int):
+    """Append ``views`` views of every unlabelled input, labelled :data:`UNLABELLED`."""
+    extra = augmented_copies(unlabelled, views, crop_padding, flip, word_rate, seed + 1)
+    if isinstance(inputs, torch.Tensor) != isinstance(extra, torch.Tensor):
+        raise FewShotKDError("unlabelled inputs must be of the shots' kind: a tensor of images / features, or strings for text")
+    merged = torch.cat([inputs, extra.to(inputs.device, inputs.dtype)]) if isinstance(inputs, torch.Tensor) else inputs + extra
+    return merged, torch.cat([labels, torch.full((len(extra),), UNLABELLED, dtype=labels.dtype)])
 
 
 @torch.no_grad()

@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from fewshot_kd.adapt._data import check_classes, resolve_pool
+from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabelled
 from fewshot_kd.adapt._distill_loop import agreement, distill_, recalibrate_batchnorm_
-from fewshot_kd.adapt._views import build_bank, make_views
+from fewshot_kd.adapt._views import add_unlabelled, build_bank, make_views
 from fewshot_kd.adapt.derive import derive_student, distilled_layers
-from fewshot_kd.adapt.policy import HAND_SET, Policy
+from fewshot_kd.adapt.policy import Policy, hand_set_for
 from fewshot_kd.adapt.report import AdaptResult, layer_decisions
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.errors import FewShotKDError
@@ -23,12 +23,12 @@ from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_
 from fewshot_kd.model_io import CallableModule
 
 
-def _policy(policy):
+def _policy(policy, is_text: bool):
     """A :class:`Policy`, or a :class:`~fewshot_kd.meta.MetaPolicy` (decided per task later)."""
     from fewshot_kd.meta.meta_policy import MetaPolicy
 
     if policy is None:
-        return HAND_SET
+        return hand_set_for(is_text)
     if isinstance(policy, (Policy, MetaPolicy)):
         return policy
     if isinstance(policy, dict):
@@ -79,6 +79,7 @@ def adapt(
     integer: bool = False,
     data_root=None,
     progress: bool = True,
+    unlabelled=None,
 ) -> AdaptResult:
     """Compress ``teacher`` into a student from ``shots`` labelled examples per class.
 
@@ -93,10 +94,14 @@ def adapt(
     ``data`` has one). ``export_dir`` receives the exported files once everything succeeded
     (default: they are written to a temporary folder, measured, and removed). ``integer=True`` also builds
     the int8 onnxruntime model and reports its accuracy and that it computes in integers.
+    ``unlabelled``: optional inputs without labels (a tensor, a list of strings, a dataset
+    whose labels are ignored, or ``n`` to draw ``n`` from ``data`` beside the shots and drop
+    their labels); the student learns the teacher's soft targets on them too.
     """
-    policy, target = _policy(policy), Target.parse(target)
     pool, default_eval = resolve_pool(data, data_root)
     support = pool.few_shot(shots, seed=seed)
+    policy, target = _policy(policy, support.is_text), Target.parse(target)
+    unlabelled = resolve_unlabelled(unlabelled, pool, shots, seed)
     device = torch.device(device) if device is not None else next(teacher.parameters()).device
     teacher = teacher.to(device).eval()
     for p in teacher.parameters():
@@ -115,7 +120,7 @@ def adapt(
         work = Path(tmp)
         start = time.perf_counter()
         (student, decisions, history, artifact, artifact_bytes, stages), peak = measure_peak_memory(
-            lambda: _run(teacher, student, derive, support, target, policy, seed, device, work, progress))
+            lambda: _run(teacher, student, derive, support, unlabelled, target, policy, seed, device, work, progress))
         adapt_seconds = time.perf_counter() - start
         report = _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes,
                          adapt_seconds, peak, derive, seed)
@@ -149,7 +154,7 @@ def _metrics(model, data) -> dict:
     return metrics
 
 
-def _run(teacher, student, derive, support, target, policy, seed, device, out_dir, progress):
+def _run(teacher, student, derive, support, unlabelled, target, policy, seed, device, out_dir, progress):
     stages: dict = {}
     tick = time.perf_counter()
     if derive:
@@ -162,6 +167,10 @@ def _run(teacher, student, derive, support, target, policy, seed, device, out_di
     tick = time.perf_counter()
     inputs, labels = make_views(support, policy.views_per_shot, policy.crop_padding, policy.flip,
                                 policy.text_word_dropout, seed)
+    if unlabelled is not None:
+        inputs, labels = add_unlabelled(inputs, labels, unlabelled, policy.unlabelled_views, policy.crop_padding,
+                                        policy.flip, policy.text_word_dropout, seed)
+        stages["unlabelled_inputs"] = len(unlabelled)
     if isinstance(inputs, torch.Tensor):
         inputs = inputs.to(device)
     example = support.input_batch(slice(0, 1))

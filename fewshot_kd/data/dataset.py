@@ -89,12 +89,32 @@ class LabelledDataset:
                 f"{self.name}: {k} shots per class asked, but {'; '.join(short)}. "
                 f"Ask for at most {int(counts.min())} shots or use a larger pool."
             )
+        return self.subset(self.few_shot_indices(k, seed), name=f"{self.name}[{k}-shot,seed={seed}]")
+
+    def few_shot_indices(self, k: int, seed: int = 0) -> torch.Tensor:
+        """The indices :meth:`few_shot` draws (class by class), without the size checks."""
         generator = torch.Generator().manual_seed(seed)
         chosen = []
         for c in range(self.num_classes):
             members = torch.nonzero(self.labels == c).flatten()
             chosen.append(members[torch.randperm(len(members), generator=generator)[:k]])
-        return self.subset(torch.cat(chosen), name=f"{self.name}[{k}-shot,seed={seed}]")
+        return torch.cat(chosen)
+
+    def unlabelled_inputs(self, n: int, shots: int, seed: int = 0) -> Inputs:
+        """Model-ready inputs of ``n`` examples that are not among ``few_shot(shots, seed)``,
+        drawn at random (seeded), with their labels dropped: the unlabelled pool a
+        practitioner often has beside the few labelled shots."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"unlabelled must be a positive number of examples, got {n!r}")
+        taken = torch.zeros(len(self), dtype=torch.bool)
+        taken[self.few_shot_indices(shots, seed)] = True
+        rest = torch.nonzero(~taken).flatten()
+        if n > len(rest):
+            raise NotEnoughExamplesError(
+                f"{self.name}: {n} unlabelled examples asked, but only {len(rest)} remain beside the "
+                f"{shots}-shot support; ask for at most {len(rest)}")
+        generator = torch.Generator().manual_seed(seed + 7919)
+        return self.input_batch(rest[torch.randperm(len(rest), generator=generator)[:n]])
 
 
 @dataclass

@@ -33,6 +33,8 @@ class MethodInput:
     device: torch.device = torch.device("cpu")
     progress: bool = True
     options: dict = field(default_factory=dict)
+    unlabelled: Callable[[int], Any] | None = None
+    """``unlabelled(n)``: inputs of ``n`` train examples beside the shots, labels dropped."""
 
     @property
     def num_classes(self) -> int:
