@@ -52,6 +52,7 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
     bar = progress.add_task(f"suite {suite.name}", total=len(cells), now="")
     progress.update(bar, advance=sum(cell_key(t, m, k, s) in store for t, m, k, s in cells))
     contexts, references = {}, {}
+    commit = environment_info().get("git_commit")
     with Live(Group(progress, _live_table(store.all())), console=console, refresh_per_second=4) as live:
         for task_name, method, k, seed in cells:
             family = find_task_family(task_name)
@@ -66,10 +67,22 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
             record = run_cell(contexts[family.name], family.name, method, k, seed, suite.method_options.get(method, {}),
                               work / family.name / f"{method}-k{k}-s{seed}", references[family.name],
                               latency_repeats=suite.latency_repeats)
+            record["commit"] = commit
             store.add(record)
             progress.update(bar, advance=1)
             live.update(Group(progress, _live_table(store.all())))
     return write_outputs(suite, out_dir, store.all(), contexts, references, time.time() - started)
+
+
+def _cell_commits(records: list[dict]) -> str:
+    """Which commits made the cells, when a resumed suite mixes several."""
+    counts: dict[str, int] = {}
+    for r in records:
+        key = r.get("commit") or "not recorded (an earlier invocation)"
+        counts[key] = counts.get(key, 0) + 1
+    if len(counts) < 2:
+        return ""
+    return "Cells made by: " + "; ".join(f"`{c}` ({n})" for c, n in counts.items()) + "  \n"
 
 
 def write_outputs(suite: Suite, out_dir: Path, records: list[dict], contexts: dict, references: dict, seconds: float) -> dict:
@@ -89,7 +102,7 @@ def write_outputs(suite: Suite, out_dir: Path, records: list[dict], contexts: di
     write_json(out_dir / "results.json", result)
     (out_dir / "results.md").write_text(
         f"# Suite `{suite.name}`\n\nCommand: `{result['command']}`  \n"
-        f"Commit: `{result['environment'].get('git_commit')}`  \nMachine: {result['environment'].get('cpu_model')}, "
+        f"Commit: `{result['environment'].get('git_commit')}`  \n{_cell_commits(records)}Machine: {result['environment'].get('cpu_model')}, "
         f"torch {torch.__version__}\n\nMean ± std over seeds. Ratios are teacher / method (bytes of the saved "
         f"artifact, MACs per example). \"int8 math\" says whether inference ran in integer arithmetic.\n\n"
         + markdown_table(rows)
