@@ -198,7 +198,8 @@ def _run(teacher, student, derive, support, unlabelled, target, policy, seed, de
         from fewshot_kd.quant import dequantize_model_, quantize_model_
 
         tick = time.perf_counter()
-        quantize_model_(student, weight_bits=weight_bits(student, target.bits, policy.per_layer_bits), act_bits=None)
+        quantize_model_(student, weight_bits=weight_bits(student, target.bits, policy.per_layer_bits), act_bits=None,
+                        embeddings=True)
         if policy.qat_steps > 0:
             history += distill_(student, bank, [s for _, s in pairs], steps=policy.qat_steps, lr=policy.qat_lr,
                                 description=f"QAT int{target.bits}", **common)
@@ -226,14 +227,15 @@ def weight_bits(student: nn.Module, bits: int, per_layer: dict):
     if average > bits + 1e-6:
         raise FewShotKDError(f"the policy's per-layer bit widths average {average:.2f} bits, over the target's {bits}; "
                              f"lower per_layer_bits or raise target.bits")
-    return {n: per_layer.get(n, bits) for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    return {n: per_layer.get(n, bits) for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))}
 
 
 def _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes, seconds, peak, derive, seed) -> dict:
     example = support.input_batch(slice(0, 1))
     t = {"params": count_params(teacher), "macs": count_macs(teacher, example), "bytes": saved_size_bytes(teacher)}
     s = {"params": count_params(student), "macs": count_macs(student, example), "bytes": artifact_bytes,
-         "weights": f"int{target.bits} (stored packed; float inference with dequantized weights)" if target.bits else "fp32"}
+         "weights": f"int{target.bits} (stored packed, embeddings included; float inference with dequantized weights)"
+         if target.bits else "fp32"}
     return {
         "shots": len(support) // support.num_classes,
         "seed": seed,

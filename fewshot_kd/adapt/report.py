@@ -59,7 +59,7 @@ def layer_decisions(student: nn.Module, decisions: dict, bits: int | None, per_l
     out: dict[str, Any] = {}
     channels = decisions.get("prune", {}).get("channels", {})
     for name, module in student.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)) or hasattr(module, "weight_quant"):
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.Embedding)) or hasattr(module, "weight_quant"):
             entry: dict[str, Any] = {"bits": per_layer_bits.get(name, bits) if bits is not None else 32}
             if name in channels:
                 entry["out_channels"] = channels[name]

@@ -19,6 +19,7 @@ from fewshot_kd.quant.fake import ActivationQuantizer, WeightQuantizer, fake_qua
 from fewshot_kd.quant.integer import IntegerModel, compare_latency, measure_latency, to_integer_model
 from fewshot_kd.quant.modules import (
     QuantConv2d,
+    QuantEmbedding,
     QuantLinear,
     dequantize_model_,
     quantize_model_,
@@ -32,6 +33,7 @@ __all__ = [
     "DynamicInt8Model",
     "IntegerModel",
     "QuantConv2d",
+    "QuantEmbedding",
     "QuantLinear",
     "WeightQuantizer",
     "calibrate_",

@@ -1,9 +1,10 @@
-"""Quantization-aware Conv2d/Linear and ``quantize_model_``, which swaps them in place.
+"""Quantization-aware Conv2d/Linear/Embedding and ``quantize_model_``, which swaps them in place.
 
-``QuantConv2d``/``QuantLinear`` subclass the float layers and keep their parameters
-(``weight``, ``bias``) under the same names, so a float state dict still loads (the
+``QuantConv2d``/``QuantLinear``/``QuantEmbedding`` subclass the float layers and keep their
+parameters (``weight``, ``bias``) under the same names, so a float state dict still loads (the
 quantizers add ``weight_quant.*`` and ``input_quant.*`` entries). The weight is
-fake-quantized per output channel; the layer's input per tensor.
+fake-quantized per output channel (per token row for an embedding); the layer's input per
+tensor (never for an embedding, whose inputs are token ids).
 """
 
 from __future__ import annotations
@@ -98,8 +99,28 @@ class QuantLinear(_QuantMixin, nn.Linear):
         return linear
 
 
-QUANT_LAYERS = (QuantConv2d, QuantLinear)
-_SWAPS: dict[type, type] = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear}
+class QuantEmbedding(_QuantMixin, nn.Embedding):
+    """``nn.Embedding`` with a per-row weight fake quantizer (one step per token)."""
+
+    def _attach(self, weight_bits: int, act_bits: int | None, act_symmetric: bool, learnable: bool) -> None:
+        super()._attach(weight_bits, None, act_symmetric, learnable)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight_quant(self.weight), self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)
+
+    def to_float(self) -> nn.Embedding:
+        """A plain ``nn.Embedding`` holding the fake-quantized weight."""
+        embedding = nn.Embedding(self.num_embeddings, self.embedding_dim, self.padding_idx, self.max_norm,
+                                 self.norm_type, self.scale_grad_by_freq, self.sparse,
+                                 device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            embedding.weight.copy_(self.quantized_weight())
+        return embedding
+
+
+QUANT_LAYERS = (QuantConv2d, QuantLinear, QuantEmbedding)
+_SWAPS: dict[type, type] = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear, nn.Embedding: QuantEmbedding}
 
 
 def _swap_class(module: nn.Module) -> type | None:
@@ -134,8 +155,11 @@ def quantize_model_(
     exclude: tuple[str, ...] | list[str] = (),
     weight_init: str = "minmax",
     learnable: bool = True,
+    embeddings: bool = False,
 ) -> nn.Module:
     """Swap every ``nn.Conv2d``/``nn.Linear`` of ``model`` for its quant-aware version, in place.
+    ``nn.Embedding`` tables are quantized too (weights per row, never their id inputs) when
+    ``embeddings=True`` or when a ``weight_bits`` dict names them.
 
     ``weight_bits``/``act_bits``: one int (2..8), a dict ``{layer name: bits}`` (a missing
     name or ``None``/0 leaves the layer float / its input unquantized), or a callable
@@ -157,11 +181,14 @@ def quantize_model_(
         module = named[name]
         if _swap_class(module) is None and not isinstance(module, QUANT_LAYERS):
             raise UnsupportedLayerError(
-                f"quantize_model_: layer {name!r} is a {type(module).__name__}; only nn.Conv2d and nn.Linear "
-                f"can be quantized. Remove it from the requested layers/bit widths.")
+                f"quantize_model_: layer {name!r} is a {type(module).__name__}; only nn.Conv2d, nn.Linear and "
+                f"nn.Embedding can be quantized. Remove it from the requested layers/bit widths.")
     for name, module in list(named.items()):
         cls = _swap_class(module)
         if cls is None or (layers is not None and name not in requested) or name in exclude:
+            continue
+        named_explicitly = isinstance(weight_bits, Mapping) and name in weight_bits
+        if cls is QuantEmbedding and not (embeddings or named_explicitly or name in requested):
             continue
         wbits = _bits_for(weight_bits, name, module, "weight_bits")
         if wbits is None:
@@ -173,7 +200,7 @@ def quantize_model_(
     return model
 
 
-def quantized_layers(model: nn.Module) -> dict[str, QuantConv2d | QuantLinear]:
+def quantized_layers(model: nn.Module) -> dict[str, QuantConv2d | QuantLinear | QuantEmbedding]:
     """Name → quant-aware layer, in module order."""
     return {n: m for n, m in model.named_modules() if isinstance(m, QUANT_LAYERS)}
 
