@@ -52,7 +52,7 @@ def test_adapt_with_a_meta_policy_meets_the_budget(digits, teacher, tmp_path):
 
     meta = _random_policy()
     meta.save(tmp_path)
-    assert isinstance(_policy(str(tmp_path)), MetaPolicy)  # a policy folder is read as a meta policy
+    assert isinstance(_policy(str(tmp_path), False), MetaPolicy)  # a policy folder is read as a meta policy
     result = fewshot_kd.adapt(teacher, None, shots=5, data=digits, target={"macs": 0.5, "bits": 6},
                               policy=meta, progress=False)
     report = result.report
