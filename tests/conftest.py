@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fewshot_kd import create_model, load_dataset
 from fewshot_kd.data.roots import resolve_data_root
+from fewshot_kd.training import TrainConfig, fit
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +18,22 @@ def shared_data_root():
     if root is None or not root.is_dir():
         pytest.skip("real data not found: set FEWSHOT_KD_DATA or provide ../shared/data")
     return root
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's bundled digits (a module may define its own ``digits``)."""
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def teacher(digits):
+    """A small CNN trained on digits for 4 epochs, the adapt() tests' teacher (a module that
+    needs another teacher defines its own ``teacher``)."""
+    torch.manual_seed(0)
+    model = create_model("small_cnn", in_channels=1, input_size=8, width=8, num_classes=10)
+    fit(model, digits.train, TrainConfig(epochs=4, lr=5e-3, augment="none"), progress=False)
+    return model.eval()
 
 
 @pytest.fixture(autouse=True)

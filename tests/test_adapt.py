@@ -1,25 +1,11 @@
 import pytest
 import torch
 
-from fewshot_kd import Policy, Target, adapt, create_model, load_dataset
+from fewshot_kd import Policy, Target, adapt, create_model
 from fewshot_kd.quant import dequantized_weights
 from fewshot_kd.errors import ClassCountMismatchError, FewShotKDError, NonFiniteLossError, NotEnoughExamplesError
-from fewshot_kd.training import TrainConfig, fit
 
 FAST = Policy(steps=15, qat_steps=5, new_arch_steps=15, views_per_shot=2, flip=False, prune_importance="l1")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def teacher(digits):
-    torch.manual_seed(0)
-    model = create_model("small_cnn", in_channels=1, input_size=8, width=8, num_classes=10)
-    fit(model, digits.train, TrainConfig(epochs=4, lr=5e-3, augment="none"), progress=False)
-    return model.eval()
 
 
 def test_derived_student_is_pruned_quantized_and_measured(teacher, digits, tmp_path):

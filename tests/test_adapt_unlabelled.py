@@ -1,27 +1,13 @@
 import pytest
 import torch
 
-from fewshot_kd import Policy, adapt, create_model, load_dataset
+from fewshot_kd import Policy, adapt, create_model
 from fewshot_kd.adapt._distill_loop import bank_kd_loss
 from fewshot_kd.adapt._views import UNLABELLED, add_unlabelled
 from fewshot_kd.distill import kd_loss, soft_target_kl
 from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
-from fewshot_kd.training import TrainConfig, fit
 
 FAST = Policy(steps=40, new_arch_steps=40, views_per_shot=2, flip=False)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def teacher(digits):
-    torch.manual_seed(0)
-    model = create_model("small_cnn", in_channels=1, input_size=8, width=8, num_classes=10)
-    fit(model, digits.train, TrainConfig(epochs=4, lr=5e-3, augment="none"), progress=False)
-    return model.eval()
 
 
 def test_unlabelled_inputs_exclude_the_shots_and_are_seeded(digits):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fewshot_kd.data.catalog import load_dataset
-from fewshot_kd.data.dataset import DatasetSplits, LabelledDataset
+from fewshot_kd.data.dataset import DatasetSplits, LabelledDataset, model_ready
 from fewshot_kd.errors import ClassCountMismatchError, FewShotKDError
 
 
@@ -52,8 +52,7 @@ def resolve_unlabelled(unlabelled, pool: LabelledDataset, shots: int, seed: int)
     if isinstance(unlabelled, LabelledDataset):
         unlabelled = unlabelled.all_inputs()
     if isinstance(unlabelled, torch.Tensor):
-        if unlabelled.dtype == torch.uint8:
-            unlabelled = unlabelled.float().div_(255.0)
+        unlabelled = model_ready(unlabelled)
     elif isinstance(unlabelled, (list, tuple)) and all(isinstance(t, str) for t in unlabelled):
         unlabelled = list(unlabelled)
     else:

@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from fewshot_kd.adapt._views import UNLABELLED, ViewBank
 from fewshot_kd.distill import FeatureCapture, HintLoss, kd_loss, soft_target_kl
+from fewshot_kd.distill.losses import hard_label_ce
 from fewshot_kd.progress import format_metrics, progress_bar
 from fewshot_kd.training import check_finite
 
@@ -30,7 +31,7 @@ def bank_kd_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: tor
         return kd_loss(logits, teacher_logits, labels, temperature=temperature, alpha=alpha)
     loss = alpha * temperature**2 * soft_target_kl(logits, teacher_logits, temperature)
     if alpha < 1.0 and bool(known.any()):
-        loss = loss + (1.0 - alpha) * kd_loss(logits[known], teacher_logits[known], labels[known], temperature, alpha=0.0)
+        loss = loss + (1.0 - alpha) * hard_label_ce(logits[known], labels[known])
     return loss
 
 

@@ -12,6 +12,11 @@ from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
 Inputs = Union[torch.Tensor, Sequence[str]]
 
 
+def model_ready(batch: torch.Tensor) -> torch.Tensor:
+    """``uint8`` images as ``float32`` in ``[0, 1]``; any other tensor unchanged."""
+    return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch
+
+
 @dataclass
 class LabelledDataset:
     """A labelled classification set held in memory.
@@ -64,8 +69,7 @@ class LabelledDataset:
         if self.is_text:
             idx = range(len(self))[index] if isinstance(index, slice) else torch.as_tensor(index).tolist()
             return [self.inputs[i] for i in idx]
-        batch = self.inputs[index]
-        return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch
+        return model_ready(self.inputs[index])
 
     def all_inputs(self) -> Inputs:
         return self.input_batch(slice(None))

@@ -187,8 +187,7 @@ def quantize_model_(
         cls = _swap_class(module)
         if cls is None or (layers is not None and name not in requested) or name in exclude:
             continue
-        named_explicitly = isinstance(weight_bits, Mapping) and name in weight_bits
-        if cls is QuantEmbedding and not (embeddings or named_explicitly or name in requested):
+        if cls is QuantEmbedding and not (embeddings or name in requested):
             continue
         wbits = _bits_for(weight_bits, name, module, "weight_bits")
         if wbits is None:
