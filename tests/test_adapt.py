@@ -46,8 +46,9 @@ def test_bad_inputs_give_clear_errors(teacher, digits, tmp_path):
         adapt(teacher, None, shots=1, data=(torch.zeros(0, 1, 8, 8), torch.zeros(0)), policy=FAST, progress=False)
     with pytest.raises(FewShotKDError, match="fraction"):
         adapt(teacher, None, shots=1, data=digits, target={"macs": 2.0}, policy=FAST, progress=False)
-    with pytest.raises(FewShotKDError, match="over the target"):
-        adapt(teacher, None, shots=2, data=digits, target={"macs": 0.5, "bits": 8, "size_bytes": 10}, policy=FAST,
+    small = create_model("small_cnn", in_channels=1, input_size=8, width=4, num_classes=10)
+    with pytest.raises(FewShotKDError, match="over the target"):  # a given student is checked, not pruned
+        adapt(teacher, small, shots=2, data=digits, target={"macs": None, "bits": 8, "size_bytes": 10}, policy=FAST,
               export_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()  # nothing half-written
 

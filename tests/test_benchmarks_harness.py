@@ -66,7 +66,7 @@ def test_smoke_suite_runs_every_method_and_resumes(tmp_path, monkeypatch):
     assert cells["teacher"]["compression_bytes"] == pytest.approx(1.0, rel=0.01)
     assert cells["scratch"]["compression_bytes"] > 5  # tiny_cnn is far smaller than the teacher
     assert 0 <= cells["scratch"]["eval"]["test"]["accuracy"] <= 1
-    for name in ("results.json", "results.md", "accuracy_vs_compression.png", "accuracy_vs_shots.png",
+    for name in ("results.json", "results.md", "accuracy_vs_compression.png", "accuracy_vs_shots.png", "accuracy_vs_time.png",
                  "sample_predictions_digits.png"):
         assert (tmp_path / "out" / name).is_file(), name
     saved = json.loads((tmp_path / "out" / "results.json").read_text())

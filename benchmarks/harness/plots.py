@@ -1,5 +1,5 @@
-"""PNG plots of a suite's results: accuracy vs compression, accuracy vs shots, adaptation
-curves, and a grid of sample predictions for image tasks."""
+"""PNG plots of a suite's results: accuracy vs compression, accuracy vs shots, accuracy vs
+adapt time, adaptation curves, and a grid of sample predictions for image tasks."""
 
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def accuracy_vs_compression(rows: list[dict], path: Path) -> Path:
 
 def accuracy_vs_shots(rows: list[dict], path: Path) -> Path:
     return _per_task_split(rows, path, lambda r: r["k"], "shots per class (K)", log_x=False, line=True)
+
+
+def accuracy_vs_time(rows: list[dict], path: Path) -> Path:
+    """Accuracy against the wall time each method spent on the shots (one point per K)."""
+    return _per_task_split(rows, path, lambda r: max(r["adapt_seconds"][0], 1e-2),
+                           "adapt wall time, s (log)", log_x=True, line=True)
 
 
 def adaptation_curves(records: list[dict], path: Path) -> Path | None:

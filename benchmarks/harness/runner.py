@@ -110,6 +110,7 @@ def write_outputs(suite: Suite, out_dir: Path, records: list[dict], contexts: di
     if rows:
         plots.accuracy_vs_compression(rows, out_dir / "accuracy_vs_compression.png")
         plots.accuracy_vs_shots(rows, out_dir / "accuracy_vs_shots.png")
+        plots.accuracy_vs_time(rows, out_dir / "accuracy_vs_time.png")
         plots.adaptation_curves(records, out_dir / "adaptation_curves.png")
     for name, ctx in contexts.items():
         if ctx.task.modality != "image":

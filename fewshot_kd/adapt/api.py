@@ -13,12 +13,13 @@ import torch.nn as nn
 from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabelled
 from fewshot_kd.adapt._distill_loop import agreement, distill_, recalibrate_batchnorm_
 from fewshot_kd.adapt._views import add_unlabelled, build_bank, make_views
-from fewshot_kd.adapt.derive import derive_student, distilled_layers
+from fewshot_kd.adapt.derive import distilled_layers
+from fewshot_kd.adapt.export import export_student, quantize_for_export_
 from fewshot_kd.adapt.policy import Policy, hand_set_for
 from fewshot_kd.adapt.report import AdaptResult, layer_decisions
+from fewshot_kd.adapt.size_fit import derive_to_size
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.errors import FewShotKDError
-from fewshot_kd.files import save_tensors, write_json
 from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_memory, saved_size_bytes
 from fewshot_kd.model_io import CallableModule
 
@@ -44,25 +45,6 @@ def _eval_sets(eval_data, default) -> dict:
     if isinstance(eval_data, dict):
         return eval_data
     return {"eval": eval_data}
-
-
-def _export(student: nn.Module, bits: int | None, out_dir: Path, arch: dict | None) -> tuple[Path, int]:
-    """Write the student's weights (packed ints when quantized) and its architecture JSON;
-    returns the weights path and the bytes of both files together."""
-    from fewshot_kd.quant import export_quantized
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if bits is not None:
-        weights = export_quantized(student, out_dir / f"student.int{bits}.safetensors")
-    else:
-        weights = save_tensors(out_dir / "student.safetensors", student.state_dict())
-    total = weights.stat().st_size
-    if arch is not None:
-        from fewshot_kd.prune.serialize import describe_architecture
-
-        arch_path = write_json(out_dir / "student.arch.json", describe_architecture(student, arch))
-        total += arch_path.stat().st_size
-    return weights, total
 
 
 def adapt(
@@ -158,7 +140,7 @@ def _run(teacher, student, derive, support, unlabelled, target, policy, seed, de
     stages: dict = {}
     tick = time.perf_counter()
     if derive:
-        student, decisions = derive_student(teacher, support, target, policy)
+        student, decisions = derive_to_size(teacher, support, target, policy)
     else:
         decisions = {"derived_from_teacher": False}
     student = student.to(device)
@@ -195,39 +177,25 @@ def _run(teacher, student, derive, support, unlabelled, target, policy, seed, de
 
     arch = getattr(student, "arch", None)
     if target.bits is not None:
-        from fewshot_kd.quant import dequantize_model_, quantize_model_
+        from fewshot_kd.quant import dequantize_model_
 
         tick = time.perf_counter()
-        quantize_model_(student, weight_bits=weight_bits(student, target.bits, policy.per_layer_bits), act_bits=None,
-                        embeddings=True)
+        quantize_for_export_(student, target.bits, policy.per_layer_bits)
         if policy.qat_steps > 0:
             history += distill_(student, bank, [s for _, s in pairs], steps=policy.qat_steps, lr=policy.qat_lr,
                                 description=f"QAT int{target.bits}", **common)
-        artifact, artifact_bytes = _export(student, target.bits, out_dir, arch)
+        artifact, artifact_bytes = export_student(student, target.bits, out_dir, arch)
         dequantize_model_(student)
         stages["quantize_seconds"] = time.perf_counter() - tick
     else:
-        artifact, artifact_bytes = _export(student, None, out_dir, arch)
-    if target.size_bytes is not None and artifact_bytes > target.size_bytes:
+        artifact, artifact_bytes = export_student(student, None, out_dir, arch)
+    budget = target.size_budget(saved_size_bytes(teacher))
+    if budget is not None and artifact_bytes > budget:
         raise FewShotKDError(
-            f"the exported student takes {artifact_bytes:,} bytes, over the target of {target.size_bytes:,}; "
-            f"lower target.macs / target.params or target.bits"
+            f"the exported student takes {artifact_bytes:,} bytes, over the target of {budget:,}; "
+            f"give a smaller student, lower target.bits, or raise target.size_bytes / lower target.size_ratio"
         )
     return student.eval(), decisions, history, artifact, artifact_bytes, stages
-
-
-def weight_bits(student: nn.Module, bits: int, per_layer: dict):
-    """``bits`` for every layer, or the policy's per-layer widths (their parameter-weighted
-    average must stay within ``bits``)."""
-    if not per_layer:
-        return bits
-    modules = dict(student.named_modules())
-    sizes = {n: modules[n].weight.numel() for n in per_layer if n in modules}
-    average = sum(per_layer[n] * sizes[n] for n in sizes) / max(sum(sizes.values()), 1)
-    if average > bits + 1e-6:
-        raise FewShotKDError(f"the policy's per-layer bit widths average {average:.2f} bits, over the target's {bits}; "
-                             f"lower per_layer_bits or raise target.bits")
-    return {n: per_layer.get(n, bits) for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))}
 
 
 def _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes, seconds, peak, derive, seed) -> dict:

@@ -11,13 +11,16 @@ from fewshot_kd.errors import FewShotKDError
 class Target:
     """``macs`` / ``params``: a fraction of the teacher's (e.g. ``0.5``) for a derived
     student. ``bits``: weight bit width of every conv/linear layer (2-8), or ``None`` for a
-    float student. ``size_bytes``: the exported file must not exceed it (checked, not
-    searched). ``layers``: for text teachers, keep these encoder layers (e.g. ``"last 3"``)."""
+    float student. ``size_bytes``: the exported file must not exceed it; a derived student is
+    pruned further until it fits (``macs`` / ``params`` stay upper bounds), a given student is
+    checked. ``size_ratio``: the same as a budget of the fp32 teacher's saved bytes
+    divided by it (``8``: at least 8x smaller); with both, the smaller budget holds. ``layers``: for text teachers, keep these encoder layers (e.g. ``"last 3"``)."""
 
     macs: float | None = 0.5
     params: float | None = None
     bits: int | None = 8
     size_bytes: int | None = None
+    size_ratio: float | None = None
     layers: str | None = None
 
     def __post_init__(self) -> None:
@@ -27,8 +30,18 @@ class Target:
                 raise FewShotKDError(f"target {name} is a fraction of the teacher's, in (0, 1]; got {value}")
         if self.macs is not None and self.params is not None:
             raise FewShotKDError("give a target in MACs or in params, not both")
+        if self.size_bytes is not None and self.size_bytes <= 0:
+            raise FewShotKDError(f"target size_bytes must be a positive number of bytes, got {self.size_bytes}")
+        if self.size_ratio is not None and self.size_ratio < 1:
+            raise FewShotKDError(f"target size_ratio is how many times smaller than the teacher's file, >= 1; got {self.size_ratio}")
         if self.bits is not None and not 2 <= self.bits <= 8:
             raise FewShotKDError(f"target bits must be 2..8 or None for float, got {self.bits}")
+
+    def size_budget(self, teacher_bytes: int) -> int | None:
+        """The most bytes the exported student may take, or ``None`` for no limit."""
+        budgets = [b for b in (self.size_bytes, None if self.size_ratio is None else int(teacher_bytes / self.size_ratio))
+                   if b is not None]
+        return min(budgets) if budgets else None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +56,6 @@ class Target:
         if isinstance(target, dict):
             unknown = set(target) - set(cls.__dataclass_fields__)
             if unknown:
-                raise FewShotKDError(f"unknown target keys {sorted(unknown)}; use macs, params, bits, size_bytes, layers")
+                raise FewShotKDError(f"unknown target keys {sorted(unknown)}; use macs, params, bits, size_bytes, size_ratio, layers")
             return cls(**target)
         raise FewShotKDError(f"target must be a Target or a dict like {{'macs': 0.5, 'bits': 8}}, got {type(target).__name__}")

@@ -1,0 +1,64 @@
+"""Derive a student whose exported file fits ``target.size_bytes``: prune further until it does."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch.nn as nn
+
+from fewshot_kd.adapt.derive import derive_student
+from fewshot_kd.adapt.export import exported_bytes
+from fewshot_kd.adapt.policy import Policy
+from fewshot_kd.adapt.target import Target
+from fewshot_kd.data.dataset import LabelledDataset
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.measure import saved_size_bytes
+from fewshot_kd.prune.targets import PruneTargetError
+
+
+def derive_to_size(teacher: nn.Module, shots: LabelledDataset, target: Target, policy: Policy,
+                   max_attempts: int = 8, margin: float = 0.002) -> tuple[nn.Module, dict]:
+    """:func:`derive_student`, then, if the target sets a size budget and the exported file
+    would exceed it, re-derive at a smaller params fraction (secant steps on measured export
+    sizes) until it fits. The MACs / params target stays an upper bound."""
+    student, decisions = derive_student(teacher, shots, target, policy)
+    budget = target.size_budget(saved_size_bytes(teacher))
+    if budget is None:
+        return student, decisions
+    size = exported_bytes(student, target.bits, policy.per_layer_bits)
+    attempts = [{"params_fraction": decisions["params_fraction"], "bytes": size}]
+    tries, fraction_cap, last_error = 0, 1.0, ""
+    while size > budget:
+        tries += 1
+        if tries > max_attempts:
+            raise FewShotKDError(
+                f"could not fit the derived student into {budget:,} bytes: the smallest tried takes {size:,} bytes "
+                f"at {attempts[-1]['params_fraction']:.3f} of the teacher's params{last_error}; raise target.size_bytes (or lower size_ratio) or lower target.bits")
+        fraction = min(_next_fraction(attempts, budget * (1 - margin)), fraction_cap)
+        if not 0.0 < fraction < attempts[-1]["params_fraction"]:
+            fraction = attempts[-1]["params_fraction"] * 0.9
+        fraction_cap = 1.0
+        try:
+            trial, trial_decisions = derive_student(teacher, shots, replace(target, macs=None, params=fraction), policy)
+        except PruneTargetError as error:  # e.g. between two channel counts: ask for a little less
+            last_error, fraction_cap = f" ({error})", fraction * 0.97
+            continue
+        student, decisions = trial, trial_decisions
+        size = exported_bytes(student, target.bits, policy.per_layer_bits)
+        attempts.append({"params_fraction": decisions["params_fraction"], "bytes": size})
+    if target.macs is not None and decisions["macs_fraction"] > target.macs + 1e-6:
+        raise FewShotKDError(f"the size-fitted student keeps {decisions['macs_fraction']:.3f} of the teacher's MACs, "
+                             f"over target.macs={target.macs}; this should not happen, please report it")
+    decisions["size_fit"] = {"size_bytes": budget, "attempts": attempts}
+    return student, decisions
+
+
+def _next_fraction(attempts: list[dict], goal: float) -> float:
+    """A secant step on (params fraction, bytes); from one point, bytes are taken as proportional."""
+    f1, s1 = attempts[-1]["params_fraction"], attempts[-1]["bytes"]
+    if len(attempts) == 1:
+        return f1 * goal / s1
+    f0, s0 = attempts[-2]["params_fraction"], attempts[-2]["bytes"]
+    if s1 == s0:
+        return f1 * goal / s1
+    return f1 + (goal - s1) * (f1 - f0) / (s1 - s0)
