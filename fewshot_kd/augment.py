@@ -1,7 +1,8 @@
-"""Batch augmentations for few-shot training (images: pad-crop and flip)."""
+"""Batch augmentations for few-shot training (images: pad-crop and flip, mixup and cutmix)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,3 +43,37 @@ def get_augmentation(name: str):
     if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {name!r}; choose from {sorted(AUGMENTATIONS)}")
     return AUGMENTATIONS[name]
+
+
+def _partners_and_weights(n: int, alpha: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random partner for every image and the share ``lam ~ Beta(alpha, alpha)`` it keeps."""
+    generator = torch.Generator().manual_seed(seed)
+    partners = torch.randperm(n, generator=generator)
+    lam = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, size=n)).float()
+    return partners, lam
+
+
+def mixup(images: torch.Tensor, alpha: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """Every image blended with a random partner: ``lam * x + (1 - lam) * x[partner]``."""
+    partners, lam = _partners_and_weights(len(images), alpha, seed)
+    lam = lam.to(images.device, images.dtype).view(-1, *([1] * (images.dim() - 1)))
+    return lam * images + (1 - lam) * images[partners.to(images.device)]
+
+
+def cutmix(images: torch.Tensor, alpha: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """Every image with a random box (a ``1 - lam`` share of its area) pasted from a random partner."""
+    n, _, h, w = images.shape
+    partners, lam = _partners_and_weights(n, alpha, seed)
+    rng = np.random.default_rng(seed + 1)
+    side = np.sqrt(1.0 - lam.numpy())
+    cy, cx = rng.integers(0, h, size=n), rng.integers(0, w, size=n)
+    out = images.clone()
+    for i in range(n):
+        bh, bw = int(round(side[i] * h)), int(round(side[i] * w))
+        top, left = max(0, cy[i] - bh // 2), max(0, cx[i] - bw // 2)
+        bottom, right = min(h, top + bh), min(w, left + bw)
+        out[i, :, top:bottom, left:right] = images[int(partners[i]), :, top:bottom, left:right]
+    return out
+
+
+MIXES = {"mixup": mixup, "cutmix": cutmix}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from fewshot_kd.augment import random_crop_flip
+from fewshot_kd.augment import MIXES, random_crop_flip
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.distill import FeatureCapture
 from fewshot_kd.errors import FewShotKDError
@@ -60,14 +60,29 @@ UNLABELLED = -1
 """The label views of unlabelled inputs carry: they get the teacher's soft targets only."""
 
 
-def add_unlabelled(inputs, labels: torch.Tensor, unlabelled, views: int, crop_padding: int | None, flip: bool,
-                   word_rate: float, seed: int):
-    """Append ``views`` views of every unlabelled input, labelled :data:`UNLABELLED`."""
-    extra = augmented_copies(unlabelled, views, crop_padding, flip, word_rate, seed + 1)
+def append_soft_only(inputs, labels: torch.Tensor, extra):
+    """Append ``extra`` inputs labelled :data:`UNLABELLED` (distilled on soft targets only)."""
     if isinstance(inputs, torch.Tensor) != isinstance(extra, torch.Tensor):
         raise FewShotKDError("unlabelled inputs must be of the shots' kind: a tensor of images / features, or strings for text")
     merged = torch.cat([inputs, extra.to(inputs.device, inputs.dtype)]) if isinstance(inputs, torch.Tensor) else inputs + extra
     return merged, torch.cat([labels, torch.full((len(extra),), UNLABELLED, dtype=labels.dtype)])
+
+
+def add_unlabelled(inputs, labels: torch.Tensor, unlabelled, views: int, crop_padding: int | None, flip: bool,
+                   word_rate: float, seed: int):
+    """Append ``views`` views of every unlabelled input, labelled :data:`UNLABELLED`."""
+    return append_soft_only(inputs, labels, augmented_copies(unlabelled, views, crop_padding, flip, word_rate, seed + 1))
+
+
+def mixed_views(views: torch.Tensor, count: int, per_round: int, kind: str, alpha: float, seed: int) -> torch.Tensor:
+    """``count`` rounds of ``per_round`` images drawn from ``views`` and mixed in pairs
+    (:func:`~fewshot_kd.augment.mixup` or :func:`~fewshot_kd.augment.cutmix`)."""
+    generator = torch.Generator().manual_seed(seed + 2)
+    rounds = []
+    for r in range(count):
+        chosen = views[torch.randint(len(views), (per_round,), generator=generator).to(views.device)]
+        rounds.append(MIXES[kind](chosen, alpha=alpha, seed=seed + 100 + r))
+    return torch.cat(rounds)
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabelled
 from fewshot_kd.adapt._distill_loop import agreement, distill_, recalibrate_batchnorm_
-from fewshot_kd.adapt._views import add_unlabelled, build_bank, make_views
+from fewshot_kd.adapt._views import add_unlabelled, append_soft_only, build_bank, make_views, mixed_views
 from fewshot_kd.adapt.derive import distilled_layers
 from fewshot_kd.adapt.export import export_student, quantize_for_export_
 from fewshot_kd.adapt.policy import Policy, hand_set_for
@@ -155,6 +155,8 @@ def _run(teacher, student, derive, support, unlabelled, target, policy, seed, de
         stages["unlabelled_inputs"] = len(unlabelled)
     if isinstance(inputs, torch.Tensor):
         inputs = inputs.to(device)
+    real_rows = len(labels)  # BatchNorm is recalibrated on real images only, not mixed or synthetic ones
+    inputs, labels = _stretch_images(teacher, support, inputs, labels, policy, seed, device, progress, stages)
     example = support.input_batch(slice(0, 1))
     example = example.to(device) if isinstance(example, torch.Tensor) else example
     pairs = distilled_layers(teacher, student, policy, example)
@@ -172,7 +174,7 @@ def _run(teacher, student, derive, support, unlabelled, target, policy, seed, de
                        lr=policy.lr if derive else policy.new_arch_lr, description="distilling", **common)
     stages["distill_seconds"] = time.perf_counter() - tick
     if policy.bn_recalibrate and isinstance(bank.inputs, torch.Tensor):
-        stages["batchnorms_recalibrated"] = recalibrate_batchnorm_(student, bank.inputs)
+        stages["batchnorms_recalibrated"] = recalibrate_batchnorm_(student, bank.inputs[:real_rows])
     stages["teacher_agreement_on_views"] = agreement(student, bank)
 
     arch = getattr(student, "arch", None)
@@ -196,6 +198,28 @@ def _run(teacher, student, derive, support, unlabelled, target, policy, seed, de
             f"give a smaller student, lower target.bits, or raise target.size_bytes / lower target.size_ratio"
         )
     return student.eval(), decisions, history, artifact, artifact_bytes, stages
+
+
+def _stretch_images(teacher, support, inputs, labels, policy, seed, device, progress, stages):
+    """Add the policy's mixed (mixup / cutmix) and DeepInversion views of image shots."""
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
+        if policy.mix_views or policy.synthetic_inputs:
+            stages["image_only_views_skipped"] = "mix_views / synthetic_inputs apply to image inputs only"
+        return inputs, labels
+    if policy.mix_views:
+        shot_views = inputs[: len(support) * policy.views_per_shot]
+        mixed = mixed_views(shot_views, policy.mix_views, len(support), policy.mix, policy.mix_alpha, seed)
+        inputs, labels = append_soft_only(inputs, labels, mixed)
+        stages["mixed_views"] = len(mixed)
+    if policy.synthetic_inputs:
+        from fewshot_kd.adapt.deep_inversion import invert_teacher
+
+        made = invert_teacher(teacher, support.all_inputs().to(device), support.num_classes, policy.synthetic_inputs,
+                              steps=policy.synthetic_steps, seed=seed, progress=progress)
+        inputs, labels = append_soft_only(inputs, labels, made.inputs)
+        stages.update(synthetic_inputs=len(made.inputs), synthetic_seconds=made.seconds,
+                      synthetic_teacher_agreement=made.teacher_agreement, synthetic_bn_loss=list(made.bn_loss))
+    return inputs, labels
 
 
 def _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes, seconds, peak, derive, seed) -> dict:

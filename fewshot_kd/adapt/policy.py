@@ -23,7 +23,10 @@ class Policy:
     is expanded to ``views_per_shot`` augmented views (random shifts of up to ``crop_padding``
     pixels, default an eighth of the side, and mirror images if ``flip``; word dropout for
     text) whose teacher outputs are computed once and cached; unlabelled inputs, when adapt()
-    gets them, add ``unlabelled_views`` views each, distilled on soft targets only. Optimisation: ``steps`` Adam steps at ``lr`` for a student derived from
+    gets them, add ``unlabelled_views`` views each, distilled on soft targets only. Images also
+    get ``mix_views`` rounds of ``mix`` (``"mixup"`` or ``"cutmix"``, ``Beta(mix_alpha, mix_alpha)``)
+    pairs of shot views, and ``synthetic_inputs`` DeepInversion images optimised for
+    ``synthetic_steps`` against the teacher's BatchNorm statistics; both on soft targets only. Optimisation: ``steps`` Adam steps at ``lr`` for a student derived from
     the teacher, ``new_arch_steps`` at ``new_arch_lr`` for a new architecture. Compression:
     ``structure`` is ``"channels"`` (physical channel / head pruning with
     ``prune_importance`` and optional ``per_layer_prune`` ratios) or ``"blocks"`` (drop whole
@@ -47,6 +50,11 @@ class Policy:
     flip: bool = True
     text_word_dropout: float = 0.1
     unlabelled_views: int = 1
+    mix_views: int = 0
+    mix: str = "cutmix"
+    mix_alpha: float = 1.0
+    synthetic_inputs: int = 0
+    synthetic_steps: int = 200
     batch_size: int = 32
     steps: int = 300
     lr: float = 1e-3
@@ -71,6 +79,13 @@ class Policy:
         for name in ("views_per_shot", "unlabelled_views", "batch_size", "steps", "new_arch_steps"):
             if getattr(self, name) < 1:
                 raise FewShotKDError(f"policy {name} must be at least 1, got {getattr(self, name)}")
+        for name in ("mix_views", "synthetic_inputs", "synthetic_steps"):
+            if getattr(self, name) < 0:
+                raise FewShotKDError(f"policy {name} must be 0 or more, got {getattr(self, name)}")
+        if self.mix not in ("mixup", "cutmix"):
+            raise FewShotKDError(f"policy mix must be 'mixup' or 'cutmix', got {self.mix!r}")
+        if self.mix_alpha <= 0:
+            raise FewShotKDError(f"policy mix_alpha (the Beta distribution's parameter) must be positive, got {self.mix_alpha}")
         if self.structure not in ("channels", "blocks"):
             raise FewShotKDError(f"policy structure must be 'channels' or 'blocks', got {self.structure!r}")
         if self.layer_weights is not None:
