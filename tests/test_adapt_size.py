@@ -48,3 +48,14 @@ def test_unreachable_size_is_a_clear_error(teacher, digits, tmp_path):
         adapt(teacher, None, shots=2, data=digits, target={"macs": 0.5, "bits": 8, "size_bytes": 10}, policy=FAST,
               export_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_adapt_method_merges_a_target_option_over_the_task_target(teacher, digits, tmp_path):
+    from fewshot_kd.methods.base import MethodInput, get_method
+
+    inp = MethodInput(teacher=teacher, shots=digits.train.few_shot(2, seed=0), k=2, seed=0, make_student=None,
+                      example_inputs=digits.test.input_batch(slice(0, 1)), workdir=tmp_path, augment="crop",
+                      target={"macs": 0.5, "bits": 8}, progress=False,
+                      options={"steps": 5, "views_per_shot": 2, "target": {"size_ratio": 9}})
+    out = get_method("adapt")(inp)
+    assert out.notes["compression"]["bytes"] >= 9 and out.notes["policy"]["steps"] == 5

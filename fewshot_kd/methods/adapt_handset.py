@@ -1,6 +1,8 @@
 """fewshot_kd.adapt with the hand-set policy, on a student derived from the teacher
 (pruned to the task's MACs target, int8 weights) and on the task's own student; each also
-with an unlabelled pool drawn from the task's train split beside the shots (labels dropped)."""
+with an unlabelled pool drawn from the task's train split beside the shots (labels dropped).
+Method options: any :class:`Policy` field, ``unlabelled`` (pool size) and ``target`` (merged
+over the task's target, e.g. ``{size_ratio: 8}``)."""
 
 from fewshot_kd.adapt import adapt
 from fewshot_kd.adapt.policy import Policy, hand_set_for
@@ -25,7 +27,8 @@ def _run_with(inp: MethodInput, student, policy, unlabelled: bool = False) -> Me
         if inp.unlabelled is None:
             raise ValueError("this method needs an unlabelled pool; run it through the benchmark harness")
         pool = inp.unlabelled(int(inp.options.get("unlabelled", DEFAULT_UNLABELLED)))
-    result = adapt(inp.teacher, student, shots=inp.k, data=inp.shots, target=inp.target, policy=policy,
+    target = {**inp.target, **inp.options.get("target", {})}
+    result = adapt(inp.teacher, student, shots=inp.k, data=inp.shots, target=target, policy=policy,
                    seed=inp.seed, export_dir=inp.workdir, progress=inp.progress, unlabelled=pool)
     notes = {k: result.report[k] for k in ("stages", "compression", "student_kind")}
     notes["policy"] = result.report["policy"]
