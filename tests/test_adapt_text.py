@@ -44,3 +44,20 @@ def test_derived_text_student_is_truncated_and_int8_with_embeddings(tmp_path):
     assert r["decisions"]["layers"][embedding.removesuffix(".weight")]["bits"] == 8
     # the word-embedding table dominates this model, so int8 storage is close to 4x smaller than fp32
     assert result.artifact.stat().st_size < 0.35 * saved_size_bytes(result.student)
+
+
+def test_text_size_ratio_prunes_heads_and_ffn_until_the_file_fits():
+    torch.manual_seed(0)
+    teacher = create_model("tiny_transformer", num_classes=2, num_layers=3, hidden_size=64, intermediate_size=128)
+    fast = Policy(name="fast", steps=2, views_per_shot=1, lr=3.5e-4)
+    plain = adapt(teacher, None, shots=4, data=sentences(60, 0), target={"macs": None, "layers": "last 2", "bits": 8},
+                  policy=fast, progress=False)
+    ratio = 1.015 * plain.report["compression"]["bytes"]  # the unprunable embedding table is most of this file
+    result = adapt(teacher, None, shots=4, data=sentences(60, 0),
+                   target={"macs": None, "layers": "last 2", "bits": 8, "size_ratio": ratio}, policy=fast, progress=False)
+    assert result.report["compression"]["bytes"] >= ratio
+    assert result.report["student"]["params"] < plain.report["student"]["params"]
+    assert len(result.report["decisions"]["size_fit"]["attempts"]) >= 2
+    with pytest.raises(Exception, match="embedding|cannot reach|could not fit"):  # the table alone is over budget
+        adapt(teacher, None, shots=4, data=sentences(60, 0),
+              target={"macs": None, "layers": "last 2", "bits": 8, "size_ratio": 2 * ratio}, policy=fast, progress=False)

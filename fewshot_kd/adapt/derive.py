@@ -24,9 +24,11 @@ def _shot_batches(shots: LabelledDataset, batch_size: int = 64) -> list:
             for s in range(0, len(shots), batch_size)]
 
 
-def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, policy: Policy) -> tuple[nn.Module, dict]:
+def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, policy: Policy,
+                   tolerance: float = 0.02) -> tuple[nn.Module, dict]:
     """A pruned copy of ``teacher`` meeting ``target.macs`` / ``target.params`` (fractions of
-    the teacher's). Returns ``(student, decisions)`` where decisions records what was cut."""
+    the teacher's, met within ``tolerance``). Returns ``(student, decisions)`` where decisions
+    records what was cut."""
     from fewshot_kd.prune import prune_
 
     example = shots.input_batch(slice(0, 1))
@@ -63,7 +65,7 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
             decisions["per_layer_prune"] = per_layer
         else:
             report = prune_(student, example, importance=policy.prune_importance,
-                            per_layer=policy.per_layer_prune or None, data=data, **budget)
+                            per_layer=policy.per_layer_prune or None, data=data, tolerance=tolerance, **budget)
         decisions["prune"] = {
             "ratio": report.ratio,
             "importance": report.importance,

@@ -38,10 +38,13 @@ def derive_to_size(teacher: nn.Module, shots: LabelledDataset, target: Target, p
         if not 0.0 < fraction < attempts[-1]["params_fraction"]:
             fraction = attempts[-1]["params_fraction"] * 0.9
         fraction_cap = 1.0
-        try:
-            trial, trial_decisions = derive_student(teacher, shots, replace(target, macs=None, params=fraction), policy)
-        except PruneTargetError as error:  # e.g. between two channel counts: ask for a little less
-            last_error, fraction_cap = f" ({error})", fraction * 0.97
+        trial = _derive_near(teacher, shots, replace(target, macs=None, params=fraction), policy)
+        if isinstance(trial, PruneTargetError):  # e.g. between two channel counts: ask for a little less
+            last_error, fraction_cap = f" ({trial})", fraction * 0.97
+            continue
+        trial, trial_decisions = trial
+        if trial_decisions["params_fraction"] >= attempts[-1]["params_fraction"]:  # no smaller: ask for less
+            fraction_cap = fraction * 0.97
             continue
         student, decisions = trial, trial_decisions
         size = exported_bytes(student, target.bits, policy.per_layer_bits)
@@ -51,6 +54,17 @@ def derive_to_size(teacher: nn.Module, shots: LabelledDataset, target: Target, p
                              f"over target.macs={target.macs}; this should not happen, please report it")
     decisions["size_fit"] = {"size_bytes": budget, "attempts": attempts}
     return student, decisions
+
+
+def _derive_near(teacher, shots, target: Target, policy: Policy):
+    """``derive_student`` at a tight tolerance, loosened when channel counts are too coarse; the
+    last :class:`PruneTargetError` when none works."""
+    for tolerance in (0.005, 0.02, 0.08):
+        try:
+            return derive_student(teacher, shots, target, policy, tolerance=tolerance)
+        except PruneTargetError as error:
+            failure = error
+    return failure
 
 
 def _next_fraction(attempts: list[dict], goal: float) -> float:
