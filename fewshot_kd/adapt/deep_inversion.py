@@ -6,6 +6,7 @@ prior keeps them smooth. They add views the student distils the teacher's soft t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -74,8 +75,6 @@ def invert_teacher(
     the per-channel mean / std of ``reference`` (the shots) and kept inside its value range.
     Each step sees the images randomly shifted by up to ``jitter`` pixels (default a sixteenth
     of the side: 2 for 32x32, none for 8x8) and mirrored, as DeepInversion does."""
-    import time
-
     if reference.dim() != 4:
         raise FewShotKDError("synthetic inputs need image teachers (inputs of shape N x C x H x W); set synthetic_inputs=0")
     norms = [m for m in teacher.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
