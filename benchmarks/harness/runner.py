@@ -60,10 +60,7 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
             if key in store:
                 continue
             progress.update(bar, now=f"{family.name} · {method} · K={k} · seed={seed}")
-            if family.name not in contexts:
-                contexts[family.name] = prepare_task(family, data_root=data_root,
-                                                     eval_limit=suite.eval_limit.get(family.name), progress=False)
-                references[family.name] = teacher_reference(contexts[family.name], work / family.name)
+            _prepare(family, suite, data_root, work, contexts, references)
             record = run_cell(contexts[family.name], family.name, method, k, seed, suite.method_options.get(method, {}),
                               work / family.name / f"{method}-k{k}-s{seed}", references[family.name],
                               latency_repeats=suite.latency_repeats)
@@ -71,7 +68,17 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
             store.add(record)
             progress.update(bar, advance=1)
             live.update(Group(progress, _live_table(store.all())))
+    for task_name in dict.fromkeys(t for t, *_ in cells):  # a resumed run with nothing left still reports them
+        _prepare(find_task_family(task_name), suite, data_root, work, contexts, references)
     return write_outputs(suite, out_dir, store.all(), contexts, references, time.time() - started)
+
+
+def _prepare(family, suite: Suite, data_root, work: Path, contexts: dict, references: dict) -> None:
+    """Load a task family's data, teacher and teacher reference once per invocation."""
+    if family.name not in contexts:
+        contexts[family.name] = prepare_task(family, data_root=data_root, eval_limit=suite.eval_limit.get(family.name),
+                                             progress=False)
+        references[family.name] = teacher_reference(contexts[family.name], work / family.name)
 
 
 def _cell_commits(records: list[dict]) -> str:
