@@ -1,7 +1,7 @@
 """fewshot_kd: few-shot model compression (distillation, pruning, quantization)."""
 
 from fewshot_kd._version import __version__
-from fewshot_kd.adapt import AdaptResult, Policy, Target, adapt
+from fewshot_kd.adapt import AdaptResult, Policy, Target, adapt, load_student
 from fewshot_kd.data.catalog import list_datasets, load_dataset
 from fewshot_kd.data.dataset import DatasetSplits, LabelledDataset
 from fewshot_kd.models.catalog import create_model, list_models
@@ -19,5 +19,6 @@ __all__ = [
     "create_model",
     "list_datasets",
     "list_models",
+    "load_student",
     "load_dataset",
 ]

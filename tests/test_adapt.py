@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from fewshot_kd import Policy, Target, adapt, create_model
+from fewshot_kd import Policy, Target, adapt, create_model, load_student
 from fewshot_kd.quant import dequantized_weights
+from fewshot_kd.quant.export import folded_batchnorm
 from fewshot_kd.errors import ClassCountMismatchError, FewShotKDError, NonFiniteLossError, NotEnoughExamplesError
 
 FAST = Policy(steps=15, qat_steps=5, new_arch_steps=15, views_per_shot=2, flip=False, prune_importance="l1")
@@ -23,9 +24,19 @@ def test_derived_student_is_pruned_quantized_and_measured(teacher, digits, tmp_p
                for m in result.student.modules())  # a plain module came back
     stored = dequantized_weights(result.artifact)  # int8 codes x per-channel scales, from the file
     state = result.student.state_dict()
-    assert stored and all(torch.equal(stored[k], state[k]) for k in stored)
+    folded = set(folded_batchnorm(result.artifact).values())  # these convs carry their BatchNorm
+    assert folded and all(torch.equal(stored[k], state[k]) for k in stored if k.rsplit(".", 1)[0] not in folded)
+    loaded = load_student(tmp_path)  # rebuilt from the registry and the two files
+    x = digits.test.input_batch(slice(0, 64))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), result.student.eval()(x), rtol=1e-4, atol=1e-4)
     assert r["decisions"]["layers"] and r["adapt_seconds"] > 0
     result.save_report(tmp_path / "report.json")
+
+
+def test_load_student_says_what_the_folder_lacks(tmp_path):
+    with pytest.raises(FewShotKDError, match="student.arch.json is missing"):
+        load_student(tmp_path)
 
 
 def test_new_architecture_student(teacher, digits):

@@ -11,22 +11,25 @@ import torch.nn as nn
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.files import save_tensors, write_json
 
+ARCH_FILE = "student.arch.json"
+
 
 def export_student(student: nn.Module, bits: int | None, out_dir: Path, arch: dict | None) -> tuple[Path, int]:
-    """Write the student's weights (packed ints when quantized) and its architecture JSON;
-    returns the weights path and the bytes of both files together."""
+    """Write the student's weights (packed ints when quantized, BatchNorm folded into the
+    convolutions) and its architecture JSON (compact); returns the weights path and the
+    bytes of both files together. :func:`fewshot_kd.adapt.load_student` reads them back."""
     from fewshot_kd.quant import export_quantized
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if bits is not None:
-        weights = export_quantized(student, out_dir / f"student.int{bits}.safetensors")
+        weights = export_quantized(student, out_dir / f"student.int{bits}.safetensors", fold_batchnorm=True)
     else:
         weights = save_tensors(out_dir / "student.safetensors", student.state_dict())
     total = weights.stat().st_size
     if arch is not None:
         from fewshot_kd.prune.serialize import describe_architecture
 
-        arch_path = write_json(out_dir / "student.arch.json", describe_architecture(student, arch))
+        arch_path = write_json(out_dir / ARCH_FILE, describe_architecture(student, arch), compact=True)
         total += arch_path.stat().st_size
     return weights, total
 

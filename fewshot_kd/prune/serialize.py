@@ -52,6 +52,12 @@ def _shape_args(module: nn.Module) -> dict[str, Any] | None:
     return None
 
 
+def _layer_type(module: nn.Module) -> str:
+    """The torch.nn class a layer is (a quant-aware ``QuantConv2d`` is recorded as ``Conv2d``)."""
+    return next((c.__name__ for c in type(module).__mro__ if c.__module__.startswith("torch.nn")),
+                type(module).__name__)
+
+
 def describe_architecture(model: nn.Module, arch: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON-able description that :func:`load_pruned` rebuilds ``model`` from."""
     if "name" not in arch or not isinstance(arch["name"], str):
@@ -61,7 +67,7 @@ def describe_architecture(model: nn.Module, arch: Mapping[str, Any]) -> dict[str
     for name, module in model.named_modules():
         args = _shape_args(module)
         if args is not None:
-            modules[name] = {"type": type(module).__name__, **args}
+            modules[name] = {"type": _layer_type(module), **args}
         attrs = {a: getattr(module, a) for a in _ATTRIBUTES if isinstance(getattr(module, a, None), int)}
         if attrs:
             attributes[name] = attrs
@@ -144,29 +150,38 @@ def _default_builder(name: str, **kwargs: Any) -> nn.Module:
     return create_model(name, **kwargs)
 
 
-def load_pruned(path: str | os.PathLike, build: Builder | None = None, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model saved by :func:`save_pruned`: ``build(name, **kwargs)`` (default
-    :func:`fewshot_kd.create_model`) makes the base model, recorded modules are resized,
-    recorded attributes set, and the weights loaded strictly. Returned in eval mode."""
-    description = read_architecture(path)
+def build_skeleton(description: Mapping[str, Any], state: Mapping[str, torch.Tensor], build: Builder | None = None,
+                   source: str = "the file") -> nn.Module:
+    """The model a description (from :func:`describe_architecture`) records, built by
+    ``build(name, **kwargs)`` (default :func:`fewshot_kd.create_model`), its recorded modules
+    resized to the shapes of ``state`` and its recorded attributes set; weights not loaded."""
     arch = dict(description["arch"])
     model = (build or _default_builder)(arch.pop("name"), **arch)
-    state = load_tensors(path, device="cpu")
-    for key, target in description.get("aliases", {}).items():
-        state[key] = state[target]
     modules = dict(model.named_modules())
     for name, args in description["modules"].items():
         if name not in modules:
-            raise ValueError(f"{path}: the rebuilt model has no module {name!r}; was it saved from another architecture?")
-        if type(modules[name]).__name__ != args["type"]:
-            raise ValueError(f"{path}: {name!r} is a {type(modules[name]).__name__} here but was a {args['type']}")
-        _resize_(modules[name], name, args, state)
+            raise ValueError(f"{source}: the rebuilt model has no module {name!r}; was it saved from another architecture?")
+        if _layer_type(modules[name]) != args["type"]:
+            raise ValueError(f"{source}: {name!r} is a {_layer_type(modules[name])} here but was a {args['type']}")
+        _resize_(modules[name], name, args, dict(state))
     for name, attrs in description.get("attributes", {}).items():
         for attr, value in attrs.items():
             setattr(modules[name], attr, value)
     own = model.state_dict()
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if wrong:
-        raise UnsupportedLayerError(f"{path}: cannot rebuild the shapes of {wrong[:5]} (module types not recorded)")
+        raise UnsupportedLayerError(f"{source}: cannot rebuild the shapes of {wrong[:5]} (module types not recorded)")
+    return model
+
+
+def load_pruned(path: str | os.PathLike, build: Builder | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model saved by :func:`save_pruned`: ``build(name, **kwargs)`` (default
+    :func:`fewshot_kd.create_model`) makes the base model, recorded modules are resized,
+    recorded attributes set, and the weights loaded strictly. Returned in eval mode."""
+    description = read_architecture(path)
+    state = load_tensors(path, device="cpu")
+    for key, target in description.get("aliases", {}).items():
+        state[key] = state[target]
+    model = build_skeleton(description, state, build, source=str(path))
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()

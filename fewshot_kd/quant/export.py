@@ -5,7 +5,10 @@ For each quantized layer the file holds ``<layer>.weight.codes`` (int8, or uint8
 channel, float32 by default so that the round trip is exact). Everything else in the
 state dict (biases, BatchNorm, activation steps and zero points) is stored as is.
 The safetensors metadata holds JSON: the format tag, and per layer the bits, the
-container width, the weight shape and the activation quantizer settings.
+container width, the weight shape and the activation quantizer settings. With
+``fold_batchnorm=True`` each BatchNorm that directly follows a quantized convolution is
+folded into its steps (same codes, see :mod:`fewshot_kd.quant.bn_fold`); the file then keeps
+only the BatchNorm's folded bias and the metadata lists the folded pairs.
 """
 
 from __future__ import annotations
@@ -22,25 +25,39 @@ from safetensors import safe_open
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.files import save_tensors
 from fewshot_kd.quant._packing import container_bits, pack_signed, unpack_signed
+from fewshot_kd.quant.bn_fold import conv_bn_pairs, fold_into_codes, folded_bias, folded_bn_keys, identity_bn_state
 from fewshot_kd.quant.modules import quantize_model_, quantized_layers
 
 FORMAT = "fewshot_kd.quant/1"
 _CODES, _SCALE = ".weight.codes", ".weight.scale"
 
 
-def export_quantized(model: nn.Module, path: str | os.PathLike, *, scale_dtype: torch.dtype = torch.float32) -> Path:
+def export_quantized(model: nn.Module, path: str | os.PathLike, *, scale_dtype: torch.dtype = torch.float32,
+                     fold_batchnorm: bool = False) -> Path:
     """Write the quantized weights of ``model`` (prepared by :func:`quantize_model_`) to
     ``path``. Sizes: ``bits`` 5-8 take one byte a weight, 3-4 half a byte, 2 a quarter.
-    ``scale_dtype=torch.float16`` halves the scales' size but makes the round trip inexact."""
+    ``scale_dtype=torch.float16`` halves the scales' size but makes the round trip inexact.
+    ``fold_batchnorm`` folds BatchNorm into the preceding quantized convolutions (smaller
+    file, same codes; the loaded model computes the same function up to float rounding)."""
     layers = quantized_layers(model)
     if not layers:
         raise FewShotKDError("export_quantized: the model has no quantized layers; call quantize_model_ first")
+    modules = dict(model.named_modules())
+    folds = {bn: conv for bn, conv in conv_bn_pairs(model).items() if conv in layers} if fold_batchnorm else {}
+    bn_of = {conv: bn for bn, conv in folds.items()}
     tensors: dict[str, torch.Tensor] = {}
     meta_layers: dict[str, Any] = {}
     for name, layer in layers.items():
         codes = layer.weight_quant.integer_weight(layer.weight)
+        step = layer.weight_quant.step.detach()
+        if name in bn_of:
+            folded = fold_into_codes(codes, step, modules[bn_of[name]], layer.weight_quant.qmax)
+            if folded is None:
+                del folds[bn_of.pop(name)]
+            else:
+                codes, step = folded
         tensors[name + _CODES] = pack_signed(codes, layer.weight_bits).cpu()
-        tensors[name + _SCALE] = layer.weight_quant.step.detach().to(scale_dtype).cpu()
+        tensors[name + _SCALE] = step.to(scale_dtype).cpu()
         q = layer.input_quant
         meta_layers[name] = {
             "weight_bits": layer.weight_bits,
@@ -50,23 +67,38 @@ def export_quantized(model: nn.Module, path: str | os.PathLike, *, scale_dtype: 
             "act_symmetric": None if q is None else q.symmetric,
         }
     skip = {f"{name}.{key}" for name in layers for key in ("weight", "weight_quant.step", "weight_quant.initialized")}
+    for bn, conv in folds.items():
+        skip |= folded_bn_keys(bn, conv, modules[conv])
     for key, value in model.state_dict().items():
         if key not in skip:
             tensors[key] = value
+    for bn, conv in folds.items():
+        tensors[f"{bn}.bias"] = folded_bias(modules[conv], modules[bn])
     metadata = {"format": FORMAT, "layers": json.dumps(meta_layers, sort_keys=True),
                 "scale_dtype": str(scale_dtype).removeprefix("torch.")}
+    if folds:
+        metadata["folded_batchnorm"] = json.dumps(folds, sort_keys=True)
     return save_tensors(path, tensors, metadata)
 
 
-def read_quantized(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The raw tensors and the per-layer metadata of a file written by :func:`export_quantized`."""
+def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
         if metadata.get("format") != FORMAT:
             raise FewShotKDError(f"{path} is not a fewshot_kd quantized file (format {metadata.get('format')!r}); "
                                  f"write it with export_quantized")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        return {k: f.get_tensor(k) for k in f.keys()}, metadata
+
+
+def read_quantized(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The raw tensors and the per-layer metadata of a file written by :func:`export_quantized`."""
+    tensors, metadata = _read(path)
     return tensors, json.loads(metadata["layers"])
+
+
+def folded_batchnorm(path: str | os.PathLike) -> dict[str, str]:
+    """``{batchnorm: conv}`` pairs folded into the file (empty if none were)."""
+    return json.loads(_read(path)[1].get("folded_batchnorm", "{}"))
 
 
 def dequantized_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -108,6 +140,14 @@ def load_quantized(
                              "use fake_quant=True to get the quant-aware model back")
     state = {k: v for k, v in tensors.items() if not k.endswith((_CODES, _SCALE))}
     state.update(weights)
+    skeleton = dict(model.named_modules())
+    for bn, conv in folded_batchnorm(path).items():
+        if bn not in skeleton or conv not in skeleton:
+            raise FewShotKDError(f"load_quantized: {path} folds {bn!r} into {conv!r}, which the model lacks; "
+                                 f"build the same architecture that was exported")
+        state.update(identity_bn_state(bn, state[f"{bn}.bias"], skeleton[bn].eps))
+        if skeleton[conv].bias is not None:
+            state[f"{conv}.bias"] = torch.zeros_like(state[f"{bn}.bias"])
     if fake_quant:
         quantize_model_(model, {n: i["weight_bits"] for n, i in layers.items()},
                         {n: i["act_bits"] for n, i in layers.items()},

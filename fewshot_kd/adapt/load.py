@@ -1,0 +1,59 @@
+"""Read back the student adapt() exported: its architecture JSON and its weights file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd.adapt.export import ARCH_FILE
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.files import load_tensors, read_json
+
+
+def _weights_file(folder: Path) -> Path:
+    found = sorted(folder.glob("student.int*.safetensors")) + sorted(folder.glob("student.safetensors"))
+    if len(found) != 1:
+        raise FewShotKDError(f"{folder} should hold exactly one student weights file (student.int<bits>.safetensors "
+                             f"or student.safetensors), found {[p.name for p in found]}; pass adapt()'s export_dir")
+    return found[0]
+
+
+def _shape_state(weights: Path) -> dict[str, torch.Tensor]:
+    """Tensors shaped like the float model's state (values unused) to size the skeleton."""
+    from fewshot_kd.quant import dequantized_weights, read_quantized
+    from fewshot_kd.quant.export import folded_batchnorm
+    from fewshot_kd.quant.bn_fold import identity_bn_state
+
+    tensors, _ = read_quantized(weights)
+    state = {k: v for k, v in tensors.items() if not k.endswith((".weight.codes", ".weight.scale"))}
+    state.update(dequantized_weights(weights))
+    for bn, conv in folded_batchnorm(weights).items():
+        state.update(identity_bn_state(bn, state[f"{bn}.bias"], 0.0))
+        state[f"{conv}.bias"] = torch.zeros_like(state[f"{bn}.bias"])  # sizes the conv bias, if it has one
+    return state
+
+
+def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """The student adapt() wrote to ``export_dir``, rebuilt from the model registry (no code
+    is unpickled): a float model holding the dequantized weights (BatchNorm restored from
+    the folded file), in eval mode. It computes what ``result.student`` computes."""
+    from fewshot_kd.prune.serialize import build_skeleton
+
+    folder = Path(folder)
+    if not (folder / ARCH_FILE).is_file():
+        raise FewShotKDError(f"{folder / ARCH_FILE} is missing: load_student reads a folder written by "
+                             f"adapt(..., export_dir=...) for a model from fewshot_kd.create_model")
+    description = read_json(folder / ARCH_FILE)
+    weights = _weights_file(folder)
+    if weights.name == "student.safetensors":
+        state = load_tensors(weights, device="cpu")
+        model = build_skeleton(description, state, source=str(folder))
+        model.load_state_dict(state, strict=True)
+        return model.to(device).eval()
+    from fewshot_kd.quant import load_quantized
+
+    skeleton = build_skeleton(description, _shape_state(weights), source=str(folder))
+    return load_quantized(weights, skeleton).to(device).eval()
