@@ -7,14 +7,14 @@ Typical use::
     quantize_model_(student, weight_bits=4, act_bits=8)      # in place
     calibrate_(student, few_shots)                           # PTQ
     ... train as usual (QAT) ...
-    export_quantized(student, "student.w4.safetensors")
+    export_quantized(student, "student.w4.safetensors", fold_batchnorm=True)
     int8 = to_integer_model(student, few_shots)              # onnxruntime QLinearConv
     rows = compare_latency(student_float, int8, (3, 32, 32))
 """
 
 from fewshot_kd.quant.calibrate import calibrate_
 from fewshot_kd.quant.dynamic import DynamicInt8Model, to_dynamic_int8
-from fewshot_kd.quant.export import dequantized_weights, export_quantized, load_quantized, read_quantized
+from fewshot_kd.quant.export import dequantized_weights, export_quantized, folded_batchnorm, load_quantized, read_quantized
 from fewshot_kd.quant.fake import ActivationQuantizer, WeightQuantizer, fake_quantize, lsq_grad_scale
 from fewshot_kd.quant.integer import IntegerModel, compare_latency, measure_latency, to_integer_model
 from fewshot_kd.quant.modules import (
@@ -42,6 +42,7 @@ __all__ = [
     "dequantized_weights",
     "export_quantized",
     "fake_quantize",
+    "folded_batchnorm",
     "load_quantized",
     "lsq_grad_scale",
     "measure_latency",
