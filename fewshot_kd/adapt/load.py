@@ -21,21 +21,6 @@ def _weights_file(folder: Path) -> Path:
     return found[0]
 
 
-def _shape_state(weights: Path) -> dict[str, torch.Tensor]:
-    """Tensors shaped like the float model's state (values unused) to size the skeleton."""
-    from fewshot_kd.quant import dequantized_weights, read_quantized
-    from fewshot_kd.quant.export import folded_batchnorm
-    from fewshot_kd.quant.bn_fold import identity_bn_state
-
-    tensors, _ = read_quantized(weights)
-    state = {k: v for k, v in tensors.items() if not k.endswith((".weight.codes", ".weight.scale"))}
-    state.update(dequantized_weights(weights))
-    for bn, conv in folded_batchnorm(weights).items():
-        state.update(identity_bn_state(bn, state[f"{bn}.bias"], 0.0))
-        state[f"{conv}.bias"] = torch.zeros_like(state[f"{bn}.bias"])  # sizes the conv bias, if it has one
-    return state
-
-
 def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """The student adapt() wrote to ``export_dir``, rebuilt from the model registry (no code
     is unpickled): a float model holding the dequantized weights (BatchNorm restored from
@@ -53,7 +38,7 @@ def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") 
         model = build_skeleton(description, state, source=str(folder))
         model.load_state_dict(state, strict=True)
         return model.to(device).eval()
-    from fewshot_kd.quant import load_quantized
+    from fewshot_kd.quant.export import float_state, load_quantized
 
-    skeleton = build_skeleton(description, _shape_state(weights), source=str(folder))
+    skeleton = build_skeleton(description, float_state(weights), source=str(folder))
     return load_quantized(weights, skeleton).to(device).eval()

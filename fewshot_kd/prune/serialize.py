@@ -122,7 +122,7 @@ def read_architecture(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(metadata["architecture"])
 
 
-def _resize_(module: nn.Module, name: str, args: dict[str, Any], state: dict[str, torch.Tensor]) -> None:
+def _resize_(module: nn.Module, name: str, args: dict[str, Any], state: Mapping[str, torch.Tensor]) -> None:
     """Give ``module`` the recorded shape: set its shape attributes and replace each of its
     parameters/buffers whose stored shape differs by an empty tensor of the stored shape."""
     for attr, value in args.items():
@@ -131,7 +131,7 @@ def _resize_(module: nn.Module, name: str, args: dict[str, Any], state: dict[str
     _match_tensors_(module, name, state)
 
 
-def _match_tensors_(module: nn.Module, name: str, state: dict[str, torch.Tensor]) -> None:
+def _match_tensors_(module: nn.Module, name: str, state: Mapping[str, torch.Tensor]) -> None:
     prefix = f"{name}." if name else ""
     for pname, param in list(module.named_parameters(recurse=False)):
         stored = state.get(prefix + pname)
@@ -163,7 +163,7 @@ def build_skeleton(description: Mapping[str, Any], state: Mapping[str, torch.Ten
             raise ValueError(f"{source}: the rebuilt model has no module {name!r}; was it saved from another architecture?")
         if _layer_type(modules[name]) != args["type"]:
             raise ValueError(f"{source}: {name!r} is a {_layer_type(modules[name])} here but was a {args['type']}")
-        _resize_(modules[name], name, args, dict(state))
+        _resize_(modules[name], name, args, state)
     for name, attrs in description.get("attributes", {}).items():
         for attr, value in attrs.items():
             setattr(modules[name], attr, value)

@@ -81,13 +81,13 @@ def export_quantized(model: nn.Module, path: str | os.PathLike, *, scale_dtype: 
     return save_tensors(path, tensors, metadata)
 
 
-def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _read(path: str | os.PathLike, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
         if metadata.get("format") != FORMAT:
             raise FewShotKDError(f"{path} is not a fewshot_kd quantized file (format {metadata.get('format')!r}); "
                                  f"write it with export_quantized")
-        return {k: f.get_tensor(k) for k in f.keys()}, metadata
+        return ({k: f.get_tensor(k) for k in f.keys()} if tensors else {}), metadata
 
 
 def read_quantized(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -98,12 +98,10 @@ def read_quantized(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
 
 def folded_batchnorm(path: str | os.PathLike) -> dict[str, str]:
     """``{batchnorm: conv}`` pairs folded into the file (empty if none were)."""
-    return json.loads(_read(path)[1].get("folded_batchnorm", "{}"))
+    return json.loads(_read(path, tensors=False)[1].get("folded_batchnorm", "{}"))
 
 
-def dequantized_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """``{layer.weight: codes * scale}`` (float32) for every quantized layer in the file."""
-    tensors, layers = read_quantized(path)
+def _dequantize(tensors: dict[str, torch.Tensor], layers: dict[str, Any]) -> dict[str, torch.Tensor]:
     out = {}
     for name, info in layers.items():
         shape = info["shape"]
@@ -112,6 +110,34 @@ def dequantized_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         scale = tensors[name + _SCALE].float().reshape([-1] + [1] * (len(shape) - 1))
         out[name + ".weight"] = codes.float() * scale
     return out
+
+
+def dequantized_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """``{layer.weight: codes * scale}`` (float32) for every quantized layer in the file."""
+    return _dequantize(*read_quantized(path))
+
+
+def _float_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: str | os.PathLike,
+                 modules: dict[str, nn.Module] | None) -> dict[str, torch.Tensor]:
+    state = {k: v for k, v in tensors.items() if not k.endswith((_CODES, _SCALE))}
+    state.update(_dequantize(tensors, json.loads(metadata["layers"])))
+    for bn, conv in json.loads(metadata.get("folded_batchnorm", "{}")).items():
+        if modules is not None and (bn not in modules or conv not in modules):
+            raise FewShotKDError(f"load_quantized: {path} folds {bn!r} into {conv!r}, which the model lacks; "
+                                 f"build the same architecture that was exported")
+        state.update(identity_bn_state(bn, state[f"{bn}.bias"], 1e-5 if modules is None else modules[bn].eps))
+        if modules is None or modules[conv].bias is not None:
+            state[f"{conv}.bias"] = torch.zeros_like(state[f"{bn}.bias"])
+    return state
+
+
+def float_state(path: str | os.PathLike, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """The float state dict the file stands for: dequantized weights, and every folded
+    BatchNorm as an identity plus its folded bias. ``model`` (the float skeleton) gives the
+    BatchNorm eps and which convolutions have a bias; without it the state is for its shapes
+    (every folded convolution gets a zero bias)."""
+    tensors, metadata = _read(path)
+    return _float_state(tensors, metadata, path, None if model is None else dict(model.named_modules()))
 
 
 def load_quantized(
@@ -133,21 +159,12 @@ def load_quantized(
         model = create_model(model, **model_kwargs)
     elif not isinstance(model, nn.Module):
         model = model()
-    tensors, layers = read_quantized(path)
-    weights = dequantized_weights(path)
+    tensors, metadata = _read(path)
+    layers = json.loads(metadata["layers"])
     if quantized_layers(model):
         raise FewShotKDError("load_quantized: pass a float skeleton (no quantized layers); "
                              "use fake_quant=True to get the quant-aware model back")
-    state = {k: v for k, v in tensors.items() if not k.endswith((_CODES, _SCALE))}
-    state.update(weights)
-    skeleton = dict(model.named_modules())
-    for bn, conv in folded_batchnorm(path).items():
-        if bn not in skeleton or conv not in skeleton:
-            raise FewShotKDError(f"load_quantized: {path} folds {bn!r} into {conv!r}, which the model lacks; "
-                                 f"build the same architecture that was exported")
-        state.update(identity_bn_state(bn, state[f"{bn}.bias"], skeleton[bn].eps))
-        if skeleton[conv].bias is not None:
-            state[f"{conv}.bias"] = torch.zeros_like(state[f"{bn}.bias"])
+    state = _float_state(tensors, metadata, path, dict(model.named_modules()))
     if fake_quant:
         quantize_model_(model, {n: i["weight_bits"] for n, i in layers.items()},
                         {n: i["act_bits"] for n, i in layers.items()},
