@@ -42,8 +42,16 @@ def test_shipped_suites_name_known_tasks_and_methods():
         suite = load_suite(path)
         for task in suite.tasks:
             find_task_family(task)
-        unknown = set(suite.methods) - set(list_methods())
+        unknown = {m.partition("@")[0] for m in suite.methods} - set(list_methods())
         assert not unknown, f"{path.name}: unknown methods {unknown}"
+
+
+def test_a_variant_tag_runs_the_same_method():
+    from fewshot_kd.methods.base import get_method
+
+    assert get_method("adapt@cutmix") is get_method("adapt")
+    with pytest.raises(Exception, match="nope"):
+        get_method("nope@cutmix")
 
 
 def test_empty_suite_is_rejected():

@@ -16,7 +16,8 @@ SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 @dataclass(frozen=True)
 class Suite:
     """``tasks`` are task-family names (``tasks/<name>.yaml``) or file paths.
-    ``method_options`` maps a method name to keyword options it receives (e.g. ``steps``).
+    ``method_options`` maps a method name to keyword options it receives (e.g. ``steps``);
+    ``method@tag`` (e.g. ``adapt@cutmix``) runs that method again under its own options.
     ``eval_limit`` caps each evaluation split to a stratified, seeded subset (recorded)."""
 
     name: str

@@ -165,6 +165,8 @@ def _run(teacher, student, derive, support, unlabelled, target, policy, seed, de
     stages["views"] = len(bank)
     stages["distilled_layers"] = [list(p) for p in pairs]
 
+    if derive and policy.reconstruct_inputs and isinstance(bank.inputs, torch.Tensor):
+        stages["reconstruction"] = _reconstruct(student, teacher, bank.inputs[:real_rows], policy, seed)
     tick = time.perf_counter()
     common = dict(weight_decay=policy.weight_decay, batch_size=policy.batch_size, temperature=policy.temperature,
                   alpha=policy.alpha, feature_weight=policy.feature_weight, layer_weights=policy.layer_weights,
@@ -198,6 +200,15 @@ def _run(teacher, student, derive, support, unlabelled, target, policy, seed, de
             f"give a smaller student, lower target.bits, or raise target.size_bytes / lower target.size_ratio"
         )
     return student.eval(), decisions, history, artifact, artifact_bytes, stages
+
+
+def _reconstruct(student, teacher, inputs, policy, seed) -> dict:
+    """Least-squares repair of the pruned layers on a random subset of the real views."""
+    from fewshot_kd.adapt.reconstruct import reconstruct_
+
+    generator = torch.Generator().manual_seed(seed + 3)
+    chosen = torch.randperm(len(inputs), generator=generator)[: policy.reconstruct_inputs].to(inputs.device)
+    return reconstruct_(student, teacher, inputs[chosen], ridge=policy.reconstruct_ridge, seed=seed).to_dict()
 
 
 def _stretch_images(teacher, support, inputs, labels, policy, seed, device, progress, stages):

@@ -36,7 +36,9 @@ class Policy:
     Per-layer decisions (what a meta-learned policy fills in): ``per_layer_prune`` ratios
     (rescaled together to meet the MACs / params target), ``per_layer_bits`` (the target's
     bits then bound their parameter-weighted average) and ``layer_lr_scale`` multipliers of
-    the learning rate per layer.
+    the learning rate per layer. Repair: a derived image student first has every layer that
+    lost input channels re-solved by least squares against the teacher on
+    ``reconstruct_inputs`` views (0: off; ``reconstruct_ridge`` pulls towards the pruned weights).
     """
 
     name: str = "hand-set"
@@ -66,6 +68,8 @@ class Policy:
     per_layer_prune: dict = field(default_factory=dict)
     per_layer_bits: dict = field(default_factory=dict)
     layer_lr_scale: dict = field(default_factory=dict)
+    reconstruct_inputs: int = 256
+    reconstruct_ridge: float = 1e-3
     bn_recalibrate: bool = True
     qat_steps: int = 0
     qat_lr: float = 1e-4
@@ -79,9 +83,11 @@ class Policy:
         for name in ("views_per_shot", "unlabelled_views", "batch_size", "steps", "new_arch_steps"):
             if getattr(self, name) < 1:
                 raise FewShotKDError(f"policy {name} must be at least 1, got {getattr(self, name)}")
-        for name in ("mix_views", "synthetic_inputs", "synthetic_steps"):
+        for name in ("mix_views", "synthetic_inputs", "synthetic_steps", "reconstruct_inputs"):
             if getattr(self, name) < 0:
                 raise FewShotKDError(f"policy {name} must be 0 or more, got {getattr(self, name)}")
+        if self.reconstruct_ridge < 0:
+            raise FewShotKDError(f"policy reconstruct_ridge must be 0 or more, got {self.reconstruct_ridge}")
         if self.mix not in ("mixup", "cutmix"):
             raise FewShotKDError(f"policy mix must be 'mixup' or 'cutmix', got {self.mix!r}")
         if self.mix_alpha <= 0:

@@ -77,8 +77,10 @@ def _ensure_registered() -> None:
 
 
 def get_method(name: str) -> MethodFn:
+    """The registered method ``name``; ``"adapt@cutmix"`` is method ``adapt`` under a variant
+    tag, so one suite can run a method twice with different ``method_options``."""
     _ensure_registered()
-    return METHODS.get(name)
+    return METHODS.get(name.partition("@")[0])
 
 
 def list_methods() -> list[str]:
