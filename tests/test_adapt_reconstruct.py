@@ -55,13 +55,13 @@ def test_unpruned_student_is_left_alone(teacher):
     assert reconstruct_(student, teacher, torch.rand(4, 1, 8, 8)).layers == {}
 
 
-def test_adapt_reports_the_repair_and_it_can_be_switched_off(teacher, digits):
+def test_adapt_reports_the_repair_when_asked_and_skips_it_by_default(teacher, digits):
     fast = dict(steps=5, views_per_shot=2, flip=False)
-    on = adapt(teacher, None, shots=5, data=digits, target={"macs": 0.5}, policy=Policy(**fast), progress=False)
+    on = adapt(teacher, None, shots=5, data=digits, target={"macs": 0.5}, policy=Policy(**fast, reconstruct_inputs=256),
+               progress=False)
     repaired = on.report["stages"]["reconstruction"]
     assert repaired["layers"] and repaired["images"] == 100  # 5 shots x 10 classes x 2 views < 256
-    off = adapt(teacher, None, shots=5, data=digits, target={"macs": 0.5},
-                policy=Policy(**fast, reconstruct_inputs=0), progress=False)
+    off = adapt(teacher, None, shots=5, data=digits, target={"macs": 0.5}, policy=Policy(**fast), progress=False)
     assert "reconstruction" not in off.report["stages"]
 
 

@@ -38,7 +38,7 @@ class Policy:
     bits then bound their parameter-weighted average) and ``layer_lr_scale`` multipliers of
     the learning rate per layer. Repair: a derived image student first has every layer that
     lost input channels re-solved by least squares against the teacher on
-    ``reconstruct_inputs`` views (0: off; ``reconstruct_ridge`` pulls towards the pruned weights).
+    ``reconstruct_inputs`` views (default 0: off; ``reconstruct_ridge`` pulls towards the pruned weights).
     """
 
     name: str = "hand-set"
@@ -68,7 +68,7 @@ class Policy:
     per_layer_prune: dict = field(default_factory=dict)
     per_layer_bits: dict = field(default_factory=dict)
     layer_lr_scale: dict = field(default_factory=dict)
-    reconstruct_inputs: int = 256
+    reconstruct_inputs: int = 0
     reconstruct_ridge: float = 1e-3
     bn_recalibrate: bool = True
     qat_steps: int = 0
