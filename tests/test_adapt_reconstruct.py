@@ -55,6 +55,23 @@ def test_unpruned_student_is_left_alone(teacher):
     assert reconstruct_(student, teacher, torch.rand(4, 1, 8, 8)).layers == {}
 
 
+class _SharedReader(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(6, hidden), nn.Linear(hidden, 3), nn.Linear(hidden, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.b(h) + self.b(2 * h) + self.c(h)  # b runs twice, c once
+
+
+def test_a_layer_run_twice_per_forward_is_skipped():
+    teacher, student = _SharedReader(4), _SharedReader(2)
+    assert pruned_readers(teacher, student) == ["b", "c"]
+    done = reconstruct_(student, teacher, torch.randn(32, 6))
+    assert list(done.layers) == ["c"]
+
+
 def test_adapt_reports_the_repair_when_asked_and_skips_it_by_default(teacher, digits):
     fast = dict(steps=5, views_per_shot=2, flip=False)
     on = adapt(teacher, None, shots=5, data=digits, target={"macs": 0.5}, policy=Policy(**fast, reconstruct_inputs=256),

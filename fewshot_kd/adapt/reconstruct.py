@@ -116,7 +116,8 @@ def solve_layer_(module: nn.Module, inputs: torch.Tensor, teacher_outputs: torch
 def reconstruct_(student: nn.Module, teacher: nn.Module, inputs: torch.Tensor, ridge: float = 1e-3,
                  max_rows: int = 65536, seed: int = 0) -> Reconstruction:
     """Re-solve every layer :func:`pruned_readers` finds, in place, on ``inputs`` (a batch of
-    images or features both models take). Layers the solve would not improve are kept."""
+    images or features both models take). Layers the solve would not improve are kept, and a
+    layer that runs more than once per forward (shared weights) is skipped."""
     start = time.perf_counter()
     names = pruned_readers(teacher, student)
     result = Reconstruction(images=len(inputs))
@@ -124,18 +125,20 @@ def reconstruct_(student: nn.Module, teacher: nn.Module, inputs: torch.Tensor, r
         return result
     with FeatureCapture(teacher, names, detach=True) as capture:
         teacher.eval()(inputs)
-        targets = dict(capture.outputs)
+        # a layer run more than once per forward (shared weights) has no single target: skip it
+        targets = {n: capture.outputs[n] for n in names if capture.calls.get(n) == 1}
     modules = dict(student.named_modules())
     generator = torch.Generator().manual_seed(seed)
     handles = []
 
     def hook(name):
         def solve(module, args):
-            result.layers[name] = solve_layer_(module, args[0], targets.pop(name), ridge, max_rows, generator)
+            if name in targets:
+                result.layers[name] = solve_layer_(module, args[0], targets.pop(name), ridge, max_rows, generator)
         return solve
 
     try:
-        for name in names:
+        for name in targets:
             handles.append(modules[name].register_forward_pre_hook(hook(name)))
         was_training = student.training
         student.eval()(inputs)
