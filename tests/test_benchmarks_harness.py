@@ -6,7 +6,7 @@ from benchmarks.harness.store import CellStore, cell_key
 from benchmarks.harness.suite import Suite, load_suite
 from benchmarks.harness.tables import aggregate, markdown_table
 from fewshot_kd.errors import FewShotKDError
-from fewshot_kd.methods.base import list_methods
+from fewshot_kd.methods.base import base_method, list_methods
 from fewshot_kd.task_family import find_task_family
 
 
@@ -42,7 +42,7 @@ def test_shipped_suites_name_known_tasks_and_methods():
         suite = load_suite(path)
         for task in suite.tasks:
             find_task_family(task)
-        unknown = {m.partition("@")[0] for m in suite.methods} - set(list_methods())
+        unknown = {base_method(m) for m in suite.methods} - set(list_methods())
         assert not unknown, f"{path.name}: unknown methods {unknown}"
 
 

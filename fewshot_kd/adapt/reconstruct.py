@@ -12,7 +12,7 @@ one student pass: every layer is solved in a pre-forward hook, just before it ru
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
@@ -31,7 +31,7 @@ class Reconstruction:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"layers": self.layers, "images": self.images, "seconds": self.seconds}
+        return asdict(self)
 
 
 def _solvable(module: nn.Module) -> bool:
@@ -137,14 +137,14 @@ def reconstruct_(student: nn.Module, teacher: nn.Module, inputs: torch.Tensor, r
                 result.layers[name] = solve_layer_(module, args[0], targets.pop(name), ridge, max_rows, generator)
         return solve
 
+    was_training = student.training
     try:
         for name in targets:
             handles.append(modules[name].register_forward_pre_hook(hook(name)))
-        was_training = student.training
         student.eval()(inputs)
-        student.train(was_training)
     finally:
         for handle in handles:
             handle.remove()
+        student.train(was_training)
     result.seconds = time.perf_counter() - start
     return result

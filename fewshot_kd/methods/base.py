@@ -76,11 +76,16 @@ def _ensure_registered() -> None:
             adapt_handset, adapt_meta, adapt_random_search, hinton_kd, maml_student, prune_finetune, ptq_int8, scratch, teacher, torch_pruning_finetune)
 
 
+def base_method(name: str) -> str:
+    """The registered method a suite name runs: ``"adapt@cutmix"`` is method ``adapt`` under a
+    variant tag, so one suite can run a method twice with different ``method_options``."""
+    return name.partition("@")[0]
+
+
 def get_method(name: str) -> MethodFn:
-    """The registered method ``name``; ``"adapt@cutmix"`` is method ``adapt`` under a variant
-    tag, so one suite can run a method twice with different ``method_options``."""
+    """The registered method ``name`` (a variant tag after ``@`` is ignored: :func:`base_method`)."""
     _ensure_registered()
-    return METHODS.get(name.partition("@")[0])
+    return METHODS.get(base_method(name))
 
 
 def list_methods() -> list[str]:
