@@ -1,7 +1,8 @@
 """Run a benchmark suite: ``python -m benchmarks.run --suite smoke``.
 
-Results go to ``benchmarks/results/<suite>/`` (or ``--out``): ``results.json`` (command,
-commit, config, machine, every cell), ``results.md`` (mean ± std over seeds) and PNG plots.
+Results go to ``benchmarks/results/<suite>/`` (or ``--out``): ``results.json`` (every
+invocation's command, config, commit, dirty flag, start time and machine, recorded as it starts;
+every cell with its commit and dirty flag), ``results.md`` (mean ± std over seeds) and PNG plots.
 A killed run resumes where it stopped; ``--fresh`` starts over.
 """
 

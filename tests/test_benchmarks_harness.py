@@ -78,7 +78,10 @@ def test_smoke_suite_runs_every_method_and_resumes(tmp_path, monkeypatch):
                  "sample_predictions_digits.png"):
         assert (tmp_path / "out" / name).is_file(), name
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert saved["environment"]["torch"] and saved["config"]["methods"] == list(suite.methods)
+    first = saved["invocations"][0]
+    assert first["machine"]["torch"] and first["config"]["methods"] == list(suite.methods) and first["started"]
+    assert all(c["commit"] == first["commit"] and c["git_dirty"] == first["dirty"] for c in saved["cells"])
     before = (tmp_path / "out" / "cells.jsonl").read_text()
     run_suite(suite, tmp_path / "out")  # nothing left to do: no cell runs twice
     assert (tmp_path / "out" / "cells.jsonl").read_text() == before
+    assert len(json.loads((tmp_path / "out" / "results.json").read_text())["invocations"]) == 2

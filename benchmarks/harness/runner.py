@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fewshot_kd.files import write_json
-from fewshot_kd.measure import environment_info
 from fewshot_kd.task_family import find_task_family
 
 from benchmarks.harness import plots
 from benchmarks.harness.cell import run_cell, sample_indices, teacher_reference
 from benchmarks.harness.context import prepare_task
+from benchmarks.harness.records import cell_stamp, dirty_reasons, previous_invocations, start_invocation
 from benchmarks.harness.store import CellStore, cell_key
 from benchmarks.harness.suite import Suite
 from benchmarks.harness.tables import aggregate, markdown_table
@@ -39,10 +36,14 @@ def _live_table(records: list[dict], last: int = 12) -> Table:
 def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None) -> dict:
     """Run every cell of ``suite`` not already in ``out_dir/cells.jsonl`` and write the results."""
     console = console or Console()
+    invocation = start_invocation(suite.to_dict(), out_dir)  # before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     cells_path = out_dir / "cells.jsonl"
     if fresh and cells_path.exists():
         cells_path.unlink()
+    invocations = [] if fresh else previous_invocations(out_dir / "results.json")
+    invocations.append(invocation)
+    stamp = cell_stamp(invocation, len(invocations) - 1)
     store = CellStore(cells_path)
     work = out_dir / "work"
     started = time.time()
@@ -52,7 +53,6 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
     bar = progress.add_task(f"suite {suite.name}", total=len(cells), now="")
     progress.update(bar, advance=sum(cell_key(t, m, k, s) in store for t, m, k, s in cells))
     contexts, references = {}, {}
-    commit = environment_info().get("git_commit")
     with Live(Group(progress, _live_table(store.all())), console=console, refresh_per_second=4) as live:
         for task_name, method, k, seed in cells:
             family = find_task_family(task_name)
@@ -64,13 +64,14 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
             record = run_cell(contexts[family.name], family.name, method, k, seed, suite.method_options.get(method, {}),
                               work / family.name / f"{method}-k{k}-s{seed}", references[family.name],
                               latency_repeats=suite.latency_repeats)
-            record["commit"] = commit
+            record.update(stamp)
             store.add(record)
             progress.update(bar, advance=1)
             live.update(Group(progress, _live_table(store.all())))
     for task_name in dict.fromkeys(t for t, *_ in cells):  # a resumed run with nothing left still reports them
         _prepare(find_task_family(task_name), suite, data_root, work, contexts, references)
-    return write_outputs(suite, out_dir, store.all(), contexts, references, time.time() - started)
+    invocation["wall_seconds"] = round(time.time() - started, 1)
+    return write_outputs(suite, out_dir, store.all(), contexts, references, invocations)
 
 
 def _prepare(family, suite: Suite, data_root, work: Path, contexts: dict, references: dict) -> None:
@@ -86,31 +87,38 @@ def _cell_commits(records: list[dict]) -> str:
     counts: dict[str, int] = {}
     for r in records:
         key = r.get("commit") or "not recorded (an earlier invocation)"
+        key += " (dirty)" if r.get("git_dirty") is not False else ""
         counts[key] = counts.get(key, 0) + 1
-    if len(counts) < 2:
-        return ""
     return "Cells made by: " + "; ".join(f"`{c}` ({n})" for c, n in counts.items()) + "  \n"
 
 
-def write_outputs(suite: Suite, out_dir: Path, records: list[dict], contexts: dict, references: dict, seconds: float) -> dict:
+def _invocation_lines(invocations: list[dict]) -> str:
+    lines = []
+    for i, inv in enumerate(invocations):
+        state = {False: "clean", True: "dirty tree"}.get(inv.get("dirty"), "tree state unknown")
+        lines.append(f"{i}. `{inv.get('command')}` at `{inv.get('commit')}`, {state}, started {inv.get('started') or 'not recorded'}"
+                     + (f" ({inv['note']})" if inv.get("note") else ""))
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(suite: Suite, out_dir: Path, records: list[dict], contexts: dict, references: dict,
+                  invocations: list[dict]) -> dict:
     rows = aggregate(records)
     result = {
         "suite": suite.name,
-        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", "benchmarks.run", *sys.argv[1:]]),
-        "config": suite.to_dict(),
-        "environment": environment_info(),
-        "torch": torch.__version__,
+        "invocations": invocations,
+        "clean": not dirty_reasons({"invocations": invocations, "cells": records}),
         "teacher_reference": references,
         "eval_sets": {name: {split: len(d) for split, d in ctx.eval_sets.items()} for name, ctx in contexts.items()},
-        "wall_seconds_this_invocation": round(seconds, 1),
         "summary": rows,
         "cells": records,
     }
     write_json(out_dir / "results.json", result)
+    machine = invocations[-1]["machine"]
     (out_dir / "results.md").write_text(
-        f"# Suite `{suite.name}`\n\nCommand: `{result['command']}`  \n"
-        f"Commit: `{result['environment'].get('git_commit')}`  \n{_cell_commits(records)}Machine: {result['environment'].get('cpu_model')}, "
-        f"torch {torch.__version__}\n\nMean ± std over seeds. Ratios are teacher / method (bytes of the saved "
+        f"# Suite `{suite.name}`\n\nInvocations:\n\n{_invocation_lines(invocations)}\n{_cell_commits(records)}"
+        f"Machine: {machine.get('cpu_model')}, torch {machine.get('torch')}\n\n"
+        f"Mean ± std over seeds. Ratios are teacher / method (bytes of the saved "
         f"artifact, MACs per example). \"int8 math\" says whether inference ran in integer arithmetic.\n\n"
         + markdown_table(rows)
     )
