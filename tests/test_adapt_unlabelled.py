@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fewshot_kd import Policy, adapt, create_model
-from fewshot_kd.adapt._distill_loop import bank_kd_loss
+from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objective
 from fewshot_kd.adapt._views import UNLABELLED, add_unlabelled
 from fewshot_kd.distill import kd_loss, soft_target_kl
 from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
@@ -21,6 +21,10 @@ def test_unlabelled_inputs_exclude_the_shots_and_are_seeded(digits):
     assert not (a[:, None] == shot_rows[None]).flatten(2).all(-1).any()
     with pytest.raises(NotEnoughExamplesError, match="remain"):
         pool.unlabelled_inputs(len(pool), 5, seed=3)
+
+
+def bank_kd_loss(logits, teacher_logits, labels, temperature, alpha):
+    return distillation_objective(logits, teacher_logits, labels, ObjectiveWeights(temperature, alpha))[0]
 
 
 def test_bank_kd_loss_masks_cross_entropy_on_unlabelled_rows():

@@ -1,4 +1,5 @@
-"""The distillation loop adapt() runs: logit KD plus block-wise feature hints on the view bank."""
+"""adapt()'s distillation stage: the shared loop of :mod:`fewshot_kd.distill.loop` on the view bank,
+with a progress bar, plus BatchNorm recalibration and a teacher-agreement check."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.adapt._views import UNLABELLED, ViewBank
-from fewshot_kd.distill import FeatureCapture, HintLoss, kd_loss, soft_target_kl
-from fewshot_kd.distill.losses import hard_label_ce
+from fewshot_kd.distill import FeatureCapture, HintLoss
+from fewshot_kd.distill.loop import Distillee, LoopSpec, run_distillation
+from fewshot_kd.distill.objective import ObjectiveWeights
 from fewshot_kd.progress import format_metrics, progress_bar
 from fewshot_kd.training import check_finite
 
@@ -22,26 +24,11 @@ def build_hint_loss(student: nn.Module, bank: ViewBank, student_layers: list[str
     return HintLoss.from_features(student_features, probe[3], weights=weights)
 
 
-def bank_kd_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float,
-                 alpha: float) -> torch.Tensor:
-    """``kd_loss`` on a batch that may hold unlabelled views: the soft term covers every row,
-    the ``1 - alpha`` cross-entropy only the rows with a label."""
-    known = labels != UNLABELLED
-    if bool(known.all()):
-        return kd_loss(logits, teacher_logits, labels, temperature=temperature, alpha=alpha)
-    loss = alpha * temperature**2 * soft_target_kl(logits, teacher_logits, temperature)
-    if alpha < 1.0 and bool(known.any()):
-        loss = loss + (1.0 - alpha) * hard_label_ce(logits[known], labels[known])
-    return loss
-
-
-def param_groups(model: nn.Module, lr: float, layer_lr_scale: dict) -> list[dict]:
-    """Adam parameter groups: a layer named in ``layer_lr_scale`` steps at ``lr * scale``."""
-    by_scale: dict[float, list] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            by_scale.setdefault(float(layer_lr_scale.get(name.rpartition(".")[0], 1.0)), []).append(p)
-    return [{"params": ps, "lr": lr * scale} for scale, ps in by_scale.items()]
+def layer_lr_scales(student: nn.Module, layer_lr_scale: dict, prefix: str = "student.") -> dict[str, float]:
+    """Per trainable parameter of ``student`` (named with ``prefix``), the multiplier of the
+    base learning rate: ``layer_lr_scale[layer]`` for a layer it names, else 1."""
+    return {prefix + name: float(layer_lr_scale.get(name.rpartition(".")[0], 1.0))
+            for name, p in student.named_parameters() if p.requires_grad}
 
 
 def distill_(
@@ -62,38 +49,35 @@ def distill_(
     progress: bool = True,
     description: str = "distilling",
 ) -> list[dict]:
-    """``steps`` Adam steps (cosine schedule) on random batches of the bank, in place.
-    Loss: ``kd_loss(T, alpha)`` on logits + ``feature_weight`` x hint loss on the layers;
+    """``steps`` Adam steps (cosine schedule) on random batches of the bank, in place, through
+    :func:`fewshot_kd.distill.loop.run_distillation` (the loop the meta-learner trains for).
+    Loss: :func:`~fewshot_kd.distill.objective.distillation_objective` with ``temperature``,
+    ``alpha``, ``feature_weight`` x hints through 1x1 adaptors on ``student_layers``;
     ``layer_lr_scale`` multiplies the learning rate of the layers it names."""
     hint = build_hint_loss(student, bank, student_layers, layer_weights) if feature_weight > 0 else None
-    groups = param_groups(student, lr, layer_lr_scale or {})
-    if hint is not None:
-        groups.append({"params": [p for p in hint.parameters() if p.requires_grad], "lr": lr})
-    optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    generator = torch.Generator().manual_seed(seed)
     layers = student_layers if hint is not None else []
+    model = Distillee(student, hint.adaptors if hint is not None else ())
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    scales = layer_lr_scales(student, layer_lr_scale or {})
+    weights = ObjectiveWeights(temperature, alpha, feature_weight if hint is not None else 0.0,
+                               hint.layer_weights if hint is not None else None)
     history: list[dict] = []
-    student.train()
-    with progress_bar(progress) as bar, FeatureCapture(student, layers) as capture:
+    model.train()
+    with progress_bar(progress) as bar:
         task = bar.add_task(description, total=steps, metrics="")
-        for step in range(steps):
-            index = torch.randint(len(bank), (min(batch_size, len(bank)),), generator=generator)
-            inputs, labels, teacher_logits, teacher_features = bank.batch(index)
-            logits = student(inputs)
-            loss_kd = bank_kd_loss(logits, teacher_logits, labels, temperature, alpha)
-            loss = loss_kd
-            if hint is not None:
-                loss = loss + feature_weight * hint([capture.outputs[n] for n in layers], teacher_features)
+
+        def record(step, loss, parts, logits, teacher_logits):
             check_finite(loss, description)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            record = {"step": step + 1, "loss": loss.item(), "kd": loss_kd.item(),
-                      "agree": (logits.argmax(-1) == teacher_logits.argmax(-1)).float().mean().item()}
-            history.append(record)
-            bar.update(task, advance=1, metrics=format_metrics(loss=record["loss"], agree=record["agree"]))
+            entry = {"step": step + 1, "loss": loss.item(), "kd": parts["kd"].item(),
+                     "agree": (logits.argmax(-1) == teacher_logits.argmax(-1)).float().mean().item()}
+            history.append(entry)
+            bar.update(task, advance=1, metrics=format_metrics(loss=entry["loss"], agree=entry["agree"]))
+
+        final = run_distillation(model, params, bank, weights, layers,
+                                 LoopSpec(steps, lr, batch_size, weight_decay), scales, seed=seed, on_step=record)
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(final[name])
     student.eval()
     return history
 

@@ -11,6 +11,7 @@ import torch.nn as nn
 from fewshot_kd.augment import MIXES, random_crop_flip
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.distill import FeatureCapture
+from fewshot_kd.distill.objective import UNLABELLED  # the label of views that get soft targets only
 from fewshot_kd.errors import FewShotKDError
 
 
@@ -56,8 +57,6 @@ def make_views(shots: LabelledDataset, views_per_shot: int, crop_padding: int | 
     return inputs, shots.labels.repeat(views_per_shot)
 
 
-UNLABELLED = -1
-"""The label views of unlabelled inputs carry: they get the teacher's soft targets only."""
 
 
 def append_soft_only(inputs, labels: torch.Tensor, extra):

@@ -1,0 +1,145 @@
+"""The distillation loop adapt() runs and the meta-learner differentiates through: Adam
+(pure functions, cosine schedule, weight decay) on random batches of a view bank, BatchNorm
+in train mode, loss :func:`~fewshot_kd.distill.objective.distillation_objective`.
+
+One pure step, ``(params, buffers, batch, hyperparameters) -> params``, is shared. adapt()
+runs every step detached (no second-order graph). The meta-learner runs the same steps and
+keeps two kinds of meta-gradient: **first order over the whole horizon** for the learning
+rates (the weights end as ``w_detached + sum_g (lr_g - lr_g.detach()) * D_g``, where ``D_g``
+is the accumulated step of group ``g``: the value is unchanged and ``d w / d lr_g = D_g``),
+and **second order through the last ``differentiable_steps``** steps, through which the
+loss's hyperparameters (temperature, alpha, feature and pair weights) and the compression
+applied to the weights receive their gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+from torch.func import functional_call
+
+from fewshot_kd.distill.adam import AdamState, adam_direction, cosine_factor, detach_state
+from fewshot_kd.distill.hooks import FeatureCapture
+from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objective
+
+Params = dict[str, torch.Tensor]
+Compress = Callable[[Params], Params]
+
+
+class Distillee(nn.Module):
+    """The student and the hint adaptors as one module, so one parameter dict holds both
+    (``student.*`` and ``adaptors.*``) and ``functional_call`` runs them on any weights."""
+
+    def __init__(self, student: nn.Module, adaptors: Sequence[nn.Module] = ()) -> None:
+        super().__init__()
+        self.student = student
+        self.adaptors = nn.ModuleList(adaptors)
+
+    def forward(self, inputs):
+        return self.student(inputs)
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """``steps`` Adam steps at ``lr`` (cosine to 0) on batches of ``batch_size`` rows."""
+
+    steps: int
+    lr: float
+    batch_size: int
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+def batch_schedule(rows: int, steps: int, batch_size: int, seed: int) -> list[torch.Tensor]:
+    """The random row indices of every step (with replacement, as adapt() has always drawn)."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(rows, (min(batch_size, rows),), generator=generator) for _ in range(steps)]
+
+
+def batch_loss(model: Distillee, params: Params, batch, weights: ObjectiveWeights, layers: Sequence[str],
+               compress: Compress | None = None, classes: Sequence[int] | None = None, buffers: Params | None = None):
+    """``(loss, parts, logits)`` of the objective on one bank batch at weights ``params``."""
+    inputs, labels, teacher_logits, teacher_features = batch
+    weights_in = compress(params) if compress is not None else params
+    state = {**(buffers or {}), **weights_in}
+    with FeatureCapture(model.student, list(layers)) as capture:
+        logits = functional_call(model, state, (inputs,))
+        features = [capture.outputs[n] for n in layers]
+    if classes is not None:
+        logits = logits[:, list(classes)]
+    adaptors = [_bound(model, state, i) for i in range(len(features))]
+    loss, parts = distillation_objective(logits, teacher_logits, labels, weights, features, teacher_features, adaptors)
+    return loss, parts, logits
+
+
+def _bound(model: Distillee, state: Params, index: int):
+    prefix = f"adaptors.{index}."
+    own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    adaptor = model.adaptors[index]
+    return lambda x: functional_call(adaptor, own, (x,))
+
+
+def run_distillation(model: Distillee, params: Params, bank, weights: ObjectiveWeights, layers: Sequence[str],
+                     spec: LoopSpec, lr_scales: dict[str, float | torch.Tensor] | None = None, *, seed: int = 0,
+                     buffers: Params | None = None, differentiable_steps: int = 0, compress: Compress | None = None,
+                     classes: Sequence[int] | None = None,
+                     on_step: Callable[[int, torch.Tensor, dict, torch.Tensor, torch.Tensor], None] | None = None) -> Params:
+    """``spec.steps`` steps from ``params`` over ``bank`` (a ``ViewBank``); returns the final
+    weights. ``lr_scales[name]`` multiplies ``spec.lr`` for that parameter (a float, or a
+    tensor that receives first-order meta-gradient); parameters not in ``params`` stay fixed.
+    ``on_step(step, loss, parts, logits, teacher_logits)`` sees every step (check for NaN
+    there). ``model`` should be in train mode."""
+    lr_scales = lr_scales or {}
+    names = list(params)
+    current = {n: params[n].detach() for n in names}
+    start_graph = {n: params[n] for n in names}
+    state = AdamState()
+    carried: dict[str, torch.Tensor] = {}  # sum over detached steps of -factor * direction, per name
+    first_diff = spec.steps - differentiable_steps
+    schedule = batch_schedule(len(bank), spec.steps, spec.batch_size, seed)
+    track = any(isinstance(v, torch.Tensor) and v.requires_grad for v in lr_scales.values())
+    for step, index in enumerate(schedule):
+        factor = cosine_factor(step, spec.steps)
+        differentiable = step >= first_diff
+        if step == first_diff:
+            current = _attach(start_graph, current, carried, lr_scales, spec.lr)
+        trained = current if differentiable else {n: t.requires_grad_() for n, t in current.items()}
+        batch = bank.batch(index)
+        loss, parts, logits = batch_loss(model, trained, batch, weights, layers, compress, classes, buffers)
+        if on_step is not None:
+            on_step(step, loss, parts, logits, batch[2])
+        grads = torch.autograd.grad(loss, [trained[n] for n in names], create_graph=differentiable, allow_unused=True)
+        grads = dict(zip(names, grads))
+        directions, state = adam_direction(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
+        if not differentiable:
+            state = detach_state(state)
+            with torch.no_grad():
+                for n, d in directions.items():
+                    scale = float(lr_scales.get(n, 1.0))
+                    current[n] = trained[n].detach() - spec.lr * scale * factor * d
+                    if track:
+                        carried[n] = carried.get(n, 0.0) - factor * d
+        else:
+            current = {n: trained[n] - spec.lr * lr_scales.get(n, 1.0) * factor * directions[n]
+                       if n in directions else trained[n] for n in names}
+    if first_diff >= spec.steps:
+        current = _attach(start_graph, current, carried, lr_scales, spec.lr)
+    return current
+
+
+def _attach(start: Params, current: Params, carried: dict, lr_scales: dict, lr: float) -> Params:
+    """Reconnect detached weights to the graph: the value stays ``current``; the gradient
+    reaches the starting weights (identity, first order) and every tensor learning-rate
+    scale (``d w / d scale = lr * carried``)."""
+    out = {}
+    for n, value in current.items():
+        w = value.detach() + (start[n] - start[n].detach())
+        scale = lr_scales.get(n)
+        if isinstance(scale, torch.Tensor) and scale.requires_grad and n in carried:
+            w = w + lr * (scale - scale.detach()) * carried[n]
+        out[n] = w
+    return out
