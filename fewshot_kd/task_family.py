@@ -11,6 +11,11 @@ A file is parsed with ``yaml.safe_load`` only (no code runs) and fills :class:`T
     eval_splits: [test_exact, test]
     augment: crop_flip                # crop_flip, crop (no mirror: digits) or none
     target: {macs: 0.5, bits: 8}      # what a derived student must fit
+    episodes: {split: test, exclude: [test_exact, "test:2000"]}   # pretrained teachers only
+
+Meta-training episodes never draw from what the teacher trained on: a recipe teacher's
+``holdout`` sets them aside; a pretrained teacher's family names them in ``episodes``
+(see :mod:`fewshot_kd.meta.pools`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class TaskFamily:
     target: dict = field(default_factory=lambda: {"macs": 0.5, "bits": 8})
     description: str = ""
     dataset_kwargs: dict = field(default_factory=dict)
+    episodes: dict = field(default_factory=dict)
     version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -57,6 +63,9 @@ class TaskFamily:
 
         if self.augment not in AUGMENTATIONS:
             raise FewShotKDError(f"task {self.name}: augment must be one of {sorted(AUGMENTATIONS)}, got {self.augment!r}")
+        unknown = sorted(set(self.episodes) - {"split", "exclude"})
+        if unknown:
+            raise FewShotKDError(f"task {self.name}: episodes takes 'split' and 'exclude', got unknown keys {unknown}")
         object.__setattr__(self, "shots", tuple(int(k) for k in self.shots))
         object.__setattr__(self, "eval_splits", tuple(self.eval_splits))
 

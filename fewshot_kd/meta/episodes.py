@@ -2,11 +2,14 @@
 
 Episode ``i`` of a run is a function of ``(seed, i)`` only, so a resumed run sees the same
 episodes. The student of every episode is derived from the family's teacher (it starts
-from the teacher's weights and is compressed to the episode's budget).
+from the teacher's weights and is compressed to the episode's budget). Support and query
+come from the family's episode pool, disjoint from what the teacher trained on
+(:mod:`fewshot_kd.meta.pools`).
 """
 
 from __future__ import annotations
 
+import copy
 import random
 from dataclasses import dataclass, field
 
@@ -18,15 +21,18 @@ from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.data.episodes import EpisodeSampler
 from fewshot_kd.adapt._views import build_bank
 from fewshot_kd.distill import map_layers
+from fewshot_kd.errors import NotEnoughExamplesError
 from fewshot_kd.model_io import trainable_copy
 from fewshot_kd.meta.descriptors import ModelDescription, ModelStructure, describe_model, model_structure, task_features
+from fewshot_kd.meta.pools import FamilyPools, family_pools
 from fewshot_kd.task_family import TaskFamily, build_teacher, find_task_family
 
 
 @dataclass
 class MetaFamily:
     """A task family loaded once: its teacher (frozen), a trainable copy the inner loop
-    compresses, the meta-training split and its classes, and the layer structure."""
+    compresses, the episode pool (``train``, disjoint from the teacher's training data; see
+    ``pools``) and its classes, and the layer structure."""
 
     task: TaskFamily
     teacher: nn.Module
@@ -37,11 +43,16 @@ class MetaFamily:
     pairs: list[tuple[str, str]]
     structure: ModelStructure
     example: torch.Tensor
+    pools: FamilyPools
     samplers: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.task.name
+
+    def split_record(self) -> dict:
+        """What the teacher trained on and where episodes draw from (JSON-ready)."""
+        return {**copy.deepcopy(self.pools.record), "classes": list(self.classes)}
 
 
 def load_family(name: str, ways: int, data_root=None, classes=None, progress: bool = False,
@@ -56,14 +67,15 @@ def load_family(name: str, ways: int, data_root=None, classes=None, progress: bo
     for p in teacher.parameters():
         p.requires_grad_(False)
     splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
-    train = splits.train
+    pools = family_pools(task, splits, data_root)
+    train = splits[pools.episode_split].subset(pools.episode_indices, f"{task.dataset}/episode-pool")
     present = sorted(set(train.labels.tolist()))
     chosen = tuple(present if classes is None else sorted(int(c) for c in classes))
     student = trainable_copy(teacher)
     example = train.input_batch(slice(0, 1)).to(device)
     pairs = map_layers(teacher, student, "auto", example_inputs=example)
     return MetaFamily(task, teacher, student, train, chosen, min(task.ways or ways, len(chosen)), pairs,
-                      model_structure(student, example), example)
+                      model_structure(student, example), example, pools)
 
 
 @dataclass
@@ -100,6 +112,14 @@ class EpisodeSpec:
 def _sampler(family: MetaFamily, shots: int, query: int, seed: int) -> EpisodeSampler:
     key = (shots, query)
     if key not in family.samplers:
+        counts = torch.bincount(family.train.labels, minlength=family.train.num_classes)
+        short = [c for c in family.classes if counts[c] < shots + query]
+        if short:
+            raise NotEnoughExamplesError(
+                f"{family.name}: episodes need {shots} support + {query} query = {shots + query} images per class, "
+                f"but the episode pool ({family.pools.episode_split}, disjoint from the teacher's data) has "
+                f"{int(counts[short[0]])} of class {family.train.class_names[short[0]]!r} "
+                f"({len(short)} classes short); lower shots or query_per_class")
         family.samplers[key] = EpisodeSampler(family.train, ways=family.ways, shots=shots, query_shots=query,
                                               seed=seed, classes=family.classes)
     return family.samplers[key]

@@ -6,6 +6,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+import torch
+
+from fewshot_kd.data._split import stratified_split
 from fewshot_kd.registry import Registry
 from fewshot_kd.training import TrainConfig
 
@@ -15,7 +18,9 @@ class TeacherRecipe:
     """How to train one teacher: which dataset, which model, which schedule.
 
     ``max_train_examples`` caps the training set (a stratified, seeded subset) so text
-    teachers train in minutes on a CPU. The recipe's :meth:`fingerprint` keys the cache.
+    teachers train in minutes on a CPU. ``holdout`` (``{"fraction": f, "seed": s}``) keeps a
+    stratified, seeded fraction of the train split from the teacher: meta-training episodes
+    draw from it (see :meth:`pools`). The recipe's :meth:`fingerprint` keys the cache.
     """
 
     name: str
@@ -25,6 +30,7 @@ class TeacherRecipe:
     train: TrainConfig = TrainConfig()
     max_train_examples: int | None = None
     version: int = 1
+    holdout: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,8 +42,18 @@ class TeacherRecipe:
         return cls(**data)
 
     def fingerprint(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        data = self.to_dict()
+        if data["holdout"] is None:
+            del data["holdout"]  # recipes without a holdout keep the cache key they had before it existed
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+    def pools(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices into the train split ``(teacher pool, held-out pool)``, disjoint and
+        stratified; without a holdout the teacher has every index and nothing is held out."""
+        if self.holdout is None:
+            return torch.arange(len(labels)), torch.zeros(0, dtype=torch.long)
+        return stratified_split(labels, float(self.holdout["fraction"]), int(self.holdout["seed"]))
 
 
 RECIPES: Registry[TeacherRecipe] = Registry("teacher recipe")
@@ -50,10 +66,12 @@ def _add(recipe: TeacherRecipe, help: str) -> None:
 _CNN = TrainConfig(epochs=12, lr=2e-3, batch_size=64, weight_decay=5e-4, optimizer="adamw")
 _TEXT = TrainConfig(epochs=1, lr=5e-5, batch_size=32, weight_decay=0.01, optimizer="adamw")
 
-_add(TeacherRecipe("digits-cnn", "digits", "small_cnn", {"in_channels": 1, "num_classes": 10, "input_size": 8}, _CNN),
-     "small CNN on scikit-learn digits (embedded, offline)")
-_add(TeacherRecipe("omniglot-cnn", "omniglot", "small_cnn", {"in_channels": 1, "num_classes": 242, "width": 32, "input_size": 105}, _CNN),
-     "wider small CNN on the 242 Omniglot background characters")
+_add(TeacherRecipe("digits-cnn", "digits", "small_cnn", {"in_channels": 1, "num_classes": 10, "input_size": 8}, _CNN,
+                   holdout={"fraction": 0.5, "seed": 0}),
+     "small CNN on half of scikit-learn digits' train split (the other half is held out for meta-training)")
+_add(TeacherRecipe("omniglot-cnn", "omniglot", "small_cnn", {"in_channels": 1, "num_classes": 242, "width": 32, "input_size": 105}, _CNN,
+                   holdout={"fraction": 2 / 3, "seed": 0}),
+     "wider small CNN on 5 of the 15 train drawers of each Omniglot background character (10 held out for meta-training)")
 for _name, _online in (("mnist", "torchvision:MNIST"), ("fashion_mnist", "torchvision:FashionMNIST")):
     _add(TeacherRecipe(f"{_name}-cnn", _online, "small_cnn", {"in_channels": 1, "num_classes": 10, "input_size": 28},
                        TrainConfig(epochs=3, lr=2e-3, batch_size=128, weight_decay=5e-4, optimizer="adamw")),

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from fewshot_kd.data._split import indices_digest, stratified_cap_indices
 from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.data.roots import cache_dir
@@ -26,18 +27,7 @@ def stratified_cap(data: LabelledDataset, limit: int | None, seed: int) -> Label
     """At most ``limit`` examples with class proportions kept, deterministic in ``seed``."""
     if limit is None or len(data) <= limit:
         return data
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(data), generator=generator)
-    counts = data.class_counts().double()
-    quota = torch.floor(counts / counts.sum() * limit).long()
-    taken = torch.zeros_like(quota)
-    keep = []
-    for i in order.tolist():
-        c = int(data.labels[i])
-        if taken[c] < quota[c]:
-            taken[c] += 1
-            keep.append(i)
-    return data.subset(sorted(keep))
+    return data.subset(stratified_cap_indices(data.labels, limit, seed))
 
 
 def test_accuracy(model: nn.Module, data: LabelledDataset) -> float:
@@ -52,8 +42,9 @@ def load_or_train_teacher(
     progress: bool = True,
     retrain: bool = False,
 ) -> tuple[nn.Module, dict]:
-    """The teacher a recipe describes: loaded from the cache when present, else trained,
-    evaluated on the dataset's test split and cached atomically. Returns ``(model, info)``."""
+    """The teacher a recipe describes: loaded from the cache when present, else trained (on
+    the recipe's teacher pool of the train split), evaluated on the dataset's test split and
+    cached atomically. Returns ``(model, info)``."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     folder = teacher_dir(recipe, store_root)
     weights, info_path = folder / "model.safetensors", folder / "teacher.json"
@@ -62,7 +53,8 @@ def load_or_train_teacher(
         model.load_state_dict(load_tensors(weights), strict=True)
         return model.eval(), read_json(info_path)
     splits = load_dataset(recipe.dataset, data_root=data_root)
-    train = stratified_cap(splits.train, recipe.max_train_examples, recipe.train.seed)
+    pool, _ = recipe.pools(splits.train.labels)
+    train = stratified_cap(splits.train.subset(pool), recipe.max_train_examples, recipe.train.seed)
     torch.manual_seed(recipe.train.seed)
     model = create_model(recipe.model, **recipe.model_kwargs)
     start = time.perf_counter()
@@ -71,6 +63,7 @@ def load_or_train_teacher(
         "recipe": recipe.to_dict(),
         "fingerprint": recipe.fingerprint(),
         "train_examples": len(train),
+        "teacher_pool": {"split": "train", "holdout": recipe.holdout, "count": len(pool), "indices_sha256": indices_digest(pool)},
         "train_seconds": round(time.perf_counter() - start, 2),
         "history": history,
         "test_accuracy": test_accuracy(model, splits.test),
