@@ -3,14 +3,14 @@ and a task vector, so one policy applies to architectures it never saw.
 
 Per Conv2d / Linear layer: type, widths, kernel, depth position, share of params and MACs,
 whether it roots a prunable channel group, and two sensitivities measured on the support
-shots (teacher-student KL when half the group's lowest-L1 channels are gated off, and when
-the weights are rounded to 4 bits). Per distilled layer pair: depth, channels, spatial size.
+shots (teacher-student KL when the half of the group's channels that the deployed pruner
+ranks lowest are gated off, and when the weights are rounded to 4 bits). Per distilled layer pair: depth, channels, spatial size.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -127,13 +127,14 @@ def _kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def _sensitivities(model: nn.Module, layers: list[str], groups: list[MaskGroup], inputs) -> tuple[list[float], list[float]]:
+def _sensitivities(model: nn.Module, layers: list[str], groups: list[MaskGroup], inputs,
+                   scores: dict[str, torch.Tensor] | None = None) -> tuple[list[float], list[float]]:
     params = dict(model.named_parameters())
     reference = model(inputs)
     prune_sens, quant_sens = [], []
     for g in groups:
         half = torch.full((1,), 0.5)
-        gated = gate_params(params, [g], half, channel_quantiles(params, [g]), sharpness=1e-2)
+        gated = gate_params(params, [g], half, channel_quantiles(params, [g], scores), sharpness=1e-2)
         prune_sens.append(_kl(functional_call(model, gated, (inputs,)), reference))
     for name in layers:
         key = f"{name}.weight"
@@ -148,19 +149,26 @@ def _squash(values: list[float]) -> list[float]:
 
 @dataclass
 class ModelStructure:
-    """The support-independent part of a description (computed once per model)."""
+    """The support-independent part of a description (computed once per model); ``scores``:
+    the deployed pruner's channel scores per group root (:func:`fewshot_kd.prune.channel_scores`),
+    for :func:`~fewshot_kd.meta.relax.channel_quantiles`."""
 
     layers: list[str]
     macs: dict[str, int]
     groups: list[MaskGroup]
+    scores: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def model_structure(model: nn.Module, example) -> ModelStructure:
     macs = _layer_shapes(model, example)
     groups = find_groups(model, example)
+    scores = {}
     if groups:
+        from fewshot_kd.prune import channel_scores
+
+        scores = channel_scores(model, example)
         _group_layers(model, example, groups, macs)
-    return ModelStructure(list(macs), macs, groups)
+    return ModelStructure(list(macs), macs, groups, scores)
 
 
 def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[str, str]] | None = None,
@@ -175,7 +183,7 @@ def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[s
     total_params = max(sum(modules[n].weight.numel() for n in layers), 1)
     roots = {g.root: i for i, g in enumerate(groups)}
     sample = sample_inputs[:max_examples] if isinstance(sample_inputs, torch.Tensor) else list(sample_inputs)[:max_examples]
-    prune_sens, quant_sens = _sensitivities(model, layers, groups, sample)
+    prune_sens, quant_sens = _sensitivities(model, layers, groups, sample, structure.scores or None)
     prune_sens, quant_sens = _squash(prune_sens), _squash(quant_sens)
     rows = []
     for i, name in enumerate(layers):

@@ -1,32 +1,60 @@
 """Continuous relaxations of the discrete compression choices, so meta-gradients reach them.
 
-Pruning: every channel of a group gets a gate ``sigmoid((rank_c + 1/2 - r n) / sharpness)``
-where ``rank_c`` is the channel's L1-importance rank among the group's ``n`` and ``r`` the
-group's prune ratio: the ``r n`` least important channels are (softly) off, and
-``d gate / d r`` is defined. Gates
-multiply the *outputs* of the modules the group emits, written into their parameters
-(BatchNorm weight and bias, or the conv / linear weight and bias), so the model runs through
-``torch.func.functional_call`` unchanged. Bits: a layer's weight is the mixture
-``p8 * Q8(w) + (1 - p8) * Q4(w)`` of straight-through fake quantizers.
+Pruning: every channel of a group gets a gate ``sigmoid((rank_c + d - r n) / sharpness)``
+where ``rank_c`` is the channel's rank (0 = least important) among the group's ``n`` by the
+deployed pruner's own scores (:func:`fewshot_kd.prune.channel_scores`), ``r`` the group's
+prune ratio and ``d = min(1/2, 2 sqrt(sharpness))``: the channels ranked below ``r n`` are
+(softly) off and ``d gate / d r`` is defined. The deployed pruner removes
+``n - int(n (1 - r))`` channels, i.e. every channel ranked below ``r n`` (``ceil(r n)`` of
+them); as the sharpness goes to 0, ``d`` goes to 0 while ``d / sharpness`` grows, so the gates
+become exactly that 0/1 mask. Gates multiply the *outputs* of the modules the group emits,
+written into their parameters (BatchNorm weight and bias, or the conv / linear weight and
+bias), so the model runs through ``torch.func.functional_call`` unchanged. Bits: a layer's
+weight is the mixture ``p8 * Q8(w) + (1 - p8) * Q4(w)`` of the deployed per-channel minmax
+quantizer with a straight-through gradient (:func:`fewshot_kd.quant.fake.quantize_weight_ste`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 
+from fewshot_kd.quant.fake import quantize_weight_ste as quantize_weight  # noqa: F401  (re-exported)
+
 BIT_CHOICES = (4, 8)
 
 
-def channel_quantiles(params: dict[str, torch.Tensor], groups) -> list[torch.Tensor]:
-    """Per group, each channel's L1-norm rank (0 = least important) as a float tensor."""
+def channel_ranks(scores: torch.Tensor) -> torch.Tensor:
+    """Each channel's rank by ``scores`` (0 = lowest; ties by index) as a float tensor."""
+    return scores.argsort(stable=True).argsort().to(torch.float32)
+
+
+def channel_quantiles(params: dict[str, torch.Tensor], groups, scores: dict[str, torch.Tensor] | None = None
+                      ) -> list[torch.Tensor]:
+    """Per group, each channel's rank (0 = least important), in the root weight's dtype and
+    device: by ``scores[g.root]`` (:func:`fewshot_kd.prune.channel_scores`, what the deployed
+    pruner ranks by) or, without ``scores``, by the L1 norm of the root's weight alone."""
     out = []
     for g in groups:
-        weight = params[f"{g.root}.weight"].detach()
-        norms = weight.abs().reshape(weight.shape[0], -1).sum(1)
-        out.append(norms.argsort().argsort().to(weight.dtype))
+        weight = params[f"{g.root}.weight"]
+        if scores is None:
+            score = weight.detach().abs().reshape(weight.shape[0], -1).sum(1)
+        else:
+            score = scores[g.root]
+            if score.numel() != g.channels:
+                raise ValueError(f"{g.root}: {score.numel()} scores for a group of {g.channels} channels")
+        out.append(channel_ranks(score.detach()).to(device=weight.device, dtype=weight.dtype))
     return out
+
+
+def gate_offset(sharpness: float) -> float:
+    """The ``d`` in the gate ``sigmoid((rank + d - r n) / sharpness)``: 1/2 (expected
+    channels off = ``r n``) for sharpness >= 1/16, below that ``2 sqrt(sharpness)``, so that
+    in the hard limit the channels off are exactly those ranked below ``r n`` (a channel
+    ranked exactly ``r n`` is kept), as the deployed pruner removes."""
+    return min(0.5, 2.0 * math.sqrt(sharpness))
 
 
 def _scale_along(t: torch.Tensor, gate: torch.Tensor, dim: int) -> torch.Tensor:
@@ -38,26 +66,18 @@ def _scale_along(t: torch.Tensor, gate: torch.Tensor, dim: int) -> torch.Tensor:
 def gate_params(params: dict[str, torch.Tensor], groups, ratios: torch.Tensor, quantiles: list[torch.Tensor],
                 sharpness: float = 0.2) -> dict[str, torch.Tensor]:
     """``params`` with every group's output channels gated at prune ratio ``ratios[g]``:
-    ``gate_c = sigmoid((rank_c + 1/2 - ratio * channels) / sharpness)`` (sharpness in
-    channels), so the ``ratio * channels`` least important channels are off."""
+    ``gate_c = sigmoid((rank_c + d - ratio * channels) / sharpness)`` (sharpness in channels,
+    ``d`` = :func:`gate_offset`), so the channels ranked below ``ratio * channels`` are off."""
     out = dict(params)
+    offset = gate_offset(sharpness)
     for g, ratio, ranks in zip(groups, ratios, quantiles):
-        gate = torch.sigmoid((ranks + 0.5 - ratio * ranks.numel()) / sharpness)
+        gate = torch.sigmoid((ranks + offset - ratio * ranks.numel()) / sharpness)
         for module, _ in g.gated:
             for suffix in ("weight", "bias"):
                 key = f"{module}.{suffix}"
                 if key in out and out[key] is not None:
                     out[key] = _scale_along(out[key], gate, 0)
     return out
-
-
-def quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
-    """Per-output-channel symmetric fake quantization with a straight-through gradient."""
-    qmax = 2 ** (bits - 1) - 1
-    flat = weight.reshape(weight.shape[0], -1)
-    step = (flat.detach().abs().amax(1).clamp_min(1e-8) / qmax).view([-1] + [1] * (weight.dim() - 1))
-    rounded = torch.clamp(torch.round(weight / step), -qmax, qmax) * step
-    return weight + (rounded - weight).detach()
 
 
 def quantize_params(params: dict[str, torch.Tensor], layers: list[str], p8: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -4,11 +4,13 @@
   neurons (BERT family) in place and returns a :class:`PruneReport`.
 * :func:`attach_soft_masks` / :func:`harden_`: differentiable channel gates, then the same
   physical pruning with identical outputs.
+* :func:`channel_scores`: the per-channel scores ``prune_`` ranks each group by.
 * :func:`save_pruned` / :func:`load_pruned`: safetensors weights + JSON architecture.
 
 Torch-Pruning (``pip install 'fewshot_kd[prune]'``) is imported only when a graph is built.
 """
 
+from fewshot_kd.prune.group_scores import channel_scores
 from fewshot_kd.prune.importance import accumulate_gradients_, importance_names, make_importance
 from fewshot_kd.prune.masks import SoftChannelMask, SoftMasks, attach_soft_masks, find_mask_groups, harden_
 from fewshot_kd.prune.physical import prune_, prune_channels_
@@ -32,6 +34,7 @@ __all__ = [
     "TransformerLayer",
     "accumulate_gradients_",
     "attach_soft_masks",
+    "channel_scores",
     "count_macs",
     "count_macs_params",
     "describe_architecture",

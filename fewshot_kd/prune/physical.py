@@ -49,21 +49,22 @@ def _named_per_layer(model: nn.Module, per_layer: PerLayer) -> PerLayer:
     return dict(zip(keys, per_layer.values()))
 
 
-def prune_channels_(
+def build_pruner(
     model: nn.Module,
     example_inputs: Any,
     ratio: float,
     *,
     per_layer: PerLayer = None,
     importance: str | Any = "l1",
-    ignored_layers: list[str] | None = None,
+    ignored_layers: Iterable[str | nn.Module] | None = None,
     global_pruning: bool = False,
     max_ratio: float = 0.9,
     data: Any = None,
     loss_fn: LossFn | None = None,
     round_to: int | None = None,
-) -> tuple[str, ...]:
-    """One DepGraph pruning pass (see :func:`prune_`). Returns the barrier module names."""
+) -> tuple[Any, list[nn.Module]]:
+    """The Torch-Pruning ``BasePruner`` that :func:`prune_channels_` steps (gradients
+    accumulated first for gradient-based importances), and the barrier modules."""
     tp = torch_pruning()
     found = _graph.inspect_model(model, example_inputs)
     if ignored_layers is None:
@@ -88,6 +89,13 @@ def prune_channels_(
             customized_pruners=customized,
             forward_fn=lambda m, x: call_model(m, x),
         )
+    return pruner, barriers
+
+
+def prune_channels_(model: nn.Module, example_inputs: Any, ratio: float, **options: Any) -> tuple[str, ...]:
+    """One DepGraph pruning pass (see :func:`prune_`; ``options`` as :func:`build_pruner`'s).
+    Returns the barrier module names."""
+    pruner, barriers = build_pruner(model, example_inputs, ratio, **options)
     pruner.step()
     model.zero_grad(set_to_none=True)
     return tuple(_names(model, barriers))

@@ -15,7 +15,14 @@ Typical use::
 from fewshot_kd.quant.calibrate import calibrate_
 from fewshot_kd.quant.dynamic import DynamicInt8Model, to_dynamic_int8
 from fewshot_kd.quant.export import dequantized_weights, export_quantized, folded_batchnorm, load_quantized, read_quantized
-from fewshot_kd.quant.fake import ActivationQuantizer, WeightQuantizer, fake_quantize, lsq_grad_scale
+from fewshot_kd.quant.fake import (
+    ActivationQuantizer,
+    WeightQuantizer,
+    fake_quantize,
+    lsq_grad_scale,
+    minmax_weight_steps,
+    quantize_weight_ste,
+)
 from fewshot_kd.quant.integer import IntegerModel, compare_latency, measure_latency, to_integer_model
 from fewshot_kd.quant.modules import (
     QuantConv2d,
@@ -46,9 +53,11 @@ __all__ = [
     "load_quantized",
     "lsq_grad_scale",
     "measure_latency",
+    "minmax_weight_steps",
     "qat_param_groups",
     "qat_step",
     "quantize_model_",
+    "quantize_weight_ste",
     "quantized_layers",
     "read_quantized",
     "set_quantization_",

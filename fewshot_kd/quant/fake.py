@@ -112,6 +112,28 @@ def quantize_to_int(x: torch.Tensor, step: torch.Tensor, zero_point, qmin: int, 
     return torch.clamp(torch.round(x.detach() / s) + z, qmin, qmax).to(torch.int32)
 
 
+def minmax_weight_steps(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-output-channel (axis 0) symmetric steps ``max|w_c| / qmax`` (nothing clipped;
+    ``1e-8`` for an all-zero channel), detached: the steps every deployed weight quantizer
+    starts from (``WeightQuantizer.init_from_(w, "minmax")``)."""
+    qmax = weight_range(bits)[1]
+    step = weight.detach().reshape(weight.shape[0], -1).abs().amax(dim=1) / qmax
+    return torch.where(step > 0, step, torch.full_like(step, 1e-8))
+
+
+def quantize_weight_ste(weight: torch.Tensor, bits: int, step: torch.Tensor | None = None) -> torch.Tensor:
+    """``weight`` rounded to the symmetric per-channel grid ``q * step``, ``q`` in
+    ``-qmax..qmax`` (``step``: default :func:`minmax_weight_steps`), with a straight-through
+    gradient (identity w.r.t. ``weight``, none to the step). Plain tensor ops, so it works
+    under ``torch.func`` transforms and ``create_graph``. The integers are
+    :func:`quantize_to_int` ``(weight, step, 0, -qmax, qmax)``, the codes the export writes."""
+    qmin, qmax = weight_range(bits)
+    step = minmax_weight_steps(weight, bits) if step is None else step.detach()
+    s = _per_channel_view(step, weight, 0)
+    rounded = torch.clamp(torch.round(weight.detach() / s), qmin, qmax) * s
+    return weight + (rounded - weight).detach()
+
+
 class WeightQuantizer(nn.Module):
     """Per-channel (axis 0) symmetric fake quantizer of a weight with one learnable step per
     output channel. ``init_from_`` sets the steps: ``"minmax"`` (``max|w_c| / qmax``, nothing
@@ -134,7 +156,7 @@ class WeightQuantizer(nn.Module):
         w = weight.detach().reshape(weight.shape[0], -1)
         absmax = w.abs().amax(dim=1)
         if method == "minmax":
-            step = absmax / self.qmax
+            step = minmax_weight_steps(weight, self.bits)
         elif method == "lsq":
             step = 2 * w.abs().mean(dim=1) / math.sqrt(self.qmax)
         elif method == "mse":
