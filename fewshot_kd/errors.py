@@ -32,3 +32,7 @@ class UnknownNameError(FewShotKDError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class CorruptFileError(FewShotKDError, ValueError):
+    """A file is truncated, corrupted or not what it should be; the message names it."""

@@ -1,16 +1,24 @@
-"""Atomic, code-free file writing and loading: JSON, safetensors, ``torch.save`` state."""
+"""Atomic, code-free file writing and loading: JSON, safetensors, ``torch.save`` state.
+A file that is truncated or corrupted raises :class:`CorruptFileError` naming it."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from fewshot_kd.errors import CorruptFileError
+
+# a cut zip archive is a RuntimeError or OSError, a cut or foreign pickle an UnpicklingError / EOFError
+_TORCH_ERRORS = (RuntimeError, OSError, pickle.UnpicklingError, EOFError, ValueError)
 
 
 @contextmanager
@@ -37,8 +45,22 @@ def write_json(path: str | os.PathLike, obj: Any, compact: bool = False) -> Path
     return Path(path)
 
 
+@contextmanager
+def reading(path: str | os.PathLike, what: str, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Turn a parser's ``errors`` while reading ``path`` into a :class:`CorruptFileError` naming it."""
+    try:
+        yield
+    except (CorruptFileError, FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except errors as error:
+        detail = (str(error).strip().splitlines() or [""])[0][:200]
+        raise CorruptFileError(f"{path} is not a readable {what} ({type(error).__name__}: {detail}); "
+                               f"it may be truncated or corrupted: write it again") from None
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    with reading(path, "JSON file", (ValueError,)):
+        return json.loads(Path(path).read_text())
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
@@ -50,7 +72,8 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
 
 
 def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    return load_file(str(path), device=str(device))
+    with reading(path, "safetensors file", (SafetensorError, ValueError)):
+        return load_file(str(path), device=str(device))
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
@@ -61,5 +84,7 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load`` that never unpickles code (``weights_only=True``)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """``torch.load`` that never unpickles code (``weights_only=True``): a file that would
+    need it is refused like a corrupted one."""
+    with reading(path, "checkpoint of tensors and plain data", _TORCH_ERRORS):
+        return torch.load(path, map_location=map_location, weights_only=True)

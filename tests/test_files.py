@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from fewshot_kd.errors import CorruptFileError
+
 from fewshot_kd.files import atomic_path, load_tensors, load_torch, read_json, save_tensors, save_torch, write_json
 
 
@@ -27,5 +29,18 @@ def test_tensor_round_trips(tmp_path):
 
 def test_load_torch_refuses_pickled_code(tmp_path):
     torch.save({"f": torch.nn.Linear(2, 2)}, tmp_path / "module.pt")  # a pickled module, not just tensors
-    with pytest.raises(Exception):
+    with pytest.raises(CorruptFileError, match="module.pt") as refused:
         load_torch(tmp_path / "module.pt")
+    assert "UnpicklingError" in str(refused.value)  # refused by weights_only, not failed some other way
+
+
+@pytest.mark.parametrize("cut", [0, 1, 0.5, -2])
+def test_a_cut_file_is_a_clear_error_naming_it(tmp_path, cut):
+    save_tensors(tmp_path / "t.safetensors", {"w": torch.randn(50, 50)})
+    save_torch(tmp_path / "c.pt", {"w": torch.randn(50, 50)})
+    write_json(tmp_path / "j.json", {"a": list(range(50))})
+    for name, load in (("t.safetensors", load_tensors), ("c.pt", load_torch), ("j.json", read_json)):
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / name).write_bytes(data[: int(cut * len(data)) if isinstance(cut, float) else cut])
+        with pytest.raises(CorruptFileError, match=name):
+            load(tmp_path / name)

@@ -35,7 +35,8 @@ def _policy(policy, is_text: bool):
     if isinstance(policy, dict):
         return Policy.from_dict(policy)
     if isinstance(policy, (str, Path)):
-        return MetaPolicy.load(policy) if MetaPolicy.is_policy_file(policy) else Policy.load(policy)
+        meta = Path(policy).is_dir() or MetaPolicy.is_policy_file(policy)  # a broken policy.json still names itself
+        return MetaPolicy.load(policy) if meta else Policy.load(policy)
     raise FewShotKDError(f"policy must be a Policy, a MetaPolicy, a dict or a policy file path, got {type(policy).__name__}")
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.adapt.export import ARCH_FILE
-from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import load_tensors, read_json
 
 
@@ -32,6 +32,10 @@ def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") 
         raise FewShotKDError(f"{folder / ARCH_FILE} is missing: load_student reads a folder written by "
                              f"adapt(..., export_dir=...) for a model from fewshot_kd.create_model")
     description = read_json(folder / ARCH_FILE)
+    if not (isinstance(description, dict) and isinstance(description.get("arch"), dict)
+            and "name" in description["arch"] and isinstance(description.get("modules"), dict)):
+        raise CorruptFileError(f"{folder / ARCH_FILE} does not describe an architecture (needs 'arch' with a "
+                               f"'name', and 'modules'); export the student again with adapt(..., export_dir=...)")
     weights = _weights_file(folder)
     if weights.name == "student.safetensors":
         state = load_tensors(weights, device="cpu")

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
+from numbers import Integral, Real
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fewshot_kd.config_keys import check_known_keys
-from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.errors import CorruptFileError, FewShotKDError
 
 POLICY_VERSION = 1
+_WHOLE = ("views_per_shot", "unlabelled_views", "mix_views", "synthetic_inputs", "synthetic_steps", "batch_size",
+          "steps", "new_arch_steps", "reconstruct_inputs", "qat_steps", "version")
+_REAL = ("temperature", "alpha", "feature_weight", "text_word_dropout", "mix_alpha", "lr", "new_arch_lr",
+         "weight_decay", "reconstruct_ridge", "qat_lr")
+
+
+def _number(value, name: str, low: float, high: float) -> float:
+    """``value`` as a float, or a :class:`FewShotKDError` if it is not a number in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not low <= value <= high or math.isinf(value):
+        raise FewShotKDError(f"policy {name} must be a finite number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -76,18 +88,31 @@ class Policy:
     version: int = POLICY_VERSION
 
     def __post_init__(self) -> None:
+        for name in _WHOLE:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise FewShotKDError(f"policy {name} must be a whole number, got {value!r}")
+        for name in _REAL:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+                raise FewShotKDError(f"policy {name} must be a finite number, got {value!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise FewShotKDError(f"policy alpha must lie in [0, 1], got {self.alpha}")
-        if self.temperature <= 0:
-            raise FewShotKDError(f"policy temperature must be positive, got {self.temperature}")
-        for name in ("views_per_shot", "unlabelled_views", "batch_size", "steps", "new_arch_steps"):
+        if not 0.0 <= self.text_word_dropout < 1.0:
+            raise FewShotKDError(f"policy text_word_dropout must lie in [0, 1), got {self.text_word_dropout}")
+        for name in ("temperature", "lr", "new_arch_lr", "qat_lr"):
+            if getattr(self, name) <= 0:
+                raise FewShotKDError(f"policy {name} must be positive, got {getattr(self, name)}")
+        for name in ("views_per_shot", "unlabelled_views", "batch_size", "steps", "new_arch_steps", "version"):
             if getattr(self, name) < 1:
                 raise FewShotKDError(f"policy {name} must be at least 1, got {getattr(self, name)}")
-        for name in ("mix_views", "synthetic_inputs", "synthetic_steps", "reconstruct_inputs"):
+        for name in ("mix_views", "synthetic_inputs", "synthetic_steps", "reconstruct_inputs", "qat_steps",
+                     "feature_weight", "weight_decay", "reconstruct_ridge"):
             if getattr(self, name) < 0:
                 raise FewShotKDError(f"policy {name} must be 0 or more, got {getattr(self, name)}")
-        if self.reconstruct_ridge < 0:
-            raise FewShotKDError(f"policy reconstruct_ridge must be 0 or more, got {self.reconstruct_ridge}")
+        if self.crop_padding is not None and (isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, Integral)
+                                              or self.crop_padding < 0):
+            raise FewShotKDError(f"policy crop_padding must be None or a whole number >= 0, got {self.crop_padding!r}")
         if self.mix not in ("mixup", "cutmix"):
             raise FewShotKDError(f"policy mix must be 'mixup' or 'cutmix', got {self.mix!r}")
         if self.mix_alpha <= 0:
@@ -95,7 +120,16 @@ class Policy:
         if self.structure not in ("channels", "blocks"):
             raise FewShotKDError(f"policy structure must be 'channels' or 'blocks', got {self.structure!r}")
         if self.layer_weights is not None:
-            object.__setattr__(self, "layer_weights", tuple(float(w) for w in self.layer_weights))
+            object.__setattr__(self, "layer_weights", tuple(_number(w, "layer_weights", 0, math.inf) for w in self.layer_weights))
+        for name in ("per_layer_prune", "per_layer_bits", "layer_lr_scale"):
+            if not isinstance(getattr(self, name), dict):
+                raise FewShotKDError(f"policy {name} must map layer names to values, got {getattr(self, name)!r}")
+        for name, low, high in (("per_layer_prune", 0, math.inf), ("layer_lr_scale", 1e-12, math.inf)):  # prune: relative, rescaled
+            for layer, value in getattr(self, name).items():
+                _number(value, f"{name}[{layer!r}]", low, high)
+        for layer, bits in self.per_layer_bits.items():
+            if isinstance(bits, bool) or not isinstance(bits, Integral) or not 2 <= bits <= 8:
+                raise FewShotKDError(f"policy per_layer_bits[{layer!r}] must be a whole number in 2..8, got {bits!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,7 +137,8 @@ class Policy:
     @classmethod
     def from_dict(cls, data: dict) -> "Policy":
         check_known_keys(cls, data, "policy")
-        if data.get("version", POLICY_VERSION) > POLICY_VERSION:
+        version = data.get("version", POLICY_VERSION)
+        if isinstance(version, int) and version > POLICY_VERSION:
             raise FewShotKDError(f"policy version {data['version']} is newer than this fewshot_kd understands; upgrade")
         return cls(**data)
 
@@ -114,7 +149,16 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Policy":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """A policy JSON file; a corrupted file or a bad value is a :class:`FewShotKDError` naming it."""
+        from fewshot_kd.files import read_json
+
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise CorruptFileError(f"{path} should hold a JSON object of policy settings, got {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except FewShotKDError as error:
+            raise type(error)(f"{path}: {error}") from None
 
 
 HAND_SET = Policy()

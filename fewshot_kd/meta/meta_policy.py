@@ -20,7 +20,7 @@ import torch.nn as nn
 from fewshot_kd._version import __version__
 from fewshot_kd.adapt.derive import _is_text
 from fewshot_kd.adapt.policy import HAND_SET, Policy
-from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
 from fewshot_kd.meta.descriptors import describe_model, task_features
 from fewshot_kd.meta.policy_net import PolicyNet
@@ -68,7 +68,7 @@ class MetaPolicy:
             "kind": KIND, "format_version": FORMAT_VERSION, "fewshot_kd": __version__, "hidden": self.net.hidden,
             "command": self.command, "config": self.config, "trained_on": self.trained_on,
             "finished": self.finished, "seconds": self.seconds, "environment": environment_info(),
-            "history": self.history,
+            "history": self.history, "base": self.base.to_dict(),
         })
 
     @classmethod
@@ -82,10 +82,18 @@ class MetaPolicy:
             raise FewShotKDError(f"{meta_path} is not a meta-learned policy file (kind {meta.get('kind')!r})")
         if meta.get("format_version", 0) > FORMAT_VERSION:
             raise FewShotKDError(f"{meta_path} needs a newer fewshot_kd (format {meta['format_version']}); upgrade")
-        net = PolicyNet(int(meta["hidden"]))
-        net.load_state_dict(load_tensors(meta_path.with_name("policy.safetensors")))
+        weights = meta_path.with_name("policy.safetensors")
+        try:
+            net = PolicyNet(int(meta["hidden"]))
+            net.load_state_dict(load_tensors(weights))
+            base = Policy.from_dict(meta["base"]) if "base" in meta else HAND_SET  # older files lack it
+        except FewShotKDError as error:
+            raise type(error)(f"{meta_path}: {error}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CorruptFileError(f"{meta_path} / {weights.name} do not hold a meta-learned policy that "
+                                   f"this fewshot_kd can read ({type(error).__name__}: {error}); run meta_train again") from None
         return cls(net, meta.get("config"), meta.get("trained_on"), meta.get("history"), meta.get("command"),
-                   meta.get("seconds"), meta.get("finished", True))
+                   meta.get("seconds"), meta.get("finished", True), base)
 
     @staticmethod
     def is_policy_file(path: str | os.PathLike) -> bool:

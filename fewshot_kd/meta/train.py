@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import load_torch, save_torch
 from fewshot_kd.meta.config import MetaTrainConfig
 from fewshot_kd.meta.distributed import all_reduce_gradients_, all_reduce_metrics, init_from_env, my_episodes
@@ -20,11 +20,18 @@ from fewshot_kd.meta.policy_net import PolicyNet
 from fewshot_kd.progress import format_metrics, progress_bar
 
 CHECKPOINT = "checkpoint.pt"
+_KEYS = ("config", "policy", "optimizer", "step", "history")
 METRICS = ("meta_loss", "query_acc", "macs_fraction", "compression", "temperature", "alpha")
 
 
 def _restore(path: Path, config: MetaTrainConfig, net: PolicyNet, optimizer) -> tuple[int, list[dict]]:
-    state = load_torch(path)
+    try:
+        state = load_torch(path)
+    except CorruptFileError as error:
+        raise CorruptFileError(f"{error}; or start over with --fresh") from None
+    missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CorruptFileError(f"{path} is not a meta-training checkpoint (it lacks {missing}); start over with --fresh")
     if state["config"] != config.to_dict():
         raise FewShotKDError(
             f"{path} was written by a run with another config; resume with the same flags, or start over "

@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
-from fewshot_kd.errors import FewShotKDError
-from fewshot_kd.files import save_tensors
+from fewshot_kd.errors import CorruptFileError, FewShotKDError
+from fewshot_kd.files import reading, save_tensors
 from fewshot_kd.quant._packing import container_bits, pack_signed, unpack_signed
 from fewshot_kd.quant.bn_fold import conv_bn_pairs, fold_into_codes, folded_bias, folded_bn_keys, identity_bn_state
 from fewshot_kd.quant.modules import quantize_model_, quantized_layers
@@ -82,12 +82,20 @@ def export_quantized(model: nn.Module, path: str | os.PathLike, *, scale_dtype: 
 
 
 def _read(path: str | os.PathLike, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    with safe_open(str(path), framework="pt") as f:
+    with reading(path, "quantized weights file", (SafetensorError, ValueError)), safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
         if metadata.get("format") != FORMAT:
             raise FewShotKDError(f"{path} is not a fewshot_kd quantized file (format {metadata.get('format')!r}); "
                                  f"write it with export_quantized")
+        if not isinstance(read_metadata_json(path, metadata, "layers"), dict):
+            raise CorruptFileError(f"{path} has no per-layer metadata; write it again with export_quantized")
         return ({k: f.get_tensor(k) for k in f.keys()} if tensors else {}), metadata
+
+
+def read_metadata_json(path: str | os.PathLike, metadata: dict[str, str], key: str, default: str = "null"):
+    """One JSON value of a file's safetensors metadata; :class:`CorruptFileError` if it does not parse."""
+    with reading(path, f"quantized weights file (metadata {key!r})", (ValueError,)):
+        return json.loads(metadata.get(key, default))
 
 
 def read_quantized(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
