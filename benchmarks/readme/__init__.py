@@ -1,0 +1,1 @@
+"""The README's benchmark numbers, rendered from ``benchmarks/results``: ``python -m benchmarks.readme [--check]``."""
