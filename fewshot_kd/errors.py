@@ -7,6 +7,10 @@ class FewShotKDError(Exception):
     """Base class of every error fewshot_kd raises on purpose."""
 
 
+class BadInputError(FewShotKDError, ValueError):
+    """An argument is wrong or does not fit the models; the message says which and what to do."""
+
+
 class DataNotFoundError(FewShotKDError, FileNotFoundError):
     """A dataset or weights file is missing; the message names the path and how to get it."""
 

@@ -22,7 +22,11 @@ def resolve_pool(data, data_root=None) -> tuple[LabelledDataset, LabelledDataset
         return data, None
     if isinstance(data, (tuple, list)) and len(data) == 2:
         inputs, labels = data
-        labels = torch.as_tensor(labels, dtype=torch.long)
+        try:
+            labels = torch.as_tensor(labels, dtype=torch.long)
+        except (TypeError, ValueError, RuntimeError):
+            raise FewShotKDError("data=(inputs, labels) needs labels as class indices 0..C-1 (ints); map class "
+                                 "names to indices first") from None
         if len(labels) == 0:
             raise FewShotKDError("adapt() got empty data: no labelled examples to draw shots from")
         names = tuple(str(c) for c in range(int(labels.max()) + 1))

@@ -12,6 +12,8 @@ import torch.nn as nn
 
 from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabelled
 from fewshot_kd.adapt._distill_loop import agreement, distill_, recalibrate_batchnorm_
+from fewshot_kd.adapt._fidelity import heldout_agreement
+from fewshot_kd.adapt._preflight import preflight
 from fewshot_kd.adapt._views import add_unlabelled, append_soft_only, build_bank, make_views, mixed_views
 from fewshot_kd.adapt.derive import distilled_layers
 from fewshot_kd.adapt.export import export_student, quantize_for_export_
@@ -82,6 +84,7 @@ def adapt(
     their labels); the student learns the teacher's soft targets on them too.
     """
     pool, default_eval = resolve_pool(data, data_root)
+    notes = preflight(teacher, student, pool, shots, seed, target, policy, eval_data, device, export_dir, integer, unlabelled)
     support = pool.few_shot(shots, seed=seed)
     policy, target = _policy(policy, support.is_text), Target.parse(target)
     unlabelled = resolve_unlabelled(unlabelled, pool, shots, seed)
@@ -109,6 +112,8 @@ def adapt(
                          adapt_seconds, peak, derive, seed)
         if meta_info is not None:
             report["meta_policy"] = meta_info
+        report["heldout_agreement"], collapsed = heldout_agreement(teacher, student, support, policy, seed)
+        report["warnings"] = notes + collapsed
         eval_sets = _eval_sets(eval_data, default_eval)
         report["eval"] = {name: {"teacher": _metrics(teacher, d), "student": _metrics(student, d)}
                           for name, d in eval_sets.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 
 from fewshot_kd.errors import FewShotKDError
@@ -24,6 +25,12 @@ class Target:
     layers: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("macs", "params", "size_bytes", "size_ratio"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+                raise FewShotKDError(f"target {name} must be a number or None, got {value!r}")
+        if self.bits is not None and (isinstance(self.bits, bool) or not isinstance(self.bits, numbers.Integral)):
+            raise FewShotKDError(f"target bits must be a whole number 2..8 (or None for float), got {self.bits!r}")
         for name in ("macs", "params"):
             value = getattr(self, name)
             if value is not None and not 0.0 < value <= 1.0:
