@@ -4,7 +4,8 @@ and a task vector, so one policy applies to architectures it never saw.
 Per Conv2d / Linear layer: type, widths, kernel, depth position, share of params and MACs,
 whether it roots a prunable channel group, and two sensitivities measured on the support
 shots (teacher-student KL when the half of the group's channels that the deployed pruner
-ranks lowest are gated off, and when the weights are rounded to 4 bits). Per distilled layer pair: depth, channels, spatial size.
+ranks lowest are gated off, and when the weights are rounded to 4 bits). Per distilled
+layer pair: depth, channels, spatial size.
 """
 
 from __future__ import annotations
