@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,18 +20,36 @@ from fewshot_kd.errors import CorruptFileError
 
 # a cut zip archive is a RuntimeError or OSError, a cut or foreign pickle an UnpicklingError / EOFError
 _TORCH_ERRORS = (RuntimeError, OSError, pickle.UnpicklingError, EOFError, ValueError)
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    with _UMASK_LOCK:  # os.umask can only be read by setting it: briefly to the strictest common one
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def plain_file_mode(path: Path) -> int:
+    """The mode ``open(path, "w")`` would leave: an existing file's, else 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step,
-    on error it is removed, so readers never see a half-written file."""
+    on error it is removed, so readers never see a half-written file. The file gets the mode
+    a plain write would give (the temporary one stays private until then)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, plain_file_mode(path))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

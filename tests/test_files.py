@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pytest
 import torch
 
@@ -44,3 +47,24 @@ def test_a_cut_file_is_a_clear_error_naming_it(tmp_path, cut):
         (tmp_path / name).write_bytes(data[: int(cut * len(data)) if isinstance(cut, float) else cut])
         with pytest.raises(CorruptFileError, match=name):
             load(tmp_path / name)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_umask_mode_like_any_other_file(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "r.json", {"a": 1})
+        save_tensors(tmp_path / "t.safetensors", {"w": torch.zeros(2)})
+        save_torch(tmp_path / "c.pt", {"w": torch.zeros(2)})
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask) and len(modes) == 4
+
+
+def test_rewriting_a_file_keeps_its_mode(tmp_path):
+    write_json(tmp_path / "r.json", {"a": 1})
+    os.chmod(tmp_path / "r.json", 0o640)
+    write_json(tmp_path / "r.json", {"a": 2})
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o640 and read_json(tmp_path / "r.json") == {"a": 2}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -59,5 +58,4 @@ def cached_jpeg_images(source: Path, data: np.ndarray | None = None, offsets: np
         with atomic_path(cached) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, images)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is fine to share
     return np.load(cached)
