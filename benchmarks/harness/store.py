@@ -20,7 +20,12 @@ class CellStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, dict] = {}
         if self.path.is_file():
-            for line in self.path.read_text().splitlines():
+            text = self.path.read_text()
+            if text and not text.endswith("\n"):  # a line cut by a kill: drop it, or the next add() would join it
+                text = text[: text.rfind("\n") + 1]
+                with self.path.open("r+") as f:
+                    f.truncate(len(text.encode()))
+            for line in text.splitlines():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
