@@ -9,4 +9,15 @@ PYTHON=${PYTHON:-python}
 "$PYTHON" -m pip install --quiet "torch>=2.2,<3" "torchvision>=0.17"
 "$PYTHON" scripts/install_learn2learn.py
 "$PYTHON" -m pip install --quiet -e ".[dev]"
-"$PYTHON" -c "import fewshot_kd, learn2learn, higher; print('fewshot_kd', fewshot_kd.__version__, 'installed')"
+# Check that everything imports (learn2learn without gym's banner), then say what is installed.
+"$PYTHON" - <<'EOF'
+import importlib.metadata
+
+import higher  # noqa: F401
+from fewshot_kd.data.episodes import _learn2learn
+
+_learn2learn()
+print("installed:")
+for name in ("torch", "torchvision", "learn2learn", "higher", "transformers", "fewshot_kd"):
+    print(f"  {name:<13}{importlib.metadata.version(name)}")
+EOF

@@ -66,7 +66,7 @@ def build_and_install(workdir: Path) -> None:
     pyx_files = sorted(str(p) for p in (src / PYX_DIR).glob("*.pyx"))
     if not pyx_files:
         raise RuntimeError(f"no .pyx files under {src / PYX_DIR}")
-    subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-3", "-f", *pyx_files], check=True)
+    subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-3", "-q", "-f", *pyx_files], check=True)
     trim_requirements(src / "setup.py")
     _pip("install", "--quiet", "--no-build-isolation", str(src))
 

@@ -1,4 +1,6 @@
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,11 @@ def test_trim_requirements_fails_loudly_on_unknown_layout(tmp_path):
 
 def test_learn2learn_is_installed_and_importable():
     assert installer.already_installed(), "run scripts/install_learn2learn.py"
+
+
+def test_imports_print_nothing():
+    """No gym banner: not on ``import fewshot_kd``, nor when fewshot_kd imports learn2learn."""
+    probe = "import fewshot_kd\nfrom fewshot_kd.data.episodes import _learn2learn\n_learn2learn()\n"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert "Gym" not in run.stderr and run.stdout == "", run.stderr

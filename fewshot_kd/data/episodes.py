@@ -6,9 +6,8 @@ the same ``(seed, i)`` always gives the same episode, whatever was sampled befor
 
 from __future__ import annotations
 
-import contextlib
-import io
 import random
+import sys
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -52,9 +51,24 @@ class _IndexedView(Dataset):
 
 
 def _learn2learn():
-    """Import learn2learn without the unmaintained-gym notice it prints on import."""
-    with contextlib.redirect_stderr(io.StringIO()):
-        import learn2learn
+    """Import learn2learn without the unmaintained-gym notice: learn2learn imports gym, which
+    prints ``gym_notices.notices.notices[gym.__version__]`` to stderr; that table is emptied
+    during the import (anything else gym or learn2learn prints still shows)."""
+    if "gym" not in sys.modules:
+        try:
+            from gym_notices import notices
+        except ImportError:  # no notices package: gym prints nothing
+            notices = None
+        saved = dict(notices.notices) if notices is not None else {}
+        if notices is not None:
+            notices.notices.clear()
+        try:
+            import gym  # noqa: F401
+        finally:
+            if notices is not None:
+                notices.notices.update(saved)
+    import learn2learn
+
     return learn2learn
 
 
