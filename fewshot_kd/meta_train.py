@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from fewshot_kd.meta.config import MetaTrainConfig
-from fewshot_kd.meta.inner import BACKENDS, ORDERS
+from fewshot_kd.meta.config import BACKENDS
+from fewshot_kd.meta.objective import ORDERS
 
 DEFAULTS = MetaTrainConfig()
 
@@ -35,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--outer-lr", type=float, default=DEFAULTS.outer_lr)
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend)
     p.add_argument("--order", choices=ORDERS, default=DEFAULTS.order)
-    p.add_argument("--truncate", type=int, default=DEFAULTS.truncate, help="second-order steps for --order truncated")
+    p.add_argument("--truncate", type=int, default=DEFAULTS.truncate, help="last inner steps differentiated to second order (--order truncated)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--device", default="cpu")
     p.add_argument("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every, help="meta-steps between checkpoints")

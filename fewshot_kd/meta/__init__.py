@@ -1,8 +1,9 @@
 """Meta-learning the compression policy (``python -m fewshot_kd.meta_train``).
 
 A :class:`PolicyNet` reads per-layer descriptors of a task and outputs adapt()'s decisions;
-it is trained by bilevel optimisation over episodes (:func:`meta_train`), with a
-differentiable inner loop (:func:`unroll`; backends ``func``, ``higher``, ``learn2learn``).
+it is trained by bilevel optimisation over episodes (:func:`meta_train`) whose inner loop is
+adapt()'s own distillation loop (:mod:`fewshot_kd.distill.loop`), run differentiably.
+:func:`unroll` keeps plain SGD unrolls (backends ``func``, ``higher``, ``learn2learn``).
 A trained :class:`MetaPolicy` plugs into ``fewshot_kd.adapt(..., policy=...)``.
 """
 

@@ -7,8 +7,11 @@ from dataclasses import asdict, dataclass, field
 from fewshot_kd.config_keys import check_known_keys
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.meta.episodes import EpisodeSpec
-from fewshot_kd.meta.inner import BACKENDS, ORDERS
-from fewshot_kd.meta.objective import InnerConfig
+from fewshot_kd.meta.objective import ORDERS, InnerConfig
+
+BACKENDS = ("func",)
+"""How the inner loop runs the student: ``torch.func.functional_call`` (the deployed Adam loop).
+The SGD unrolls through higher / learn2learn remain in :mod:`fewshot_kd.meta.inner`."""
 
 
 @dataclass(frozen=True)
@@ -24,14 +27,14 @@ class MetaTrainConfig:
     ways: int = 5
     shots: tuple[int, ...] = (5, 10, 20)
     query_per_class: int = 10
-    views: int = 4
+    views: int = 12
     macs_range: tuple[float, float] = (0.35, 0.7)
     bits: tuple[int, ...] = (8, 6)
-    inner_steps: int = 5
-    inner_lr: float = 1e-3
+    inner_steps: int = InnerConfig.steps
+    inner_lr: float = InnerConfig.lr
     backend: str = "func"
-    order: str = "second"
-    truncate: int = 1
+    order: str = InnerConfig.order
+    truncate: int = InnerConfig.truncate
     budget_weight: float = 50.0
     outer_lr: float = 3e-3
     hidden: int = 32
@@ -41,7 +44,9 @@ class MetaTrainConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise FewShotKDError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+            raise FewShotKDError(
+                f"backend must be one of {BACKENDS}, got {self.backend!r}: the inner loop is adapt()'s Adam loop run "
+                f"through torch.func; the SGD unrolls of higher / learn2learn live in fewshot_kd.meta.inner")
         if self.order not in ORDERS:
             raise FewShotKDError(f"order must be one of {ORDERS}, got {self.order!r}")
         for name in ("episodes", "meta_batch", "ways", "views", "inner_steps", "checkpoint_every"):
@@ -61,7 +66,8 @@ class MetaTrainConfig:
 
     @property
     def inner(self) -> InnerConfig:
-        return InnerConfig(self.inner_steps, self.inner_lr, self.backend, self.order, self.truncate, self.budget_weight)
+        return InnerConfig(steps=self.inner_steps, lr=self.inner_lr, order=self.order, truncate=self.truncate,
+                           budget_weight=self.budget_weight)
 
     @property
     def steps(self) -> int:

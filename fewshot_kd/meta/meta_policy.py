@@ -9,7 +9,6 @@ distilled-layer weights, temperature, alpha, feature weight, per-layer learning-
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -122,11 +121,10 @@ class MetaPolicy:
         k = len(shots) // shots.num_classes
         derived_macs = target.macs if student is None else None
         task = task_features(k, shots.num_classes, derived_macs, target.bits, text)
-        decisions = self.net(desc, task, derived_macs)
+        decisions = self.net(desc, task, derived_macs, target.bits)
         ratios = {g.root: round(float(r), 4) for g, r in zip(desc.groups, decisions.ratios)}
-        scales = decisions.lr_scale
-        geo = math.exp(float(scales.log().mean())) if scales.numel() else 1.0
         bits = allocate_bits(decisions.p8.tolist(), desc.layer_params.tolist(), target.bits) if target.bits else []
+        # the inner loop steps every layer at base lr x inner_lr_scale x layer scale: so does adapt()
         policy = replace(
             self.base,
             name="meta-learned",
@@ -135,9 +133,10 @@ class MetaPolicy:
             feature_weight=round(float(decisions.feature_weight), 4),
             layer_weights=tuple(round(float(w), 4) for w in decisions.pair_weights) if pairs else None,
             per_layer_prune=ratios if derived_macs is not None else {},
+            lr=float(self.base.lr * decisions.inner_lr_scale) if not text else self.base.lr,
             # a text student cut from the teacher renumbers its layers: per-layer scales would not line up
             layer_lr_scale={} if text and student is None else
-            {n: round(float(s) / geo, 4) for n, s in zip(desc.layers, scales)},
+            {n: round(float(s), 4) for n, s in zip(desc.layers, decisions.lr_scale)},
             per_layer_bits={n: b for n, b in zip(desc.layers, bits)} if bits and min(bits) < target.bits else {},
         )
         info = {"predicted_macs_fraction": float(decisions.macs_fraction), "expected_bits": float(decisions.avg_bits),

@@ -1,99 +1,163 @@
-"""The bilevel objective of one episode: the policy's decisions, a differentiable inner loop
-of compressed distillation on the support views, and the compressed student's query loss."""
+"""The bilevel objective of one episode: the policy's decisions, the deployed distillation
+loop (:func:`fewshot_kd.distill.loop.run_distillation`: Adam, cosine schedule, batches of
+views, BatchNorm in train mode, hints through adaptors) on the relaxed-compressed student,
+BatchNorm recalibration, relaxed quantization, and the compressed student's query loss.
+
+It mirrors adapt() step for step: prune (here: sharp gates ranked like the deployed pruner),
+distil, recalibrate, quantize. Only the horizon is shorter (``InnerConfig.steps``), and the
+meta-gradient is first order over the whole horizon for the learning rates and the starting
+weights, second order through the last ``truncate`` steps for the loss's hyperparameters.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from fewshot_kd.distill import FeatureCapture
+from fewshot_kd.adapt._views import ViewBank
+from fewshot_kd.adapt.policy import HAND_SET
+from fewshot_kd.distill.loop import Distillee, LoopSpec, run_distillation
+from fewshot_kd.distill.objective import ObjectiveWeights
 from fewshot_kd.meta.episodes import MetaEpisode
-from fewshot_kd.meta.inner import unroll
-from fewshot_kd.meta.policy_net import Decisions, PolicyNet
+from fewshot_kd.meta.policy_net import Decisions
 from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_params
+
+ORDERS = ("first", "truncated", "second")
+PREFIX = "student."
 
 
 @dataclass(frozen=True)
 class InnerConfig:
-    steps: int = 5
-    lr: float = 1e-3
-    backend: str = "func"
-    order: str = "second"
-    truncate: int = 1
+    """``steps`` deployed-loop steps per episode at adapt()'s learning rate, batch size and
+    weight decay; ``order``: ``"truncated"`` (second order through the last ``truncate``
+    steps), ``"second"`` (through all) or ``"first"`` (none: the loss's hyperparameters then
+    get no meta-gradient)."""
+
+    steps: int = 60
+    lr: float = HAND_SET.lr
+    batch_size: int = HAND_SET.batch_size
+    weight_decay: float = HAND_SET.weight_decay
+    order: str = "truncated"
+    truncate: int = 5
     budget_weight: float = 50.0
     sharpness: float = 0.2
 
-
-def soft_kd(student_logits, teacher_logits, labels, temperature, alpha) -> torch.Tensor:
-    """Hinton KD with tensor ``temperature`` / ``alpha`` (so both receive meta-gradients)."""
-    log_student = F.log_softmax(student_logits / temperature, -1)
-    soft = F.kl_div(log_student, F.softmax(teacher_logits / temperature, -1), reduction="batchmean")
-    return alpha * temperature**2 * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
+    @property
+    def differentiable_steps(self) -> int:
+        return {"first": 0, "second": self.steps, "truncated": min(self.truncate, self.steps)}[self.order]
 
 
-def hint(student_feature: torch.Tensor, teacher_feature: torch.Tensor) -> torch.Tensor:
-    return (student_feature - teacher_feature).pow(2).mean() / teacher_feature.pow(2).mean().clamp_min(1e-8)
+def _adaptors(student: nn.Module, desc, seed: int) -> list[nn.Module]:
+    """A 1x1 convolution per distilled layer whose channels the policy prunes (the deployed
+    student has fewer channels there, so adapt() builds one), else an identity."""
+    gated = {module for g in desc.groups for module, _ in g.gated}
+    modules = dict(student.named_modules())
+    torch.manual_seed(seed)
+    out = []
+    for _, s in desc.pairs:
+        channels = _out_channels(modules[s])
+        out.append(nn.Conv2d(channels, channels, 1) if s in gated and channels else nn.Identity())
+    return out
 
 
-def layer_learning_rates(episode: MetaEpisode, decisions: Decisions, base_lr: float) -> dict[str, torch.Tensor]:
-    """Meta-SGD: each Conv / Linear layer's parameters step at ``base_lr * global * layer``
-    scale; every other parameter (norms) at ``base_lr * global``."""
-    index = {name: i for i, name in enumerate(episode.description.layers)}
-    lrs = {}
-    for name, _ in episode.family.student.named_parameters():
-        module = name.rpartition(".")[0]
-        scale = decisions.lr_scale[index[module]] if module in index else 1.0
-        lrs[name] = base_lr * decisions.inner_lr_scale * scale
-    return lrs
+def _out_channels(module: nn.Module) -> int:
+    for attr in ("out_channels", "num_features", "out_features"):
+        if hasattr(module, attr):
+            return int(getattr(module, attr))
+    return 0
 
 
-def episode_loss(net: PolicyNet, episode: MetaEpisode, config: InnerConfig) -> tuple[torch.Tensor, dict]:
-    """Meta-loss of one episode and its metrics (query accuracy, expected MACs fraction, bits)."""
+def _unprefixed(params: dict, fn) -> dict:
+    inner = {k[len(PREFIX):]: v for k, v in params.items() if k.startswith(PREFIX)}
+    return {**params, **{PREFIX + k: v for k, v in fn(inner).items()}}
+
+
+@torch.no_grad()
+def _recalibrated(model: Distillee, params: dict, buffers: dict, inputs: torch.Tensor, batch: int = 128) -> dict:
+    """BatchNorm statistics re-estimated on ``inputs`` (cumulative average), as adapt() does."""
+    norms = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    fresh = {}
+    for name, value in buffers.items():
+        leaf = name.rpartition(".")[2]
+        fresh[name] = {"running_mean": torch.zeros_like, "running_var": torch.ones_like,
+                       "num_batches_tracked": torch.zeros_like}.get(leaf, torch.clone)(value)
+    momenta = {n: m.momentum for n, m in norms.items()}
+    state = {**fresh, **{k: v.detach() for k, v in params.items()}}
+    try:
+        for m in norms.values():
+            m.momentum = None
+        model.train()
+        for start in range(0, len(inputs), batch):
+            functional_call(model, state, (inputs[start:start + batch],))
+    finally:
+        for n, m in norms.items():
+            m.momentum = momenta[n]
+    return fresh
+
+
+def lr_scales(model: Distillee, desc, decisions: Decisions) -> dict[str, torch.Tensor]:
+    """Per parameter: ``inner_lr_scale * layer scale`` (adapt(): ``policy.lr`` x
+    ``layer_lr_scale``); adaptors step at ``inner_lr_scale``, norms at ``inner_lr_scale``."""
+    index = {name: i for i, name in enumerate(desc.layers)}
+    scales = {}
+    for name, _ in model.named_parameters():
+        module = name[len(PREFIX):].rpartition(".")[0] if name.startswith(PREFIX) else None
+        layer = decisions.lr_scale[index[module]] if module in index else 1.0
+        scales[name] = decisions.inner_lr_scale * layer
+    return scales
+
+
+def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) -> tuple[torch.Tensor, dict]:
+    """Meta-loss of one episode and its metrics. ``net_or_decisions``: a :class:`PolicyNet`
+    (called on the episode) or fixed :class:`Decisions` (e.g. a hand-set policy's)."""
     desc = episode.description
-    decisions = net(desc, episode.task, episode.target_macs)
-    student = episode.family.student.eval()
+    decisions = net_or_decisions if isinstance(net_or_decisions, Decisions) else \
+        net_or_decisions(desc, episode.task, episode.target_macs, episode.target_bits)
+    student = episode.family.student
+    model = Distillee(student, _adaptors(student, desc, episode.index))
+    model.to(episode.support_x.device)
+    params = dict(model.named_parameters())
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    quantiles = channel_quantiles({k[len(PREFIX):]: v for k, v in params.items() if k.startswith(PREFIX)},
+                                  desc.groups, getattr(episode.family.structure, "scores", None))
     classes = list(episode.classes)
-    start = dict(student.named_parameters())
-    quantiles = channel_quantiles(start, desc.groups)
-    student_layers = [s for _, s in desc.pairs]
+    layers = [s for _, s in desc.pairs]
 
-    def compress(params):
-        params = gate_params(params, desc.groups, decisions.ratios, quantiles, config.sharpness)
-        if episode.target_bits is not None:
-            params = quantize_params(params, desc.layers, decisions.p8)
-        return params
+    def gates(p):
+        return _unprefixed(p, lambda q: gate_params(q, desc.groups, decisions.ratios, quantiles, config.sharpness))
 
-    def inner_loss(params):
-        with FeatureCapture(student, student_layers) as capture:
-            logits = functional_call(student, compress(params), (episode.support_x,))[:, classes]
-            features = [capture.outputs[n] for n in student_layers]
-        loss = soft_kd(logits, episode.teacher_logits, episode.support_y, decisions.temperature, decisions.alpha)
-        if features:
-            hints = sum(w * hint(f, t) for w, f, t in zip(decisions.pair_weights, features, episode.teacher_features))
-            loss = loss + decisions.feature_weight * hints / len(features)
-        return loss
-
-    lrs = layer_learning_rates(episode, decisions, config.lr)
-    adapted = unroll(student, inner_loss, lrs, config.steps, backend=config.backend, order=config.order,
-                     truncate=config.truncate)
-    query_logits = functional_call(student, compress(adapted), (episode.query_x,))[:, classes]
+    bank = ViewBank(episode.support_x, episode.support_y, episode.teacher_logits, list(episode.teacher_features))
+    weights = ObjectiveWeights(decisions.temperature, decisions.alpha, decisions.feature_weight, decisions.pair_weights)
+    spec = LoopSpec(config.steps, config.lr, config.batch_size, config.weight_decay)
+    model.train()
+    adapted = run_distillation(model, params, bank, weights, layers, spec, lr_scales(model, desc, decisions),
+                               seed=episode.index, buffers=buffers, differentiable_steps=config.differentiable_steps,
+                               compress=gates if desc.groups else None, classes=classes)
+    compressed = gates(adapted) if desc.groups else adapted
+    recalibrated = _recalibrated(model, compressed, buffers, episode.support_x)
+    if episode.target_bits is not None and episode.target_bits < 32:
+        compressed = _unprefixed(compressed, lambda q: quantize_params(q, desc.layers, decisions.p8))
+    model.eval()
+    query_logits = functional_call(model, {**recalibrated, **compressed}, (episode.query_x,))[:, classes]
     query_ce = F.cross_entropy(query_logits, episode.query_y)
-    over_macs = F.relu(decisions.macs_fraction - episode.target_macs) if desc.groups else torch.tensor(0.0)
-    over_bits = F.relu(decisions.avg_bits - episode.target_bits) / 8 if episode.target_bits else torch.tensor(0.0)
+    over_macs = F.relu(decisions.macs_fraction - episode.target_macs) if desc.groups else query_ce.new_zeros(())
+    over_bits = F.relu(decisions.avg_bits - episode.target_bits) / 8 if episode.target_bits else query_ce.new_zeros(())
     penalty = config.budget_weight * (over_macs.pow(2) + over_bits.pow(2))
     loss = query_ce + penalty
     metrics = {
         "meta_loss": loss.item(),
         "query_ce": query_ce.item(),
         "query_acc": (query_logits.argmax(-1) == episode.query_y).float().mean().item(),
-        "macs_fraction": decisions.macs_fraction.item(),
-        "avg_bits": decisions.avg_bits.item(),
-        "compression": 32.0 / decisions.avg_bits.item() / max(decisions.macs_fraction.item(), 1e-6)
-        if episode.target_bits else 1.0 / max(decisions.macs_fraction.item(), 1e-6),
-        "temperature": decisions.temperature.item(),
-        "alpha": decisions.alpha.item(),
+        "macs_fraction": float(decisions.macs_fraction),
+        "avg_bits": float(decisions.avg_bits),
+        "compression": 32.0 / float(decisions.avg_bits) / max(float(decisions.macs_fraction), 1e-6)
+        if episode.target_bits else 1.0 / max(float(decisions.macs_fraction), 1e-6),
+        "temperature": float(decisions.temperature),
+        "alpha": float(decisions.alpha),
+        "penalty": penalty.item(),
     }
     return loss, metrics

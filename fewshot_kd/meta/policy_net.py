@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from fewshot_kd.adapt.policy import HAND_SET
 from fewshot_kd.meta.descriptors import LAYER_FEATURES, PAIR_FEATURES, TASK_FEATURES, ModelDescription
-from fewshot_kd.meta.relax import expected_bits, project_ratios
+from fewshot_kd.meta.relax import BIT_CHOICES, expected_bits, project_ratios
 
 
 def _inverse_softplus(y: float) -> float:
@@ -55,6 +55,21 @@ class Decisions:
     avg_bits: torch.Tensor
 
 
+def project_p8(logits: torch.Tensor, layer_params: torch.Tensor, target_bits: float | None) -> torch.Tensor:
+    """Per-layer probabilities of 8-bit weights whose parameter-weighted expected bits meet
+    ``target_bits`` exactly below 8 (the logits are shifted together, as prune ratios are),
+    and ``sigmoid(logits)`` with no budget or a budget of 8 bits or more."""
+    if target_bits is None or target_bits >= 8 or logits.numel() == 0:
+        return torch.sigmoid(logits)
+    high = BIT_CHOICES[1]
+
+    def bits_fraction(four_bit: torch.Tensor) -> torch.Tensor:
+        return expected_bits(1 - four_bit, layer_params) / high
+
+    four_bit = project_ratios(-logits, bits_fraction, float(target_bits) / high, max_ratio=1.0)
+    return 1 - four_bit
+
+
 class PolicyNet(nn.Module):
     def __init__(self, hidden: int = 32) -> None:
         super().__init__()
@@ -73,7 +88,7 @@ class PolicyNet(nn.Module):
         ])
 
     def forward(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
-                max_ratio: float = 0.9) -> Decisions:
+                target_bits: float | None = None, max_ratio: float = 0.9) -> Decisions:
         L = desc.layer_features.shape[0]
         h = self.layer(torch.cat([desc.layer_features, task.expand(L, -1)], 1))
         per_layer = self.layer_head(h)
@@ -88,7 +103,7 @@ class PolicyNet(nn.Module):
         else:
             pair_weights = per_layer.new_zeros(0)
         g = self.global_head(self.global_(torch.cat([h.mean(0), task])))
-        p8 = torch.sigmoid(per_layer[:, 2])
+        p8 = project_p8(per_layer[:, 2], desc.layer_params, target_bits)
         return Decisions(
             ratios=ratios,
             p8=p8,

@@ -1,0 +1,155 @@
+"""Meta-objective fidelity: does the meta objective rank policies the way deployment does?
+
+``python -m benchmarks.fidelity [--families digits,cifar10-resnet20] [--policies 20]``
+
+For each family, ``--policies`` policies are drawn from adapt_random_search's distribution.
+Each is scored three ways: by the deployed adapt() accuracy (K shots from the family's episode
+pool, which its teacher never saw, derived student at half the MACs, int8; accuracy on the
+family's held-out evaluation split), by the meta objective of the current inner loop, and by
+the meta objective of the inner loop at ``--old-commit`` (run from a git worktree of that
+commit). Reported: Spearman's rank correlation of ``-meta_loss`` with accuracy, per family
+and loop. Finished parts are kept in ``cells.jsonl``; a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.fidelity.policies import as_dict, draw_policies
+from benchmarks.harness.records import REPO, tree_state
+
+OLD_COMMIT = "2025b19"  # the last commit with the 5-step SGD inner loop
+EVAL_SPLIT = {"digits": "test", "cifar10-resnet20": "test_exact"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fidelity", description=__doc__.split("\n\n")[0])
+    p.add_argument("--families", default="digits,cifar10-resnet20")
+    p.add_argument("--policies", type=int, default=20)
+    p.add_argument("--episodes", type=int, default=3, help="meta-objective episodes per policy")
+    p.add_argument("--shots", type=int, default=10)
+    p.add_argument("--macs", type=float, default=0.5)
+    p.add_argument("--bits", type=int, default=8)
+    p.add_argument("--inner-steps", type=int, default=None, help="new loop's horizon (default: InnerConfig.steps)")
+    p.add_argument("--parts", default="deployed,new,old")
+    p.add_argument("--old-commit", default=OLD_COMMIT)
+    p.add_argument("--out", default="benchmarks/results/meta_fidelity")
+    p.add_argument("--data-root", default=None)
+    return p.parse_args(argv)
+
+
+def _cells(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    return {cell["key"]: cell for cell in (json.loads(line) for line in path.read_text().splitlines() if line.strip())}
+
+
+def _append(path: Path, cell: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(cell) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _family_setup(name: str, args):
+    from fewshot_kd.data.catalog import load_dataset
+    from fewshot_kd.meta.episodes import load_family
+
+    family = load_family(name, 10, args.data_root)
+    splits = load_dataset(family.task.dataset, data_root=args.data_root, **family.task.dataset_kwargs)
+    return family, splits[EVAL_SPLIT.get(name, "test")]
+
+
+def run_deployed(family, eval_set, policy, args) -> dict:
+    from fewshot_kd import adapt
+
+    tick = time.perf_counter()
+    result = adapt(family.teacher, None, shots=args.shots, data=family.train, target={"macs": args.macs, "bits": args.bits},
+                   policy=policy, eval_data=eval_set, seed=0, progress=False)
+    student = result.report["eval"]["eval"]["student"]
+    return {"accuracy": student["accuracy"], "seconds": time.perf_counter() - tick,
+            "compression_bytes": result.report["compression"]["bytes"]}
+
+
+def _spec(name: str, policies: list[dict], args, inner: dict) -> dict:
+    from fewshot_kd.adapt.policy import HAND_SET
+
+    return {"family": name, "ways": 10, "shots": args.shots, "query_per_class": 10, "views": HAND_SET.views_per_shot,
+            "macs": args.macs, "bits": args.bits, "seed": 0, "episodes": args.episodes, "policies": policies,
+            "base_lr": HAND_SET.lr, "data_root": args.data_root, "inner": inner}
+
+
+def run_meta(name: str, policies: list[dict], args, loop: str) -> list[dict]:
+    """Meta-objective scores of ``policies``: in-process (new loop) or in a worktree (old loop)."""
+    script = REPO / "benchmarks" / "fidelity" / "score.py"
+    inner = {"order": "first"}  # the loss's value does not depend on the order; no graph is kept
+    if loop == "new" and args.inner_steps:
+        inner["steps"] = args.inner_steps
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="fidelity-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        if loop == "old":
+            views = 4  # the old loop's own episode views
+            worktree = Path(tmp) / "old"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.old_commit],
+                           check=True, capture_output=True)
+            env["PYTHONPATH"] = str(worktree)
+            spec = {**_spec(name, policies, args, inner), "views": views}
+        else:
+            spec = _spec(name, policies, args, inner)
+        spec_path.write_text(json.dumps(spec))
+        try:
+            subprocess.run([sys.executable, str(script), str(spec_path), str(out_path)], check=True, env=env,
+                           cwd=str(worktree if loop == "old" else REPO))
+            return json.loads(out_path.read_text())
+        finally:
+            if loop == "old":
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)],
+                               capture_output=True)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cells_path = out / "cells.jsonl"
+    done = _cells(cells_path)
+    state = tree_state(out)
+    stamp = {"commit": state["commit"], "git_dirty": state["dirty"], "dirty_paths": state["dirty_paths"]}
+    invocation = {"command": " ".join(["python", "-m", "benchmarks.fidelity", *(argv or sys.argv[1:])]),
+                  "config": vars(args), **state, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for name in [f for f in args.families.split(",") if f]:
+        family, eval_set = _family_setup(name, args)
+        policies = [as_dict(p) for p in draw_policies(args.policies, [g.root for g in family.structure.groups])]
+        for part in [p for p in args.parts.split(",") if p]:
+            if part == "deployed":
+                from fewshot_kd.adapt.policy import Policy
+
+                for i, policy in enumerate(policies):
+                    key = f"{name}/deployed/{i}"
+                    if key not in done:
+                        cell = {"key": key, "family": name, "part": part, "policy_index": i, "policy": policy,
+                                **run_deployed(family, eval_set, Policy.from_dict(policy), args), **stamp}
+                        _append(cells_path, cell)
+                        print(json.dumps({k: cell[k] for k in ("key", "accuracy", "seconds")}), flush=True)
+            else:
+                key = f"{name}/{part}"
+                if f"{key}/0" not in done:
+                    rows = run_meta(name, policies, args, part)
+                    for i, row in enumerate(rows):
+                        _append(cells_path, {"key": f"{key}/{i}", "family": name, "part": part, "policy_index": i,
+                                             **row, **stamp})
+    from benchmarks.fidelity.report import write_report
+
+    write_report(out, invocation)
+
+
+if __name__ == "__main__":
+    main()

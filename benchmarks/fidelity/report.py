@@ -1,0 +1,78 @@
+"""Spearman's rank correlation of meta objective and deployed accuracy, as JSON, markdown and a plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fewshot_kd.files import read_json, write_json
+
+LOOPS = {"old": "old loop (5 full-batch SGD steps, 4 views)", "new": "new loop (adapt()'s Adam loop, shortened)"}
+
+
+def _rows(cells: list[dict]) -> dict:
+    table: dict = {}
+    for c in cells:
+        family = table.setdefault(c["family"], {})
+        family.setdefault(c["part"], {})[c["policy_index"]] = c
+    return table
+
+
+def correlations(cells: list[dict]) -> list[dict]:
+    from scipy.stats import spearmanr
+
+    out = []
+    for family, parts in _rows(cells).items():
+        deployed = parts.get("deployed", {})
+        for loop in ("old", "new"):
+            scored = parts.get(loop, {})
+            common = sorted(set(deployed) & set(scored))
+            if len(common) < 3:
+                continue
+            rho = spearmanr([-scored[i]["meta_loss"] for i in common], [deployed[i]["accuracy"] for i in common])[0]
+            out.append({"family": family, "loop": loop, "policies": len(common), "spearman": float(rho),
+                        "deployed_accuracy_range": [min(deployed[i]["accuracy"] for i in common),
+                                                    max(deployed[i]["accuracy"] for i in common)],
+                        "meta_seconds_per_policy": sum(scored[i]["seconds"] for i in common) / len(common),
+                        "deployed_seconds_per_policy": sum(deployed[i]["seconds"] for i in common) / len(common)})
+    return out
+
+
+def _plot(cells: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = _rows(cells)
+    fig, axes = plt.subplots(len(LOOPS), max(len(table), 1), figsize=(4.5 * max(len(table), 1), 7), squeeze=False)
+    for col, (family, parts) in enumerate(sorted(table.items())):
+        for row, loop in enumerate(LOOPS):
+            ax = axes[row][col]
+            common = sorted(set(parts.get("deployed", {})) & set(parts.get(loop, {})))
+            ax.scatter([parts[loop][i]["meta_loss"] for i in common],
+                       [100 * parts["deployed"][i]["accuracy"] for i in common], s=18)
+            ax.set_title(f"{family}: {loop} loop", fontsize=9)
+            ax.set_xlabel("meta objective (query loss, lower is better)", fontsize=8)
+            ax.set_ylabel("deployed accuracy %", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out: Path, invocation: dict) -> dict:
+    cells = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines() if line.strip()]
+    previous = read_json(out / "results.json").get("invocations", []) if (out / "results.json").is_file() else []
+    rows = correlations(cells)
+    result = {"benchmark": "meta_fidelity", "invocations": previous + [invocation], "correlations": rows,
+              "cells": cells}
+    write_json(out / "results.json", result)
+    lines = ["| family | loop | policies | Spearman (-meta loss vs deployed accuracy) | deployed accuracy range % "
+             "| meta s / policy | deployed s / policy |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lo, hi = r["deployed_accuracy_range"]
+        lines.append(f"| {r['family']} | {r['loop']} | {r['policies']} | {r['spearman']:.2f} | {100 * lo:.1f}-{100 * hi:.1f} "
+                     f"| {r['meta_seconds_per_policy']:.1f} | {r['deployed_seconds_per_policy']:.1f} |")
+    (out / "results.md").write_text("# Meta-objective fidelity\n\n" + "\n".join(lines) + "\n")
+    _plot(cells, out / "fidelity.png")
+    return result
