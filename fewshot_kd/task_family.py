@@ -28,7 +28,7 @@ import torch.nn as nn
 import yaml
 
 from fewshot_kd.config_keys import check_known_keys
-from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.errors import CorruptFileError, FewShotKDError
 
 SCHEMA_VERSION = 1
 
@@ -83,7 +83,10 @@ def load_task_family(path: str | os.PathLike) -> TaskFamily:
     path = Path(path)
     if not path.is_file():
         raise FewShotKDError(f"task file {path} does not exist; see tasks/ for examples")
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:  # a syntax error, or a tag safe_load refuses to construct
+        raise CorruptFileError(f"task file {path} is not plain YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise FewShotKDError(f"task file {path} must hold a mapping of keys, got {type(data).__name__}")
     data.setdefault("name", path.stem)

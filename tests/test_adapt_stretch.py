@@ -54,7 +54,8 @@ def test_adapt_adds_mixed_and_synthetic_views(teacher, digits):
     stages = result.report["stages"]
     assert stages["mixed_views"] == 3 * 20 and stages["synthetic_inputs"] == 20
     assert stages["views"] == 2 * 20 + 60 + 20
-    assert 0 <= stages["synthetic_teacher_agreement"] <= 1
+    # the teacher sees the intended class in most synthetic images (measured 0.80; chance is 0.10)
+    assert stages["synthetic_teacher_agreement"] >= 0.5
 
 
 def test_bad_mix_settings_are_refused():

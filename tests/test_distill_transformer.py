@@ -173,7 +173,22 @@ def test_tinybert_on_small_random_berts():
     assert loss_fn.hidden_projections[0].weight.grad is not None
     assert loss_fn.embedding_projection.weight.grad is not None
     assert all(p.grad is None for p in teacher.parameters())
-    # a student that is a copy of the teacher's mapped layers is distilled with zero loss
-    same = TinyBertLoss(64, 64, 6, 6, layer_map="last")
-    zero = same(t_out.hidden_states, t_out.hidden_states, t_out.attentions, t_out.attentions, mask)
-    assert zero.item() == pytest.approx(0.0, abs=1e-10)
+    # a student that is a copy of the teacher's first three layers (and embeddings) is distilled with zero
+    # loss when mapped to those layers, and not when mapped to others or when one weight differs
+    copy = _bert(3, 64).eval()
+    copy.load_state_dict({k: v for k, v in teacher.state_dict().items()
+                          if not k.startswith(("encoder.layer.3.", "encoder.layer.4.", "encoder.layer.5."))})
+    with torch.no_grad():
+        c_out = copy(input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+
+    def loss(layer_map, student_out=c_out):
+        fn = TinyBertLoss(64, 64, 3, 6, layer_map=layer_map)
+        return fn(student_out.hidden_states, t_out.hidden_states, student_out.attentions, t_out.attentions, mask).item()
+
+    assert loss([0, 1, 2]) == pytest.approx(0.0, abs=1e-10)
+    assert loss("uniform") > 1e-3  # layers 2, 4, 6 of the teacher are not what the copy computes
+    with torch.no_grad():
+        weight = copy.encoder.layer[1].output.dense.weight
+        weight.add_(0.05 * torch.randn_like(weight))  # not a constant: LayerNorm would remove that
+        changed = copy(input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+    assert loss([0, 1, 2], changed) > 1e-6

@@ -364,7 +364,9 @@ def test_measure_model_fills_every_field():
     assert result.params == 18 * 3 + 3 and result.macs == 18 * 3
     assert result.size_bytes == saved_size_bytes(model)
     assert sorted(result.latency) == [1, 4] and result.latency_b1_ms > 0 and result.latency_b64_ms is None
-    assert result.metrics["num_examples"] == 10 and 0 <= result.metrics["accuracy"] <= 1
+    with torch.no_grad():
+        correct = (model(data.all_inputs()).argmax(1) == data.labels).float().mean().item()
+    assert result.metrics["num_examples"] == 10 and result.metrics["accuracy"] == pytest.approx(correct)
     assert result.peak_memory_bytes is not None and result.peak_memory_bytes >= 0
 
 
