@@ -1,6 +1,8 @@
 """Bad input to adapt() fails before any work, with an error saying what was wrong and what to do."""
 
 import importlib
+import os
+import stat
 import warnings
 
 import pytest
@@ -128,9 +130,17 @@ def test_heldout_agreement_flags_a_collapsed_student(teacher, digits):
 
 
 @pytest.mark.slow
-def test_a_diverging_learning_rate_is_reported(teacher, digits):
+def test_a_diverging_learning_rate_is_reported_and_files_get_the_umask_mode(teacher, digits, tmp_path):
     policy = Policy(steps=15, views_per_shot=2, flip=False, lr=50.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = adapt(teacher, None, shots=5, data=digits, target={"bits": None}, policy=policy, progress=False)
+    old = os.umask(0o022)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = adapt(teacher, None, shots=5, data=digits, target={"bits": None}, policy=policy,
+                           export_dir=tmp_path / "out", progress=False)
+    finally:
+        os.umask(old)
     assert any("collapsed" in w for w in result.report["warnings"])
+    assert result.report["heldout_agreement"]["teacher_agreement"] < result.report["heldout_agreement"]["collapse_below"]
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}
+    assert len(modes) == 2 and set(modes.values()) == {0o644}, modes
