@@ -30,6 +30,14 @@ def _student(**kw):
     return create_model("small_cnn", **{"in_channels": 1, "input_size": 8, "width": 4, "num_classes": 10, **kw})
 
 
+def _big(d):
+    return torch.nn.functional.interpolate(d.train.all_inputs(), size=16)
+
+
+def _mlp(d):
+    return create_model("mlp", num_classes=10, input_shape=(1, 8, 8))
+
+
 def _rgb(d):
     return d.train.all_inputs().repeat(1, 3, 1, 1)
 
@@ -49,6 +57,8 @@ CASES = [
     ("data name misspelt", lambda t, d, p: {"data": "digitz"}, FewShotKDError, "Did you mean 'digits'"),
     ("data RGB for a grey teacher", lambda t, d, p: {"data": (_rgb(d), d.train.labels)}, BadInputError,
      r"3 channel\(s\) but the teacher takes 1"),
+    ("data 16x16 for an MLP teacher", lambda t, d, p: {"teacher": _mlp(d), "data": (_big(d), d.train.labels)},
+     BadInputError, r"the teacher cannot run on the data's inputs \(\[N, 1, 16, 16\]\) \(its inputs: \[N, 1, 8, 8\]\)"),
     ("data labels as names", lambda t, d, p: {"data": (d.train.all_inputs(), ["a"] * len(d.train))}, FewShotKDError,
      "class indices"),
     ("data lengths differ", lambda t, d, p: {"data": (d.train.all_inputs(), d.train.labels[:100])}, FewShotKDError,
@@ -69,6 +79,7 @@ CASES = [
     ("device cuda:99", lambda t, d, p: {"device": "cuda:99"}, BadInputError, "CUDA device"),
     ("export_dir a file", lambda t, d, p: {"export_dir": _file(p)}, BadInputError, "is a file, not a folder"),
     ("export_dir under a file", lambda t, d, p: {"export_dir": _file(p) / "out"}, BadInputError, "cannot be created"),
+    ("export_dir read-only", lambda t, d, p: {"export_dir": _read_only(p) / "out"}, BadInputError, "not writable"),
     ("eval_data a name", lambda t, d, p: {"eval_data": "test"}, BadInputError, "not the name 'test'"),
     ("eval_data (inputs, labels)", lambda t, d, p: {"eval_data": (d.test.all_inputs(), d.test.labels)}, BadInputError,
      "LabelledDataset"),
@@ -80,6 +91,14 @@ CASES = [
     ("unlabelled text for images", lambda t, d, p: {"unlabelled": ["a photo"]}, BadInputError, "text"),
     ("seed a string", lambda t, d, p: {"seed": "abc"}, BadInputError, "seed must be a whole number"),
 ]
+
+
+def _read_only(folder):
+    if os.geteuid() == 0:
+        pytest.skip("root writes to read-only folders")
+    (folder / "ro").mkdir()
+    (folder / "ro").chmod(0o500)
+    return folder / "ro"
 
 
 def _file(folder):
@@ -110,7 +129,7 @@ def test_bad_input_leaves_the_models_as_they_were(teacher, digits):
 
 def test_images_of_another_size_run_with_a_warning(teacher, digits, monkeypatch):
     monkeypatch.setattr(api, "_run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
-    big = torch.nn.functional.interpolate(digits.train.all_inputs(), size=16)
+    big = _big(digits)
     with pytest.warns(UserWarning, match="16x16 but the teacher was built for 8x8"), pytest.raises(RuntimeError):
         adapt(teacher, None, shots=2, data=(big, digits.train.labels), progress=False)
 
