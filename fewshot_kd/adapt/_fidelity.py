@@ -38,7 +38,8 @@ def heldout_agreement(teacher: nn.Module, student: nn.Module, support: LabelledD
     if agree >= floor or majority >= 0.9:  # a teacher that answers one class on these views tells nothing
         return info, []
     note = (f"the student agrees with the teacher on only {agree:.0%} of held-out views (always answering the "
-            f"teacher's most frequent class gives {majority:.0%}): distillation collapsed; lower the policy's "
-            f"learning rate (lr, or new_arch_lr for a given student) or check the data")
+            f"teacher's most frequent class gives {majority:.0%}): distillation collapsed or barely ran; lower "
+            f"the policy's learning rate (lr, or new_arch_lr for a given student) if it diverged, else give "
+            f"more steps, or check the data")
     warnings.warn(note, stacklevel=3)
     return info, [note]
