@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if README.md and the results disagree")
     args = parser.parse_args(argv)
     try:
-        current, new = rendered()
+        current, new = rendered(README)
     except FewShotKDError as e:  # dirty results, markers out of step
         print(f"error: {e}", file=sys.stderr)
         return 2
