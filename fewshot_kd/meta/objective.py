@@ -35,7 +35,11 @@ class InnerConfig:
     """``steps`` deployed-loop steps per episode at adapt()'s learning rate, batch size and
     weight decay; ``order``: ``"truncated"`` (second order through the last ``truncate``
     steps), ``"second"`` (through all) or ``"first"`` (none: the loss's hyperparameters then
-    get no meta-gradient)."""
+    get no meta-gradient). ``batchnorm="train"`` is adapt()'s handling (batch statistics in
+    the loop, then recalibrated on the views; the statistics carry no meta-gradient);
+    ``"eval"`` holds the running statistics fixed, for exact gradient checks. ``adam_eps``:
+    Adam's epsilon (adapt()'s 1e-8 makes early steps sign-like, so the loss is only piecewise
+    smooth in the loss's knobs; a large epsilon makes Adam a smooth, scaled SGD)."""
 
     steps: int = 60
     lr: float = HAND_SET.lr
@@ -45,16 +49,25 @@ class InnerConfig:
     truncate: int = 5
     budget_weight: float = 50.0
     sharpness: float = 0.2
+    batchnorm: str = "train"
+    adam_eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.order not in ORDERS:
+            raise ValueError(f"unknown order {self.order!r}; choose one of {ORDERS}")
+        if self.batchnorm not in ("train", "eval"):
+            raise ValueError(f"batchnorm must be 'train' (as adapt(): batch statistics, then recalibrated) or 'eval' "
+                             f"(running statistics held fixed: every meta-gradient is exact), got {self.batchnorm!r}")
 
     @property
     def differentiable_steps(self) -> int:
         return {"first": 0, "second": self.steps, "truncated": min(self.truncate, self.steps)}[self.order]
 
 
-def _adaptors(student: nn.Module, desc, seed: int) -> list[nn.Module]:
+def _adaptors(student: nn.Module, desc, ratios: torch.Tensor, seed: int) -> list[nn.Module]:
     """A 1x1 convolution per distilled layer whose channels the policy prunes (the deployed
     student has fewer channels there, so adapt() builds one), else an identity."""
-    gated = {module for g in desc.groups for module, _ in g.gated}
+    gated = {module for g, r in zip(desc.groups, ratios) if _value(r) > 0 for module, _ in g.gated}
     modules = dict(student.named_modules())
     torch.manual_seed(seed)
     out = []
@@ -69,6 +82,10 @@ def _out_channels(module: nn.Module) -> int:
         if hasattr(module, attr):
             return int(getattr(module, attr))
     return 0
+
+
+def _value(t) -> float:
+    return float(t.detach()) if isinstance(t, torch.Tensor) else float(t)
 
 
 def _unprefixed(params: dict, fn) -> dict:
@@ -118,7 +135,7 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     decisions = net_or_decisions if isinstance(net_or_decisions, Decisions) else \
         net_or_decisions(desc, episode.task, episode.target_macs, episode.target_bits)
     student = episode.family.student
-    model = Distillee(student, _adaptors(student, desc, episode.index))
+    model = Distillee(student, _adaptors(student, desc, decisions.ratios, episode.index))
     model.to(episode.support_x.device)
     params = dict(model.named_parameters())
     buffers = {n: b.clone() for n, b in model.named_buffers()}
@@ -132,13 +149,13 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
 
     bank = ViewBank(episode.support_x, episode.support_y, episode.teacher_logits, list(episode.teacher_features))
     weights = ObjectiveWeights(decisions.temperature, decisions.alpha, decisions.feature_weight, decisions.pair_weights)
-    spec = LoopSpec(config.steps, config.lr, config.batch_size, config.weight_decay)
-    model.train()
+    spec = LoopSpec(config.steps, config.lr, config.batch_size, config.weight_decay, eps=config.adam_eps)
+    model.train(config.batchnorm == "train")
     adapted = run_distillation(model, params, bank, weights, layers, spec, lr_scales(model, desc, decisions),
                                seed=episode.index, buffers=buffers, differentiable_steps=config.differentiable_steps,
                                compress=gates if desc.groups else None, classes=classes)
     compressed = gates(adapted) if desc.groups else adapted
-    recalibrated = _recalibrated(model, compressed, buffers, episode.support_x)
+    recalibrated = _recalibrated(model, compressed, buffers, episode.support_x) if config.batchnorm == "train" else buffers
     if episode.target_bits is not None and episode.target_bits < 32:
         compressed = _unprefixed(compressed, lambda q: quantize_params(q, desc.layers, decisions.p8))
     model.eval()
@@ -152,12 +169,12 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
         "meta_loss": loss.item(),
         "query_ce": query_ce.item(),
         "query_acc": (query_logits.argmax(-1) == episode.query_y).float().mean().item(),
-        "macs_fraction": float(decisions.macs_fraction),
-        "avg_bits": float(decisions.avg_bits),
-        "compression": 32.0 / float(decisions.avg_bits) / max(float(decisions.macs_fraction), 1e-6)
-        if episode.target_bits else 1.0 / max(float(decisions.macs_fraction), 1e-6),
-        "temperature": float(decisions.temperature),
-        "alpha": float(decisions.alpha),
+        "macs_fraction": _value(decisions.macs_fraction),
+        "avg_bits": _value(decisions.avg_bits),
+        "compression": 32.0 / _value(decisions.avg_bits) / max(_value(decisions.macs_fraction), 1e-6)
+        if episode.target_bits else 1.0 / max(_value(decisions.macs_fraction), 1e-6),
+        "temperature": _value(decisions.temperature),
+        "alpha": _value(decisions.alpha),
         "penalty": penalty.item(),
     }
     return loss, metrics

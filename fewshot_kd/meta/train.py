@@ -100,8 +100,7 @@ def meta_train(config: MetaTrainConfig, out_dir: str | Path, *, resume: bool = F
             if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == end):
                 save_torch(checkpoint, {"config": config.to_dict(), "policy": net.state_dict(),
                                         "optimizer": optimizer.state_dict(), "step": step + 1, "history": history})
-    policy = MetaPolicy(net.cpu(), config=config.to_dict(), trained_on=[
-        {"family": f.name, "dataset": f.task.dataset, "split": "train", "classes": list(f.classes)} for f in families],
+    policy = MetaPolicy(net.cpu(), config=config.to_dict(), trained_on=[f.split_record() for f in families],
         history=history, command=command, seconds=time.perf_counter() - tick, finished=end == config.steps)
     if rank == 0:
         policy.save(out_dir)

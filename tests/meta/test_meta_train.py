@@ -29,7 +29,9 @@ def test_resume_after_a_stop_reaches_the_uninterrupted_result(tmp_path, tiny_con
 
 def test_run_records_what_it_trained_on_and_reloads(tmp_path, tiny_config):
     policy = meta_train(tiny_config(), tmp_path, progress=False)
-    assert policy.trained_on == [{"family": "digits", "dataset": "digits", "split": "train", "classes": list(range(10))}]
+    (record,) = policy.trained_on
+    assert record["family"] == "digits" and record["classes"] == list(range(10))
+    assert record["episodes"]["indices_sha256"] != record["teacher"]["indices_sha256"]  # disjoint pools, recorded
     loaded = MetaPolicy.load(tmp_path)
     assert _same(loaded.net, policy.net)
     assert MetaTrainConfig.from_dict(loaded.config) == tiny_config()
@@ -46,24 +48,17 @@ def test_existing_checkpoint_needs_resume_and_the_same_config(tmp_path, tiny_con
 
 def test_diverging_inner_loop_is_reported_not_trained_on(tmp_path, tiny_config):
     with pytest.raises(FewShotKDError, match="inner-lr"):
-        meta_train(tiny_config(episodes=2, inner_lr=1e6), tmp_path, progress=False)
+        meta_train(tiny_config(episodes=2, inner_lr=1e30), tmp_path, progress=False)
 
 
 def test_bad_settings_are_clear_errors(tiny_config):
-    with pytest.raises(FewShotKDError, match="backend"):
-        tiny_config(backend="jax")
+    for backend in ("jax", "higher"):  # the inner loop is adapt()'s Adam loop, run through torch.func
+        with pytest.raises(FewShotKDError, match="backend"):
+            tiny_config(backend=backend)
     with pytest.raises(FewShotKDError, match="macs_range"):
         tiny_config(macs_range=(0.8, 0.2))
     with pytest.raises(NotImplementedError, match="image families"):
         meta_train(tiny_config(tasks=("sst2",)), "/nonexistent/never-written", progress=False)
-
-
-@pytest.mark.parametrize("backend", ["higher", "learn2learn"])
-def test_backends_give_the_same_first_meta_step(tmp_path, backend, tiny_config):
-    ref = meta_train(tiny_config(episodes=2), tmp_path / "func", progress=False)
-    other = meta_train(tiny_config(episodes=2, backend=backend), tmp_path / backend, progress=False)
-    for a, b in zip(ref.net.parameters(), other.net.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_command_line_writes_a_policy_and_a_plot(tmp_path):
