@@ -38,7 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--macs", type=float, default=0.5)
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--inner-steps", type=int, default=None, help="new loop's horizon (default: InnerConfig.steps)")
-    p.add_argument("--parts", default="deployed,new,old")
+    p.add_argument("--parts", default="deployed,new,old",
+                   help="deployed[@SEED] (adapt() accuracy), new[@STEPS] (current loop, optional horizon), old")
     p.add_argument("--old-commit", default=OLD_COMMIT)
     p.add_argument("--out", default="benchmarks/results/meta_fidelity")
     p.add_argument("--data-root", default=None)
@@ -67,12 +68,12 @@ def _family_setup(name: str, args):
     return family, splits[EVAL_SPLIT.get(name, "test")]
 
 
-def run_deployed(family, eval_set, policy, args) -> dict:
+def run_deployed(family, eval_set, policy, args, seed: int = 0) -> dict:
     from fewshot_kd import adapt
 
     tick = time.perf_counter()
     result = adapt(family.teacher, None, shots=args.shots, data=family.train, target={"macs": args.macs, "bits": args.bits},
-                   policy=policy, eval_data=eval_set, seed=0, progress=False)
+                   policy=policy, eval_data=eval_set, seed=seed, progress=False)
     student = result.report["eval"]["eval"]["student"]
     return {"accuracy": student["accuracy"], "seconds": time.perf_counter() - tick,
             "compression_bytes": result.report["compression"]["bytes"]}
@@ -86,12 +87,14 @@ def _spec(name: str, policies: list[dict], args, inner: dict) -> dict:
             "base_lr": HAND_SET.lr, "data_root": args.data_root, "inner": inner}
 
 
-def run_meta(name: str, policies: list[dict], args, loop: str) -> list[dict]:
-    """Meta-objective scores of ``policies``: in-process (new loop) or in a worktree (old loop)."""
+def run_meta(name: str, policies: list[dict], args, loop: str, steps: int | None = None) -> list[dict]:
+    """Meta-objective scores of ``policies``: the current loop (``steps``: its horizon) or the
+    old one, run from a worktree of ``--old-commit``."""
     script = REPO / "benchmarks" / "fidelity" / "score.py"
     inner = {"order": "first"}  # the loss's value does not depend on the order; no graph is kept
-    if loop == "new" and args.inner_steps:
-        inner["steps"] = args.inner_steps
+    steps = steps or args.inner_steps
+    if loop == "new" and steps:
+        inner["steps"] = steps
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="fidelity-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
@@ -129,20 +132,22 @@ def main(argv=None) -> None:
         family, eval_set = _family_setup(name, args)
         policies = [as_dict(p) for p in draw_policies(args.policies, [g.root for g in family.structure.groups])]
         for part in [p for p in args.parts.split(",") if p]:
-            if part == "deployed":
+            kind, _, option = part.partition("@")
+            if kind == "deployed":
                 from fewshot_kd.adapt.policy import Policy
 
                 for i, policy in enumerate(policies):
-                    key = f"{name}/deployed/{i}"
+                    key = f"{name}/{part}/{i}"
                     if key not in done:
                         cell = {"key": key, "family": name, "part": part, "policy_index": i, "policy": policy,
-                                **run_deployed(family, eval_set, Policy.from_dict(policy), args), **stamp}
+                                **run_deployed(family, eval_set, Policy.from_dict(policy), args, int(option or 0)),
+                                **stamp}
                         _append(cells_path, cell)
                         print(json.dumps({k: cell[k] for k in ("key", "accuracy", "seconds")}), flush=True)
             else:
                 key = f"{name}/{part}"
                 if f"{key}/0" not in done:
-                    rows = run_meta(name, policies, args, part)
+                    rows = run_meta(name, policies, args, kind, int(option) if option else None)
                     for i, row in enumerate(rows):
                         _append(cells_path, {"key": f"{key}/{i}", "family": name, "part": part, "policy_index": i,
                                              **row, **stamp})
