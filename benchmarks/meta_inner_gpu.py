@@ -16,7 +16,7 @@ import torch
 
 from fewshot_kd.files import write_json
 from fewshot_kd.measure.environment import environment_info
-from fewshot_kd.meta.config import MetaTrainConfig
+from fewshot_kd.meta.config import BACKENDS, MetaTrainConfig
 from fewshot_kd.meta.episodes import load_family, make_episode
 from fewshot_kd.meta.objective import episode_loss
 from fewshot_kd.meta.policy_net import PolicyNet
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for task in args.tasks.split(","):
         for device in devices:
-            for backend in ("func", "higher", "learn2learn"):
-                for order in ("second", "first"):
+            for backend in BACKENDS:
+                for order in ("truncated", "first"):
                     for bf16 in ((False, True) if device.type == "cuda" else (False,)):
                         rows.append(time_step(task, device, backend, order, bf16, args.repeats))
                         print(rows[-1])

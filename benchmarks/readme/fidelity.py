@@ -1,0 +1,36 @@
+"""README block for the meta-objective fidelity benchmark."""
+
+from __future__ import annotations
+
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.files import read_json
+
+from benchmarks.harness.records import dirty_reasons
+from benchmarks.readme.source import RESULTS_DIR, DirtyResults
+
+NAME = "meta_fidelity"
+LABELS = {"old": "old loop (5 full-batch SGD steps)", "new": "new loop (adapt()'s loop, 60 steps, 2 episodes)",
+          "new@150": "new loop, 150 steps, 4 episodes", "deployed@1": "deployed accuracy at another seed (ceiling)"}
+
+
+def meta_fidelity() -> str:
+    path = RESULTS_DIR / NAME / "results.json"
+    if not path.is_file():
+        raise FewShotKDError(f"{path} is missing: run `python -m benchmarks.fidelity`")
+    data = read_json(path)
+    reasons = dirty_reasons(data)
+    if reasons:
+        raise DirtyResults(f"{NAME}: " + "; ".join(reasons))
+    rows = sorted(data["correlations"], key=lambda r: (r["family"], list(LABELS).index(r["loop"])
+                                                       if r["loop"] in LABELS else 99))
+    lines = ["| family | ranked by | Spearman with deployed accuracy | deployed accuracy % (range) | s per policy |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lo, hi = r["deployed_accuracy_range"]
+        lines.append(f"| {r['family']} | {LABELS.get(r['loop'], r['loop'])} | **{r['spearman']:.2f}** "
+                     f"| {100 * lo:.1f}-{100 * hi:.1f} | {r['meta_seconds_per_policy']:.1f} |")
+    commits = sorted({c["commit"][:12] for c in data["cells"]})
+    return f"From commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)} (clean tree):\n\n" + "\n".join(lines)
+
+
+BLOCKS = {NAME: meta_fidelity}
