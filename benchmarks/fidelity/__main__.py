@@ -128,6 +128,9 @@ def main(argv=None) -> None:
     stamp = {"commit": state["commit"], "git_dirty": state["dirty"], "dirty_paths": state["dirty_paths"]}
     invocation = {"command": " ".join(["python", "-m", "benchmarks.fidelity", *(argv or sys.argv[1:])]),
                   "config": vars(args), **state, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    from benchmarks.fidelity.report import record_invocation, write_report
+
+    invocations = record_invocation(out, invocation)  # kept even if this run is killed
     for name in [f for f in args.families.split(",") if f]:
         family, eval_set = _family_setup(name, args)
         policies = [as_dict(p) for p in draw_policies(args.policies, [g.root for g in family.structure.groups])]
@@ -151,9 +154,7 @@ def main(argv=None) -> None:
                     for i, row in enumerate(rows):
                         _append(cells_path, {"key": f"{key}/{i}", "family": name, "part": part, "policy_index": i,
                                              **row, **stamp})
-    from benchmarks.fidelity.report import write_report
-
-    write_report(out, invocation)
+    write_report(out, invocations)
 
 
 if __name__ == "__main__":

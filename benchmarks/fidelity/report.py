@@ -71,12 +71,25 @@ def _plot(cells: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, invocation: dict) -> dict:
-    cells = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines() if line.strip()]
+def _cells(out: Path) -> list[dict]:
+    path = out / "cells.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def record_invocation(out: Path, invocation: dict) -> list[dict]:
+    """Append ``invocation`` to ``results.json`` as the run starts; returns every invocation."""
     previous = read_json(out / "results.json").get("invocations", []) if (out / "results.json").is_file() else []
+    invocations = previous + [invocation]
+    cells = _cells(out)
+    write_json(out / "results.json", {"benchmark": "meta_fidelity", "invocations": invocations,
+                                      "correlations": correlations(cells), "cells": cells})
+    return invocations
+
+
+def write_report(out: Path, invocations: list[dict]) -> dict:
+    cells = _cells(out)
     rows = correlations(cells)
-    result = {"benchmark": "meta_fidelity", "invocations": previous + [invocation], "correlations": rows,
-              "cells": cells}
+    result = {"benchmark": "meta_fidelity", "invocations": invocations, "correlations": rows, "cells": cells}
     write_json(out / "results.json", result)
     lines = ["| family | scored by | policies | Spearman with deployed accuracy (seed 0) | deployed accuracy range % "
              "| meta s / policy | deployed s / policy |", "|---|---|---|---|---|---|---|"]
