@@ -104,6 +104,7 @@ def run_meta(name: str, policies: list[dict], args, loop: str, steps: int | None
             subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.old_commit],
                            check=True, capture_output=True)
             env["PYTHONPATH"] = str(worktree)
+            _task_file_for_old(name, worktree)
             spec = {**_spec(name, policies, args, inner), "views": views}
         else:
             spec = _spec(name, policies, args, inner)
@@ -116,6 +117,20 @@ def run_meta(name: str, policies: list[dict], args, loop: str, steps: int | None
             if loop == "old":
                 subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)],
                                capture_output=True)
+
+
+def _task_file_for_old(name: str, worktree: Path) -> None:
+    """A family added after the old commit gets its task file in the old worktree, minus the
+    keys the old code does not know (``episodes``: the old loop drew episodes from train)."""
+    import yaml
+
+    target = worktree / "tasks" / f"{name}.yaml"
+    source = REPO / "tasks" / f"{name}.yaml"
+    if target.exists() or not source.exists():
+        return
+    data = yaml.safe_load(source.read_text())
+    data.pop("episodes", None)
+    target.write_text(yaml.safe_dump(data))
 
 
 def main(argv=None) -> None:
