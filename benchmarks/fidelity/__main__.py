@@ -164,9 +164,10 @@ def main(argv=None) -> None:
                         print(json.dumps({k: cell[k] for k in ("key", "accuracy", "seconds")}), flush=True)
             else:
                 key = f"{name}/{part}"
-                if f"{key}/0" not in done:
-                    rows = run_meta(name, policies, args, kind, int(option) if option else None)
-                    for i, row in enumerate(rows):
+                missing = [i for i in range(len(policies)) if f"{key}/{i}" not in done]
+                if missing:
+                    rows = run_meta(name, [policies[i] for i in missing], args, kind, int(option) if option else None)
+                    for i, row in zip(missing, rows):
                         _append(cells_path, {"key": f"{key}/{i}", "family": name, "part": part, "policy_index": i,
                                              **row, **stamp})
     write_report(out, invocations)
