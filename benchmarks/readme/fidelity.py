@@ -30,7 +30,26 @@ def meta_fidelity() -> str:
         lines.append(f"| {r['family']} | {LABELS.get(r['loop'], r['loop'])} | **{r['spearman']:.2f}** "
                      f"| {100 * lo:.1f}-{100 * hi:.1f} | {r['meta_seconds_per_policy']:.1f} |")
     commits = sorted({c["commit"][:12] for c in data["cells"]})
-    return f"From commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)} (clean tree):\n\n" + "\n".join(lines)
+    head = f"From commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)} (clean tree):\n\n"
+    return head + "\n".join(lines) + "\n\n" + _reading(rows)
+
+
+def _reading(rows: list[dict]) -> str:
+    """What the table says, family by family, against the 0.7 target."""
+    by = {(r["family"], r["loop"]): r for r in rows}
+    out = []
+    for family in sorted({r["family"] for r in rows}):
+        new, old, ceiling = by.get((family, "new")), by.get((family, "old")), by.get((family, "deployed@1"))
+        if new is None or old is None:
+            continue
+        verdict = "meets" if new["spearman"] >= 0.7 else "misses"
+        text = (f"- {family} ({new['policies']} policies): the new loop ranks policies at {new['spearman']:.2f} "
+                f"against the old loop's {old['spearman']:.2f}, and {verdict} the 0.7 target")
+        if ceiling is not None:
+            text += (f"; deployment does not rank them consistently itself: the same policies rerun at another seed "
+                     f"correlate {ceiling['spearman']:.2f} with the first")
+        out.append(text + ".")
+    return "\n".join(out)
 
 
 BLOCKS = {NAME: meta_fidelity}
