@@ -22,6 +22,11 @@ def test_lower_meta_loss_for_better_policies_is_a_correlation_of_one():
     assert row["spearman"] == -1.0
 
 
+def test_a_diverged_meta_loss_ranks_last():
+    (row,) = correlations(_cells([0.1, 0.2, float("nan"), 0.3], [0.9, 0.8, 0.5, 0.7]))
+    assert row["spearman"] == 1.0 and row["diverged"] == 1
+
+
 def test_a_deployed_rerun_is_ranked_by_its_accuracy(tmp_path):
     cells = _cells([0.1] * 4, [0.9, 0.8, 0.7, 0.6])[:4] + [
         {"family": "f", "part": "deployed@1", "policy_index": i, "accuracy": a, "seconds": 1.0}

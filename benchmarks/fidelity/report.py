@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from fewshot_kd.files import read_json, write_json
@@ -16,7 +17,10 @@ def _loops(parts: dict) -> list[str]:
 
 
 def _score(cell: dict) -> float:
-    return cell["accuracy"] if "accuracy" in cell else -cell["meta_loss"]
+    """Higher is better: accuracy, or minus the meta-loss (a diverged, NaN loss ranks last)."""
+    if "accuracy" in cell:
+        return cell["accuracy"]
+    return -math.inf if math.isnan(cell["meta_loss"]) else -cell["meta_loss"]
 
 
 def _rows(cells: list[dict]) -> dict:
@@ -39,7 +43,9 @@ def correlations(cells: list[dict]) -> list[dict]:
             if len(common) < 3:
                 continue
             rho = spearmanr([_score(scored[i]) for i in common], [deployed[i]["accuracy"] for i in common])[0]
+            diverged = sum(1 for i in common if not math.isfinite(_score(scored[i])))
             out.append({"family": family, "loop": loop, "policies": len(common), "spearman": float(rho),
+                        "diverged": diverged,
                         "deployed_accuracy_range": [min(deployed[i]["accuracy"] for i in common),
                                                     max(deployed[i]["accuracy"] for i in common)],
                         "meta_seconds_per_policy": sum(scored[i]["seconds"] for i in common) / len(common),
@@ -60,8 +66,9 @@ def _plot(cells: list[dict], path: Path) -> None:
         for row, loop in enumerate(_loops(parts)):
             ax = axes[row][col]
             common = sorted(set(parts.get("deployed", {})) & set(parts.get(loop, {})))
-            ax.scatter([_score(parts[loop][i]) for i in common],
-                       [100 * parts["deployed"][i]["accuracy"] for i in common], s=18)
+            shown = [i for i in common if math.isfinite(_score(parts[loop][i]))]
+            ax.scatter([_score(parts[loop][i]) for i in shown],
+                       [100 * parts["deployed"][i]["accuracy"] for i in shown], s=18)
             ax.set_title(f"{family}: {loop}", fontsize=9)
             ax.set_xlabel("accuracy (another seed)" if loop.startswith("deployed") else "-meta objective (higher is better)",
                           fontsize=8)

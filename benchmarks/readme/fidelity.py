@@ -45,6 +45,8 @@ def _reading(rows: list[dict]) -> str:
         verdict = "meets" if new["spearman"] >= 0.7 else "misses"
         text = (f"- {family} ({new['policies']} policies): the new loop ranks policies at {new['spearman']:.2f} "
                 f"against the old loop's {old['spearman']:.2f}, and {verdict} the 0.7 target")
+        if old.get("diverged"):
+            text += f" (the old loop's loss was NaN for {old['diverged']} of them; they rank last)"
         if ceiling is not None:
             text += (f"; deployment does not rank them consistently itself: the same policies rerun at another seed "
                      f"correlate {ceiling['spearman']:.2f} with the first")
