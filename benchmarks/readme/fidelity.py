@@ -48,7 +48,7 @@ def _reading(rows: list[dict]) -> str:
         if old.get("diverged"):
             text += f" (the old loop's loss was NaN for {old['diverged']} of them; they rank last)"
         if ceiling is not None:
-            text += (f"; deployment does not rank them consistently itself: the same policies rerun at another seed "
+            text += (f"; deployment's own ranking is this repeatable: the same policies rerun at another seed "
                      f"correlate {ceiling['spearman']:.2f} with the first")
         out.append(text + ".")
     return "\n".join(out)
