@@ -1,5 +1,5 @@
 """adapt()'s distillation stage: the shared loop of :mod:`fewshot_kd.distill.loop` on the view bank,
-with a progress bar, plus BatchNorm recalibration and a teacher-agreement check."""
+with a progress bar, and a teacher-agreement check (BatchNorm recalibration is the loop module's)."""
 
 from __future__ import annotations
 
@@ -80,26 +80,6 @@ def distill_(
             p.copy_(final[name])
     student.eval()
     return history
-
-
-@torch.no_grad()
-def recalibrate_batchnorm_(model: nn.Module, inputs, batch_size: int = 128) -> int:
-    """Re-estimate every BatchNorm's running statistics on ``inputs`` (cumulative average);
-    returns how many BatchNorm layers were reset."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return 0
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    for start in range(0, len(inputs), batch_size):
-        model(inputs[start : start + batch_size])
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    model.eval()
-    return len(norms)
 
 
 def agreement(student: nn.Module, bank: ViewBank) -> float:

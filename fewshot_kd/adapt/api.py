@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabelled
-from fewshot_kd.adapt._distill_loop import agreement, distill_, recalibrate_batchnorm_
+from fewshot_kd.adapt._distill_loop import agreement, distill_
+from fewshot_kd.distill.loop import recalibrate_batchnorm_
 from fewshot_kd.adapt._fidelity import heldout_agreement
 from fewshot_kd.adapt._preflight import preflight
 from fewshot_kd.adapt._views import add_unlabelled, append_soft_only, build_bank, make_views, mixed_views

@@ -1,7 +1,7 @@
 """Adam as pure functions over ``{name: tensor}`` dicts, with a cosine learning-rate schedule.
 
 Equal to ``torch.optim.Adam(weight_decay=wd)`` stepped under
-``torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)`` (tests/test_distill_adam.py),
+``torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)`` (tests/test_distill_loop.py),
 but the update is an ordinary tensor expression: run on tensors that carry a graph, the
 weights after ``n`` steps are differentiable in the learning rates, the loss's
 hyperparameters and the starting weights.
@@ -55,7 +55,3 @@ def adam_direction(params: Params, grads: Params, state: AdamState, weight_decay
         directions[name] = (avg / correction1) / (sq.clamp_min(1e-30).sqrt() / correction2 + eps)
     return directions, AdamState(new_avg, new_sq, t)
 
-
-def detach_state(state: AdamState) -> AdamState:
-    return AdamState({n: t.detach() for n, t in state.exp_avg.items()},
-                     {n: t.detach() for n, t in state.exp_avg_sq.items()}, state.step)

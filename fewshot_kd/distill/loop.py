@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call
 
-from fewshot_kd.distill.adam import AdamState, adam_direction, cosine_factor, detach_state
+from fewshot_kd.distill.adam import AdamState, adam_direction, cosine_factor
 from fewshot_kd.distill.hooks import FeatureCapture
 from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objective
 
@@ -99,7 +99,7 @@ def run_distillation(model: Distillee, params: Params, bank, weights: ObjectiveW
     start_graph = {n: params[n] for n in names}
     state = AdamState()
     carried: dict[str, torch.Tensor] = {}  # sum over detached steps of -factor * direction, per name
-    first_diff = spec.steps - differentiable_steps
+    first_diff = max(spec.steps - differentiable_steps, 0)
     schedule = batch_schedule(len(bank), spec.steps, spec.batch_size, seed)
     track = any(isinstance(v, torch.Tensor) and v.requires_grad for v in lr_scales.values())
     for step, index in enumerate(schedule):
@@ -114,16 +114,16 @@ def run_distillation(model: Distillee, params: Params, bank, weights: ObjectiveW
             on_step(step, loss, parts, logits, batch[2])
         grads = torch.autograd.grad(loss, [trained[n] for n in names], create_graph=differentiable, allow_unused=True)
         grads = dict(zip(names, grads))
-        directions, state = adam_direction(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
         if not differentiable:
-            state = detach_state(state)
-            with torch.no_grad():
+            with torch.no_grad():  # adapt()'s path: the update builds no graph
+                directions, state = adam_direction(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
                 for n, d in directions.items():
                     scale = float(lr_scales.get(n, 1.0))
                     current[n] = trained[n].detach() - spec.lr * scale * factor * d
                     if track:
                         carried[n] = carried.get(n, 0.0) - factor * d
         else:
+            directions, state = adam_direction(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
             current = {n: trained[n] - spec.lr * lr_scales.get(n, 1.0) * factor * directions[n]
                        if n in directions else trained[n] for n in names}
     if first_diff >= spec.steps:
@@ -143,3 +143,33 @@ def _attach(start: Params, current: Params, carried: dict, lr_scales: dict, lr: 
             w = w + lr * (scale - scale.detach()) * carried[n]
         out[n] = w
     return out
+
+
+@torch.no_grad()
+def recalibrate_batchnorm_(model: nn.Module, inputs, state: Params | None = None, batch_size: int = 128) -> int:
+    """Re-estimate every BatchNorm's running statistics on ``inputs`` (cumulative average) and
+    leave ``model`` in eval mode; returns how many BatchNorm layers were reset. The statistics
+    written are the module's own, or those in ``state`` (a ``functional_call`` dict of weights
+    and buffers), which then run the forward passes."""
+    norms = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    if not norms:
+        return 0
+    if state is None:
+        state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    for name in norms:
+        for leaf, reset in (("running_mean", torch.Tensor.zero_), ("running_var", lambda t: t.fill_(1.0)),
+                            ("num_batches_tracked", torch.Tensor.zero_)):
+            if f"{name}.{leaf}" in state:
+                reset(state[f"{name}.{leaf}"])
+    momenta = {n: m.momentum for n, m in norms.items()}
+    try:
+        for m in norms.values():
+            m.momentum = None
+        model.train()
+        for start in range(0, len(inputs), batch_size):
+            functional_call(model, state, (inputs[start:start + batch_size],))
+    finally:
+        for n, m in norms.items():
+            m.momentum = momenta[n]
+    model.eval()
+    return len(norms)

@@ -20,7 +20,7 @@ from torch.func import functional_call
 
 from fewshot_kd.adapt._views import ViewBank
 from fewshot_kd.adapt.policy import HAND_SET
-from fewshot_kd.distill.loop import Distillee, LoopSpec, run_distillation
+from fewshot_kd.distill.loop import Distillee, LoopSpec, recalibrate_batchnorm_, run_distillation
 from fewshot_kd.distill.objective import ObjectiveWeights
 from fewshot_kd.meta.episodes import MetaEpisode
 from fewshot_kd.meta.policy_net import Decisions
@@ -93,26 +93,10 @@ def _unprefixed(params: dict, fn) -> dict:
     return {**params, **{PREFIX + k: v for k, v in fn(inner).items()}}
 
 
-@torch.no_grad()
-def _recalibrated(model: Distillee, params: dict, buffers: dict, inputs: torch.Tensor, batch: int = 128) -> dict:
-    """BatchNorm statistics re-estimated on ``inputs`` (cumulative average), as adapt() does."""
-    norms = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
-    fresh = {}
-    for name, value in buffers.items():
-        leaf = name.rpartition(".")[2]
-        fresh[name] = {"running_mean": torch.zeros_like, "running_var": torch.ones_like,
-                       "num_batches_tracked": torch.zeros_like}.get(leaf, torch.clone)(value)
-    momenta = {n: m.momentum for n, m in norms.items()}
-    state = {**fresh, **{k: v.detach() for k, v in params.items()}}
-    try:
-        for m in norms.values():
-            m.momentum = None
-        model.train()
-        for start in range(0, len(inputs), batch):
-            functional_call(model, state, (inputs[start:start + batch],))
-    finally:
-        for n, m in norms.items():
-            m.momentum = momenta[n]
+def _recalibrated(model: Distillee, params: dict, buffers: dict, inputs: torch.Tensor) -> dict:
+    """Fresh buffers whose BatchNorm statistics are re-estimated on ``inputs`` at ``params``."""
+    fresh = {n: b.clone() for n, b in buffers.items()}
+    recalibrate_batchnorm_(model, inputs, {**fresh, **{k: v.detach() for k, v in params.items()}})
     return fresh
 
 
