@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from fewshot_kd.errors import UnknownNameError
 
@@ -11,10 +12,17 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to factories. ``register`` is a decorator; ``get`` raises a helpful error."""
+    """Maps names to factories. ``register`` is a decorator; ``get`` raises a helpful error.
 
-    def __init__(self, kind: str) -> None:
+    ``modules`` names the modules whose import registers the entries; they are imported
+    on first lookup (``get``, ``names``, ``describe``, ``in``, ``iter``, ``len``), so a
+    registry is complete when read without importing everything up front.
+    """
+
+    def __init__(self, kind: str, modules: Iterable[str] = ()) -> None:
         self.kind = kind
+        self.modules = tuple(modules)
+        self._loaded = not self.modules
         self._entries: dict[str, T] = {}
         self._help: dict[str, str] = {}
 
@@ -28,17 +36,25 @@ class Registry(Generic[T]):
 
         return add
 
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True  # set first: the imported modules call register() on us
+            for module in self.modules:
+                importlib.import_module(module)
+
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._entries[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._entries, n=3)
+            close = difflib.get_close_matches(str(name), self._entries, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(sorted(self._entries))}"
             ) from None
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._entries)
 
     def describe(self, name: str) -> str:
@@ -46,10 +62,12 @@ class Registry(Generic[T]):
         return self._help[name]
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._load()
         return len(self._entries)

@@ -14,15 +14,9 @@ import torch.nn as nn
 from fewshot_kd.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
-MODELS: Registry[ModelFactory] = Registry("model")
-_LOADED = False
-
-
-def _ensure_registered() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from fewshot_kd.models import cifar_resnet, small_cnn, text, torchvision_32  # noqa: F401
+MODELS: Registry[ModelFactory] = Registry("model", modules=(
+    "fewshot_kd.models.cifar_resnet", "fewshot_kd.models.small_cnn", "fewshot_kd.models.text",
+    "fewshot_kd.models.torchvision_32"))
 
 
 def register_model(name: str, help: str = ""):
@@ -31,10 +25,8 @@ def register_model(name: str, help: str = ""):
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model. Common keywords: ``num_classes``, ``pretrained``, ``data_root``."""
-    _ensure_registered()
     return MODELS.get(name)(**kwargs)
 
 
 def list_models() -> list[str]:
-    _ensure_registered()
     return MODELS.names()
