@@ -13,10 +13,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fewshot_kd.methods.base import list_methods
-
 from benchmarks.harness.runner import run_suite
 from benchmarks.harness.suite import load_suite, single_task_suite
+from benchmarks.methods.base import list_methods
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -51,7 +51,7 @@ def test_unreachable_size_is_a_clear_error(teacher, digits, tmp_path):
 
 
 def test_adapt_method_merges_a_target_option_over_the_task_target(teacher, digits, tmp_path):
-    from fewshot_kd.methods.base import MethodInput, get_method
+    from benchmarks.methods.base import MethodInput, get_method
 
     inp = MethodInput(teacher=teacher, shots=digits.train.few_shot(2, seed=0), k=2, seed=0, make_student=None,
                       example_inputs=digits.test.input_batch(slice(0, 1)), workdir=tmp_path, augment="crop",

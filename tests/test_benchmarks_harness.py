@@ -5,8 +5,8 @@ import pytest
 from benchmarks.harness.store import CellStore, cell_key
 from benchmarks.harness.suite import Suite, load_suite
 from benchmarks.harness.tables import aggregate, markdown_table
+from benchmarks.methods.base import base_method, list_methods
 from fewshot_kd.errors import FewShotKDError
-from fewshot_kd.methods.base import base_method, list_methods
 from fewshot_kd.task_family import find_task_family
 
 
@@ -47,7 +47,7 @@ def test_shipped_suites_name_known_tasks_and_methods():
 
 
 def test_a_variant_tag_runs_the_same_method():
-    from fewshot_kd.methods.base import get_method
+    from benchmarks.methods.base import get_method
 
     assert get_method("adapt@cutmix") is get_method("adapt")
     with pytest.raises(Exception, match="nope"):

@@ -11,14 +11,15 @@ import fewshot_kd
 from fewshot_kd.errors import FewShotKDError, UnsupportedLayerError
 from fewshot_kd.files import load_tensors
 from fewshot_kd.measure import count_macs, saved_size_bytes
-from fewshot_kd.methods.base import MethodInput, get_method
-from fewshot_kd.methods.maml_student import MetaConfig, _episode_loss, _one_thread, episode_sampler, meta_train_
-from fewshot_kd.methods.torch_pruning_finetune import torch_pruning_to_macs_
 from fewshot_kd.models.catalog import create_model
 from fewshot_kd.prune._graph import inspect_model
 from fewshot_kd.prune.serialize import load_pruned
 from fewshot_kd.prune.targets import PruneTargetError
 from fewshot_kd.teachers import load_or_train_teacher
+
+from benchmarks.methods.base import MethodInput, get_method
+from benchmarks.methods.maml_student import MetaConfig, _episode_loss, _one_thread, episode_sampler, meta_train_
+from benchmarks.methods.torch_pruning_finetune import torch_pruning_to_macs_
 
 STUDENT = {"in_channels": 1, "input_size": 8, "width": 4, "num_classes": 10}
 
@@ -83,7 +84,7 @@ def test_torch_pruning_keeps_option_a_shortcut_streams_whole():
 
 
 def test_without_the_frozen_shortcuts_torch_pruning_breaks_resnets_and_the_layer_is_named(monkeypatch):
-    import fewshot_kd.methods.torch_pruning_finetune as peer
+    import benchmarks.methods.torch_pruning_finetune as peer
 
     def no_barriers(model, example_inputs):
         found = inspect_model(model, example_inputs)

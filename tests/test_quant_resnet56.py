@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fewshot_kd.quant import export_quantized, quantize_model_, quantized_layers
-from fewshot_kd.quant.benchmark import accuracy, exact_cifar10_test, few_shot_cifar10_train
+from benchmarks.quant_resnet import accuracy, exact_cifar10_test, few_shot_cifar10_train
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 

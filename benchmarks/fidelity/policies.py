@@ -14,7 +14,7 @@ import torch
 def draw_policies(count: int, groups: list[str], seed: int = 0) -> list:
     """``count`` policies from adapt_random_search's distribution (the first is the hand-set one)."""
     from fewshot_kd.adapt.policy import HAND_SET
-    from fewshot_kd.methods.adapt_random_search import _draw
+    from benchmarks.methods.adapt_random_search import _draw
 
     rng = random.Random(f"fewshot_kd.fidelity:{seed}")
     return [HAND_SET] + [_draw(HAND_SET, rng, groups, HAND_SET.steps) for _ in range(count - 1)]

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from fewshot_kd.measure import count_macs, count_params, saved_size_bytes, evaluate, latency_profile, measure_peak_memory, predict
-from fewshot_kd.methods.base import MethodInput, get_method
 
 from benchmarks.harness.context import TaskContext
 from benchmarks.harness.store import cell_key
+from benchmarks.methods.base import MethodInput, get_method
 
 SAMPLE_PREDICTIONS = 16
 

@@ -25,14 +25,15 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.errors import FewShotKDError, UnsupportedLayerError
-from fewshot_kd.methods._few_shot_training import few_shot_config
-from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 from fewshot_kd.model_io import to_device, trainable_copy
 from fewshot_kd.prune._graph import inspect_model
 from fewshot_kd.prune._util import torch_pruning
 from fewshot_kd.prune.serialize import save_pruned
 from fewshot_kd.prune.targets import PruneTargetError
 from fewshot_kd.training import fit
+
+from benchmarks.methods._few_shot_training import few_shot_config
+from benchmarks.methods.base import MethodInput, MethodOutput, register_method
 
 IMPORTANCES = {"l1": 1, "l2": 2}  # Torch-Pruning's MagnitudeImportance(p=...)
 PRUNE_OPTIONS = ("iterative_steps", "tolerance", "max_ratio", "importance", "global_pruning")

@@ -72,7 +72,7 @@ def _ensure_registered() -> None:
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        from fewshot_kd.methods import (  # noqa: F401  (each module registers its methods)
+        from benchmarks.methods import (  # noqa: F401  (each module registers its methods)
             adapt_handset, adapt_meta, adapt_random_search, hinton_kd, maml_student, prune_finetune, ptq_int8, scratch, teacher, torch_pruning_finetune)
 
 

@@ -4,9 +4,10 @@ import torch
 
 from fewshot_kd.distill import kd_loss
 from fewshot_kd.files import save_tensors
-from fewshot_kd.methods._few_shot_training import few_shot_config
-from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 from fewshot_kd.training import fit
+
+from benchmarks.methods._few_shot_training import few_shot_config
+from benchmarks.methods.base import MethodInput, MethodOutput, register_method
 
 TEMPERATURE, ALPHA, LR, WEIGHT_DECAY = 4.0, 0.7, 1e-3, 1e-4
 

@@ -3,11 +3,13 @@ the policy shipped in ``fewshot_kd/policies/``), on a student derived from the t
 
 from pathlib import Path
 
+import fewshot_kd
 from fewshot_kd.meta.meta_policy import MetaPolicy
-from fewshot_kd.methods.adapt_handset import _policy, _run_with
-from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 
-SHIPPED = Path(__file__).resolve().parents[1] / "policies" / "meta_default"
+from benchmarks.methods.adapt_handset import _policy, _run_with
+from benchmarks.methods.base import MethodInput, MethodOutput, register_method
+
+SHIPPED = Path(fewshot_kd.__file__).resolve().parent / "policies" / "meta_default"
 
 
 @register_method("adapt_meta", "fewshot_kd.adapt, meta-learned policy, student derived from the teacher (task target)")

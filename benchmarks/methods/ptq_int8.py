@@ -2,8 +2,9 @@
 in integer arithmetic (QLinearConv / QGemm): no training, no pruning."""
 
 from fewshot_kd.model_io import CallableModule
-from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 from fewshot_kd.quant import to_integer_model
+
+from benchmarks.methods.base import MethodInput, MethodOutput, register_method
 
 
 @register_method("ptq_int8", "teacher, int8 PTQ calibrated on the shots, onnxruntime integer kernels")

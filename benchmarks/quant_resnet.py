@@ -2,7 +2,7 @@
 images: fake-quant accuracy (weights per-channel int8/int4, w8a8), packed file sizes, and
 the real int8 onnxruntime path (accuracy, latency at batch 1 and 64 vs float).
 
-Run ``python -m fewshot_kd.quant.benchmark [--data-root DIR] [--depth 56] [--out report.json]``.
+Run ``python -m benchmarks.quant_resnet [--data-root DIR] [--depth 56] [--out report.json]``.
 Calibration uses ``shots`` images per class from the CIFAR-10 *train* split (JPEG copies).
 """
 

@@ -6,7 +6,8 @@ over the task's target, e.g. ``{size_ratio: 8}``)."""
 
 from fewshot_kd.adapt import adapt
 from fewshot_kd.adapt.policy import Policy, hand_set_for
-from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
+
+from benchmarks.methods.base import MethodInput, MethodOutput, register_method
 
 DEFAULT_UNLABELLED = 2000
 

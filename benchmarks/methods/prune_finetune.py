@@ -3,12 +3,13 @@ on the shots: the classic prune-then-retrain baseline, no distillation."""
 
 import torch
 
-from fewshot_kd.methods._few_shot_training import few_shot_config
-from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 from fewshot_kd.model_io import trainable_copy
 from fewshot_kd.prune import prune_
 from fewshot_kd.prune.serialize import save_pruned
 from fewshot_kd.training import fit
+
+from benchmarks.methods._few_shot_training import few_shot_config
+from benchmarks.methods.base import MethodInput, MethodOutput, register_method
 
 
 @register_method("prune_finetune", "teacher pruned to the MACs target (L1), fine-tuned with cross-entropy")

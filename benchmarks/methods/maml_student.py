@@ -25,11 +25,12 @@ from fewshot_kd.data.episodes import Episode, EpisodeSampler, _learn2learn
 from fewshot_kd.distill import kd_loss
 from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
 from fewshot_kd.files import save_tensors
-from fewshot_kd.methods._few_shot_training import few_shot_config
-from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
-from fewshot_kd.methods.hinton_kd import ALPHA, LR, TEMPERATURE, WEIGHT_DECAY
 from fewshot_kd.model_io import model_device, to_device
 from fewshot_kd.training import check_finite, fit
+
+from benchmarks.methods._few_shot_training import few_shot_config
+from benchmarks.methods.base import MethodInput, MethodOutput, register_method
+from benchmarks.methods.hinton_kd import ALPHA, LR, TEMPERATURE, WEIGHT_DECAY
 
 FINE_TUNE_OPTIONS = ("steps", "lr")
 

@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from fewshot_kd.adapt import adapt
 from fewshot_kd.adapt._views import make_views
 from fewshot_kd.meta.descriptors import find_groups
-from fewshot_kd.methods.adapt_handset import _policy
-from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 from fewshot_kd.model_io import trainable_copy
+
+from benchmarks.methods.adapt_handset import _policy
+from benchmarks.methods.base import MethodInput, MethodOutput, register_method
 
 
 def _draw(base, rng: random.Random, groups: list[str], steps: int):

@@ -1,7 +1,8 @@
 """The teacher itself, unchanged: the reference every compression is measured against."""
 
-from fewshot_kd.methods.base import MethodInput, MethodOutput, register_method
 from fewshot_kd.files import save_tensors
+
+from benchmarks.methods.base import MethodInput, MethodOutput, register_method
 
 
 @register_method("teacher", "the teacher, unchanged (reference)")
