@@ -30,6 +30,7 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
     the teacher's, met within ``tolerance``). Returns ``(student, decisions)`` where decisions
     records what was cut."""
     from fewshot_kd.prune import prune_
+    from fewshot_kd.prune.importance import needs_gradients
 
     example = shots.input_batch(slice(0, 1))
     student = trainable_copy(teacher).eval()
@@ -58,7 +59,7 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
             decisions["dropped_blocks"] = {"blocks": list(dropped.dropped), "scores": dropped.scores}
             remaining = budget_macs / count_macs(student, example)
     if remaining < 0.999:
-        data = _shot_batches(shots) if policy.prune_importance == "taylor" else None
+        data = _shot_batches(shots) if needs_gradients(policy.prune_importance) else None
         if policy.per_layer_prune and budget:
             per_layer = scaled_per_layer(student, example, policy.per_layer_prune, budget, policy.prune_importance, data)
             report = prune_(student, example, ratio=0.0, importance=policy.prune_importance, per_layer=per_layer, data=data)

@@ -4,6 +4,7 @@
   neurons (BERT family) in place and returns a :class:`PruneReport`.
 * :func:`attach_soft_masks` / :func:`harden_`: differentiable channel gates, then the same
   physical pruning with identical outputs.
+* :class:`Importance`: what a pruning criterion (``"l1"``, ``"taylor"``, ...) can do.
 * :func:`channel_scores`: the per-channel scores ``prune_`` ranks each group by.
 * :func:`save_pruned` / :func:`load_pruned`: safetensors weights + JSON architecture.
 
@@ -11,7 +12,8 @@ Torch-Pruning (``pip install 'fewshot_kd[prune]'``) is imported only when a grap
 """
 
 from fewshot_kd.prune.group_scores import channel_scores
-from fewshot_kd.prune.importance import accumulate_gradients_, importance_names, make_importance
+from fewshot_kd.prune.importance import (
+    IMPORTANCES, Importance, accumulate_gradients_, importance_names, make_importance, resolve_importance)
 from fewshot_kd.prune.masks import SoftChannelMask, SoftMasks, attach_soft_masks, find_mask_groups, harden_
 from fewshot_kd.prune.physical import prune_, prune_channels_
 from fewshot_kd.prune.report import PruneReport
@@ -27,6 +29,8 @@ from fewshot_kd.prune.transformer import (
 )
 
 __all__ = [
+    "IMPORTANCES",
+    "Importance",
     "PruneReport",
     "PruneTargetError",
     "SoftChannelMask",
@@ -52,6 +56,7 @@ __all__ = [
     "prune_heads_",
     "prune_transformer_",
     "read_architecture",
+    "resolve_importance",
     "save_pruned",
     "search_ratio",
 ]

@@ -145,7 +145,7 @@ def prune_(
     if target_macs is not None and target_params is not None:
         raise ValueError("give target_macs or target_params, not both")
     if needs_gradients(importance) and data is None:
-        raise ValueError("importance='taylor' needs data=[(x, y), ...]: a few batches of the labelled shots")
+        raise ValueError(f"importance={importance!r} needs data=[(x, y), ...]: a few batches of the labelled shots")
     per_layer = _named_per_layer(model, per_layer)
     ignored = None if ignored_layers is None else _names(model, resolve_modules(model, ignored_layers, "ignored_layers"))
     transformer = bool(find_transformer_layers(model))

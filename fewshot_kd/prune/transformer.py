@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.prune._util import LossFn, count_params, resolve_modules
-from fewshot_kd.prune.importance import accumulate_gradients_, needs_gradients, score_slices
+from fewshot_kd.prune.importance import (
+    Importance, accumulate_gradients_, resolve_importance, slice_importance_names)
 from fewshot_kd.prune.report import PruneReport, output_widths, pair_widths
 from fewshot_kd.prune.targets import PerLayer, check_ratio, count_macs, n_keep
 
@@ -118,27 +119,29 @@ def prune_ffn_(layer: TransformerLayer, keep: Sequence[int]) -> None:
     _select_(layer.ffn_out, index, 1)
 
 
-def head_scores(layer: TransformerLayer, importance: str) -> torch.Tensor:
+def head_scores(layer: TransformerLayer, importance: str | Importance) -> torch.Tensor:
     """One score per head from its query/key/value rows and attention-output columns."""
     h = layer.num_heads
     tensors = [layer.query.weight, layer.key.weight, layer.value.weight, layer.attention_output.weight.t()]
     weights = [t.reshape(h, -1) for t in tensors]
+    criterion = resolve_importance(importance)
     grads = None
-    if importance == "taylor":
+    if criterion.needs_gradients:
         gs = [layer.query.weight.grad, layer.key.weight.grad, layer.value.weight.grad, layer.attention_output.weight.grad]
         gs[3] = None if gs[3] is None else gs[3].t()
         grads = [None if g is None else g.reshape(h, -1) for g in gs]
-    return score_slices(importance, weights, grads)
+    return criterion.slice_scores(weights, grads)
 
 
-def ffn_scores(layer: TransformerLayer, importance: str) -> torch.Tensor:
+def ffn_scores(layer: TransformerLayer, importance: str | Importance) -> torch.Tensor:
     """One score per FFN neuron from its input row and output column."""
     weights = [layer.ffn_in.weight, layer.ffn_out.weight.t()]
+    criterion = resolve_importance(importance)
     grads = None
-    if importance == "taylor":
+    if criterion.needs_gradients:
         g_out = layer.ffn_out.weight.grad
         grads = [layer.ffn_in.weight.grad, None if g_out is None else g_out.t()]
-    return score_slices(importance, weights, grads)
+    return criterion.slice_scores(weights, grads)
 
 
 def _layer_ratios(
@@ -209,7 +212,7 @@ def prune_transformer_(
         raise ValueError("no BERT-style encoder layer (attention.self.query/key/value, intermediate.dense) found")
     head_ratio, ffn_ratio = check_ratio(head_ratio, "head_ratio"), check_ratio(ffn_ratio, "ffn_ratio")
     if not isinstance(importance, str):
-        raise TypeError("transformer pruning takes importance='l1', 'l2' or 'taylor'")
+        raise TypeError(f"transformer pruning takes importance as one of {slice_importance_names()}")
     heads, ffn = _layer_ratios(model, layers, per_layer, head_ratio, ffn_ratio)
 
     def macs() -> int:
@@ -217,7 +220,7 @@ def prune_transformer_(
 
     macs_before, params_before = macs(), count_params(model)
     widths_before, heads_before = output_widths(model), head_counts(model)
-    if needs_gradients(importance):
+    if resolve_importance(importance).needs_gradients:
         accumulate_gradients_(model, data, loss_fn)
     for layer in layers:
         h_keep = n_keep(layer.num_heads, heads[layer.name])
