@@ -16,9 +16,9 @@ import torch
 
 from fewshot_kd.files import write_json
 from fewshot_kd.measure.environment import environment_info
+from fewshot_kd.meta.backends import INNER_BACKENDS
 from fewshot_kd.meta.config import BACKENDS, MetaTrainConfig
 from fewshot_kd.meta.episodes import load_family, make_episode
-from fewshot_kd.meta.objective import episode_loss
 from fewshot_kd.meta.policy_net import PolicyNet
 
 OUT = Path(__file__).resolve().parent / "results" / "meta_inner_gpu"
@@ -39,7 +39,7 @@ def time_step(task: str, device: torch.device, backend: str, order: str, bf16: b
         _sync(device)
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, metrics = episode_loss(net, episode, config.inner)
+            loss, metrics = INNER_BACKENDS.get(backend)(net, episode, config.inner)
         loss.backward()
         _sync(device)
         if i:  # the first is warm-up

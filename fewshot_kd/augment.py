@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from fewshot_kd.registry import Registry
+
+AUGMENTATIONS: Registry[Callable[..., torch.Tensor] | None] = Registry("augmentation")
+"""Per-image batch augmentations by name; ``"none"`` maps to ``None`` (no augmentation)."""
+MIXES: Registry[Callable[..., torch.Tensor]] = Registry("mix", plural="mixes")
+"""Pairwise image mixing by name: ``(images, alpha, seed) -> images``."""
+AUGMENTATIONS.register("none", "no augmentation")(None)
 
 
 def default_padding(images: torch.Tensor) -> int:
@@ -12,6 +22,7 @@ def default_padding(images: torch.Tensor) -> int:
     return max(1, min(images.shape[-2:]) // 8)
 
 
+@AUGMENTATIONS.register("crop_flip", "random reflect-padded crop and horizontal flip")
 def random_crop_flip(images: torch.Tensor, padding: int | None = None, generator: torch.Generator | None = None,
                      flip: bool = True) -> torch.Tensor:
     """Random translation by up to ``padding`` pixels (reflect-padded crop; default
@@ -31,18 +42,15 @@ def random_crop_flip(images: torch.Tensor, padding: int | None = None, generator
     return torch.where(flipped[:, None, None, None], out.flip(-1), out)
 
 
+@AUGMENTATIONS.register("crop", "random reflect-padded crop, no mirror (digits, characters)")
 def random_crop(images: torch.Tensor, padding: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Random translation only (for data where a mirror image is another class, e.g. digits)."""
     return random_crop_flip(images, padding, generator, flip=False)
 
 
-AUGMENTATIONS = {"none": None, "crop_flip": random_crop_flip, "crop": random_crop}
-
-
 def get_augmentation(name: str):
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation {name!r}; choose from {sorted(AUGMENTATIONS)}")
-    return AUGMENTATIONS[name]
+    """The augmentation called ``name`` (``None`` for ``"none"``); :class:`UnknownNameError` otherwise."""
+    return AUGMENTATIONS.get(name)
 
 
 def _partners_and_weights(n: int, alpha: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,6 +61,7 @@ def _partners_and_weights(n: int, alpha: float, seed: int) -> tuple[torch.Tensor
     return partners, lam
 
 
+@MIXES.register("mixup", "every image blended with a random partner")
 def mixup(images: torch.Tensor, alpha: float = 1.0, seed: int = 0) -> torch.Tensor:
     """Every image blended with a random partner: ``lam * x + (1 - lam) * x[partner]``."""
     partners, lam = _partners_and_weights(len(images), alpha, seed)
@@ -60,6 +69,7 @@ def mixup(images: torch.Tensor, alpha: float = 1.0, seed: int = 0) -> torch.Tens
     return lam * images + (1 - lam) * images[partners.to(images.device)]
 
 
+@MIXES.register("cutmix", "a random box pasted from a random partner into every image")
 def cutmix(images: torch.Tensor, alpha: float = 1.0, seed: int = 0) -> torch.Tensor:
     """Every image with a random box (a ``1 - lam`` share of its area) pasted from a random partner."""
     n, _, h, w = images.shape
@@ -74,6 +84,3 @@ def cutmix(images: torch.Tensor, alpha: float = 1.0, seed: int = 0) -> torch.Ten
         bottom, right = min(h, top + bh), min(w, left + bw)
         out[i, :, top:bottom, left:right] = images[int(partners[i]), :, top:bottom, left:right]
     return out
-
-
-MIXES = {"mixup": mixup, "cutmix": cutmix}

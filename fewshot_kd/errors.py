@@ -31,8 +31,9 @@ class NonFiniteLossError(FewShotKDError, FloatingPointError):
     """A loss became NaN or inf."""
 
 
-class UnknownNameError(FewShotKDError, KeyError):
-    """A name is not in a registry; the message lists the known names."""
+class UnknownNameError(FewShotKDError, KeyError, ValueError):
+    """A name is not in a registry; the message lists the known names. Also a ``ValueError``:
+    an unknown choice is a bad argument value."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""

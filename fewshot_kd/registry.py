@@ -16,11 +16,13 @@ class Registry(Generic[T]):
 
     ``modules`` names the modules whose import registers the entries; they are imported
     on first lookup (``get``, ``names``, ``describe``, ``in``, ``iter``, ``len``), so a
-    registry is complete when read without importing everything up front.
+    registry is complete when read without importing everything up front. ``plural``
+    names several of ``kind`` in messages (default: ``kind + "s"``).
     """
 
-    def __init__(self, kind: str, modules: Iterable[str] = ()) -> None:
+    def __init__(self, kind: str, modules: Iterable[str] = (), plural: str | None = None) -> None:
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self.modules = tuple(modules)
         self._loaded = not self.modules
         self._entries: dict[str, T] = {}
@@ -46,12 +48,14 @@ class Registry(Generic[T]):
         self._load()
         try:
             return self._entries[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: unhashable, so not a name either
             close = difflib.get_close_matches(str(name), self._entries, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(sorted(self._entries))}"
+                f"unknown {self.kind} {name!r}.{hint} Known {self.plural}: {', '.join(sorted(self._entries))}"
             ) from None
+
+    __getitem__ = get
 
     def names(self) -> list[str]:
         self._load()
@@ -63,7 +67,10 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         self._load()
-        return name in self._entries
+        try:
+            return name in self._entries
+        except TypeError:  # unhashable: certainly not a name
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -28,9 +28,12 @@ import torch.nn as nn
 import yaml
 
 from fewshot_kd.config_keys import check_known_keys
-from fewshot_kd.errors import CorruptFileError, FewShotKDError
+from fewshot_kd.errors import CorruptFileError, FewShotKDError, UnknownNameError
+from fewshot_kd.registry import Registry
 
 SCHEMA_VERSION = 1
+TASK_FAMILIES: Registry[Path] = Registry("task family", modules=("fewshot_kd.task_files",), plural="task families")
+"""The shipped task-family files (``tasks/<name>.yaml``) by name."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,11 @@ def find_task_family(name_or_path: str | os.PathLike) -> TaskFamily:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
         return load_task_family(path)
-    candidate = tasks_dir() / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        known = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
-        raise FewShotKDError(f"no task family {name_or_path!r}; known: {known}, or pass a file path")
-    return load_task_family(candidate)
+    try:
+        path = TASK_FAMILIES.get(str(name_or_path))
+    except UnknownNameError as error:
+        raise UnknownNameError(f"{error}. Or pass a file path.") from None
+    return load_task_family(path)
 
 
 def build_teacher(task: TaskFamily, data_root=None, progress: bool = True) -> nn.Module:

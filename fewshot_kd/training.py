@@ -13,12 +13,14 @@ import torch.nn.functional as F
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.errors import ClassCountMismatchError, FewShotKDError, NonFiniteLossError
 from fewshot_kd.model_io import model_device, to_device
+from fewshot_kd.optimizers import OPTIMIZERS
 from fewshot_kd.progress import format_metrics, progress_bar
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of :func:`fit`. ``optimizer`` is ``"adam"``, ``"adamw"`` or ``"sgd"``."""
+    """Hyperparameters of :func:`fit`. ``optimizer`` names one of
+    :data:`~fewshot_kd.optimizers.OPTIMIZERS` (``"adam"``, ``"adamw"``, ``"sgd"``)."""
 
     epochs: int = 10
     lr: float = 1e-3
@@ -33,13 +35,9 @@ class TrainConfig:
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
-    raise FewShotKDError(f"unknown optimizer {config.optimizer!r}; use 'adam', 'adamw' or 'sgd'")
+    """The optimiser ``config.optimizer`` names (see :data:`~fewshot_kd.optimizers.OPTIMIZERS`)."""
+    return OPTIMIZERS.get(config.optimizer)(params, lr=config.lr, weight_decay=config.weight_decay,
+                                            momentum=config.momentum)
 
 
 def check_finite(loss: torch.Tensor, where: str) -> None:

@@ -8,6 +8,7 @@ from numbers import Integral, Real
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fewshot_kd.augment import MIXES
 from fewshot_kd.config_keys import check_known_keys
 from fewshot_kd.errors import CorruptFileError, FewShotKDError
 
@@ -113,8 +114,8 @@ class Policy:
         if self.crop_padding is not None and (isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, Integral)
                                               or self.crop_padding < 0):
             raise FewShotKDError(f"policy crop_padding must be None or a whole number >= 0, got {self.crop_padding!r}")
-        if self.mix not in ("mixup", "cutmix"):
-            raise FewShotKDError(f"policy mix must be 'mixup' or 'cutmix', got {self.mix!r}")
+        if self.mix not in MIXES:
+            raise FewShotKDError(f"policy mix must be one of {MIXES.names()}, got {self.mix!r}")
         if self.mix_alpha <= 0:
             raise FewShotKDError(f"policy mix_alpha (the Beta distribution's parameter) must be positive, got {self.mix_alpha}")
         if self.structure not in ("channels", "blocks"):

@@ -23,11 +23,12 @@ from fewshot_kd.distill._checks import (
     resolve_layer_weights,
     weighted_layer_mean,
 )
+from fewshot_kd.distill.attention_losses import ATTENTION_LOSSES
 from fewshot_kd.distill.layer_map import last_layer_map, uniform_layer_map
 
 AttentionLossMode = Literal["mse", "kl"]
+"""A name in :data:`~fewshot_kd.distill.attention_losses.ATTENTION_LOSSES`."""
 LayerMapSpec = Union[Literal["uniform", "last"], Sequence[int]]
-_EPS = 1e-12
 
 
 def _token_mask(attention_mask: torch.Tensor | None, batch: int, length: int, like: torch.Tensor) -> torch.Tensor | None:
@@ -114,20 +115,11 @@ def attention_probs_loss(
             f"student attention {tuple(student.shape)} and teacher attention {tuple(teacher.shape)} differ; "
             "head counts must match, or pass average_heads=True"
         )
-    batch, heads, length, _ = student.shape
+    batch, _, length, _ = student.shape
     mask = _token_mask(attention_mask, batch, length, student)
     if mask is None:
         mask = student.new_ones(batch, length)
-    queries = mask[:, None, :, None]
-    keys = mask[:, None, None, :]
-    if mode == "mse":
-        valid = queries * keys
-        return ((student - teacher).pow(2) * valid).sum() / (valid.sum() * heads)
-    if mode == "kl":
-        per_entry = torch.xlogy(teacher, teacher) - teacher * student.clamp_min(_EPS).log()
-        per_row = (per_entry * keys).sum(dim=-1, keepdim=True)
-        return (per_row * queries).sum() / (queries.sum() * heads)
-    raise ValueError(f"unknown attention loss mode {mode!r}; use 'mse' or 'kl'")
+    return ATTENTION_LOSSES.get(mode)(student, teacher, mask[:, None, :, None], mask[:, None, None, :])
 
 
 def resolve_transformer_layer_map(layer_map: LayerMapSpec, num_student_layers: int, num_teacher_layers: int) -> list[int]:
@@ -161,8 +153,7 @@ class TinyBertConfig:
         for name in ("embedding_weight", "hidden_weight", "attention_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
-        if self.attention_mode not in ("mse", "kl"):
-            raise ValueError(f"attention_mode must be 'mse' or 'kl', got {self.attention_mode!r}")
+        ATTENTION_LOSSES.get(self.attention_mode)  # an unknown mode: UnknownNameError (a ValueError)
 
 
 class TinyBertLoss(nn.Module):

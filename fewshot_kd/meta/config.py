@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from fewshot_kd.config_keys import check_known_keys
-from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.errors import FewShotKDError, UnknownNameError
+from fewshot_kd.meta.backends import INNER_BACKENDS
 from fewshot_kd.meta.episodes import EpisodeSpec
 from fewshot_kd.meta.objective import ORDERS, InnerConfig
 
-BACKENDS = ("func",)
-"""How the inner loop runs the student: ``torch.func.functional_call`` (the deployed Adam loop).
-The SGD unrolls through higher / learn2learn remain in :mod:`fewshot_kd.meta.inner`."""
+BACKENDS = tuple(INNER_BACKENDS.names())
+"""How the inner loop runs the student (:data:`~fewshot_kd.meta.backends.INNER_BACKENDS`)."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,12 @@ class MetaTrainConfig:
     classes: dict = field(default_factory=dict)  # family -> meta-training classes (default: all)
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise FewShotKDError(
-                f"backend must be one of {BACKENDS}, got {self.backend!r}: the inner loop is adapt()'s Adam loop run "
-                f"through torch.func; the SGD unrolls of higher / learn2learn live in fewshot_kd.meta.inner")
+        try:
+            INNER_BACKENDS.get(self.backend)
+        except UnknownNameError as error:
+            raise UnknownNameError(
+                f"{error}. The inner loop is adapt()'s Adam loop run through torch.func; the SGD unrolls of "
+                f"higher / learn2learn live in fewshot_kd.meta.inner") from None
         if self.order not in ORDERS:
             raise FewShotKDError(f"order must be one of {ORDERS}, got {self.order!r}")
         for name in ("episodes", "meta_batch", "ways", "views", "inner_steps", "checkpoint_every"):

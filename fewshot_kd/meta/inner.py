@@ -20,8 +20,11 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from fewshot_kd.registry import Registry
+
 LossFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
-BACKENDS = ("func", "higher", "learn2learn")
+UNROLLS: Registry[Callable[..., dict[str, torch.Tensor]]] = Registry("SGD unroll backend")
+"""How :func:`unroll` runs: ``(model, loss_fn, lrs, steps, order, truncate, params) -> params``."""
 ORDERS = ("first", "second", "truncated")
 
 
@@ -34,8 +37,7 @@ def _second_order(step: int, steps: int, order: str, truncate: int) -> bool:
 
 
 def _check(backend: str, order: str, steps: int) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown inner-loop backend {backend!r}; choose one of {BACKENDS}")
+    UNROLLS.get(backend)  # an unknown backend: UnknownNameError (a ValueError)
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}; choose one of {ORDERS}")
     if steps < 1:
@@ -51,10 +53,10 @@ def unroll(model: nn.Module, loss_fn: LossFn, lrs: dict[str, torch.Tensor], step
     one stay fixed. ``loss_fn`` gets the full name -> tensor dict."""
     _check(backend, order, steps)
     start = dict(model.named_parameters()) if params is None else dict(params)
-    run = {"func": _unroll_func, "higher": _unroll_higher, "learn2learn": _unroll_learn2learn}[backend]
-    return run(model, loss_fn, lrs, steps, order, truncate, start)
+    return UNROLLS.get(backend)(model, loss_fn, lrs, steps, order, truncate, start)
 
 
+@UNROLLS.register("func", "torch.func.grad on a functional call of the model")
 def _unroll_func(model, loss_fn, lrs, steps, order, truncate, params):
     from torch.func import grad
 
@@ -71,6 +73,7 @@ def _unroll_func(model, loss_fn, lrs, steps, order, truncate, params):
     return current
 
 
+@UNROLLS.register("higher", "a differentiable torch.optim.SGD from higher.innerloop_ctx")
 def _unroll_higher(model, loss_fn, lrs, steps, order, truncate, params):
     import higher
 
@@ -90,6 +93,7 @@ def _unroll_higher(model, loss_fn, lrs, steps, order, truncate, params):
         return {**params, **dict(zip(names, fmodel.fast_params))}
 
 
+@UNROLLS.register("learn2learn", "learn2learn's clone_module + update_module (its MAML machinery)")
 def _unroll_learn2learn(model, loss_fn, lrs, steps, order, truncate, params):
     from fewshot_kd.data.episodes import _learn2learn
 
@@ -107,3 +111,6 @@ def _unroll_learn2learn(model, loss_fn, lrs, steps, order, truncate, params):
                    else -lrs[n] * (by_name[n] if second else by_name[n].detach()) for n in names]
         l2l.update_module(clone, updates=updates)
     return {**params, **dict(clone.named_parameters())}
+
+
+BACKENDS = tuple(UNROLLS.names())

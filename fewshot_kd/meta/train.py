@@ -11,11 +11,11 @@ import torch
 
 from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import load_torch, save_torch
+from fewshot_kd.meta.backends import INNER_BACKENDS
 from fewshot_kd.meta.config import MetaTrainConfig
 from fewshot_kd.meta.distributed import all_reduce_gradients_, all_reduce_metrics, init_from_env, my_episodes
 from fewshot_kd.meta.episodes import load_family, make_episode
 from fewshot_kd.meta.meta_policy import MetaPolicy
-from fewshot_kd.meta.objective import episode_loss
 from fewshot_kd.meta.policy_net import PolicyNet
 from fewshot_kd.progress import format_metrics, progress_bar
 
@@ -47,6 +47,7 @@ def meta_gradient(net: PolicyNet, families, config: MetaTrainConfig, indices: li
     (this rank's share, all-reduced over ranks); returns the mean metrics."""
     totals = [0.0] * len(METRICS)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    episode_loss = INNER_BACKENDS.get(config.backend)
     for index in my_episodes(indices, rank, world):
         episode = make_episode(families, index, config.episode_spec, config.seed)
         with autocast:
