@@ -20,6 +20,7 @@ from benchmarks.harness.records import cell_stamp, dirty_reasons, previous_invoc
 from benchmarks.harness.store import CellStore, cell_key
 from benchmarks.harness.suite import Suite
 from benchmarks.harness.tables import aggregate, markdown_table
+from benchmarks.methods.base import method_options
 
 
 def _live_table(records: list[dict], last: int = 12) -> Table:
@@ -36,6 +37,8 @@ def _live_table(records: list[dict], last: int = 12) -> Table:
 def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None) -> dict:
     """Run every cell of ``suite`` not already in ``out_dir/cells.jsonl`` and write the results."""
     console = console or Console()
+    for method in suite.methods:  # an unknown or mistyped option fails now, not hours into the run
+        method_options(method, suite.method_options.get(method, {}))
     invocation = start_invocation(suite.to_dict(), out_dir)  # before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     cells_path = out_dir / "cells.jsonl"

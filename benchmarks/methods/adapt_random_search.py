@@ -5,14 +5,15 @@
 spends on distillation. Drawn per trial: temperature, alpha, feature weight, learning rate
 and per-layer prune ratios (random preferences around uniform, rescaled to the budget). The
 winner is the trial whose student is closest to the teacher (KL) on fresh augmented views
-of the shots: no labels beyond the shots are used.
+of the shots: no labels beyond the shots are used. Options: ``trials`` and any Policy field
+(set over the hand-set policy the search starts from).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +23,15 @@ from fewshot_kd.adapt._views import make_views
 from fewshot_kd.meta.descriptors import find_groups
 from fewshot_kd.model_io import trainable_copy
 
-from benchmarks.methods.adapt_handset import _policy
 from benchmarks.methods.base import MethodInput, MethodOutput, register_method
+from benchmarks.methods.policy_options import PolicyOptions
+
+
+@dataclass(frozen=True)
+class RandomSearchOptions(PolicyOptions):
+    """Policy fields (the hand-set start and the step budget), and ``trials``: configurations tried."""
+
+    trials: int = 4
 
 
 def _draw(base, rng: random.Random, groups: list[str], steps: int):
@@ -42,10 +50,11 @@ def _held_out_kl(student, teacher_log_probs: torch.Tensor, inputs) -> float:
     return F.kl_div(_log_probs(student, inputs), teacher_log_probs, log_target=True, reduction="batchmean").item()
 
 
-@register_method("adapt_random_search", "fewshot_kd.adapt, random search over the policy knobs at the same step budget")
-def run(inp: MethodInput) -> MethodOutput:
-    base = _policy(inp)
-    trials = int(inp.options.get("trials", 4))
+@register_method("adapt_random_search", "fewshot_kd.adapt, random search over the policy knobs at the same step budget",
+                 RandomSearchOptions)
+def run(inp: MethodInput, options: RandomSearchOptions) -> MethodOutput:
+    base = options.hand_set_policy(inp.modality, inp.augment)
+    trials = options.trials
     steps = max(1, base.steps // trials)
     rng = random.Random(f"fewshot_kd.random_search:{inp.seed}:{inp.k}")
     groups = [g.root for g in find_groups(trainable_copy(inp.teacher), inp.example_inputs)]

@@ -1,12 +1,15 @@
 """One call signature for every compression method the benchmark compares.
 
 A method is a function ``run(inp: MethodInput) -> MethodOutput``, registered by name in
-:data:`METHODS`. It sees the teacher, the K-shot support set and a factory for the task's
-student; it never sees evaluation data. The harness measures what comes back.
+:data:`METHODS` (the modules in :data:`MODULES` register theirs, imported on first lookup).
+It sees the teacher, the K-shot support set and a factory for the task's student; it never
+sees evaluation data. ``inp.options`` reaches it typed, as its own frozen dataclass
+(:func:`register_method`). The harness measures what comes back.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +19,8 @@ import torch.nn as nn
 
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.registry import Registry
+
+from benchmarks.methods.options import MethodOptions
 
 
 @dataclass
@@ -33,6 +38,7 @@ class MethodInput:
     device: torch.device = torch.device("cpu")
     progress: bool = True
     options: dict = field(default_factory=dict)
+    """The suite's ``method_options`` entry; the method receives it parsed (:func:`register_method`)."""
     unlabelled: Callable[[int], Any] | None = None
     """``unlabelled(n)``: inputs of ``n`` train examples beside the shots, labels dropped."""
 
@@ -60,20 +66,25 @@ class MethodOutput:
 
 
 MethodFn = Callable[[MethodInput], MethodOutput]
-METHODS: Registry[MethodFn] = Registry("method")
-_LOADED = False
+MODULES = ("adapt_handset", "adapt_meta", "adapt_random_search", "hinton_kd", "maml_student", "prune_finetune",
+           "ptq_int8", "scratch", "teacher", "torch_pruning_finetune")
+METHODS: Registry[MethodFn] = Registry("method", modules=tuple(f"benchmarks.methods.{m}" for m in MODULES))
+_OPTIONS: dict[str, type[MethodOptions]] = {}
 
 
-def register_method(name: str, help: str = ""):
-    return METHODS.register(name, help)
+def register_method(name: str, help: str = "", options: type[MethodOptions] = MethodOptions):
+    """Register ``fn(inp, options)`` as method ``name``: the registered method takes ``inp``
+    alone and hands ``fn`` its ``inp.options`` parsed as ``options`` (a frozen dataclass)."""
 
+    def add(fn: Callable[[MethodInput, Any], MethodOutput]) -> MethodFn:
+        @functools.wraps(fn)
+        def run(inp: MethodInput) -> MethodOutput:
+            return fn(inp, options.parse(inp.options, name))
 
-def _ensure_registered() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from benchmarks.methods import (  # noqa: F401  (each module registers its methods)
-            adapt_handset, adapt_meta, adapt_random_search, hinton_kd, maml_student, prune_finetune, ptq_int8, scratch, teacher, torch_pruning_finetune)
+        _OPTIONS[name] = options
+        return METHODS.register(name, help)(run)
+
+    return add
 
 
 def base_method(name: str) -> str:
@@ -84,10 +95,15 @@ def base_method(name: str) -> str:
 
 def get_method(name: str) -> MethodFn:
     """The registered method ``name`` (a variant tag after ``@`` is ignored: :func:`base_method`)."""
-    _ensure_registered()
     return METHODS.get(base_method(name))
 
 
+def method_options(name: str, data: dict) -> MethodOptions:
+    """``data`` parsed as the options of method ``name`` (a suite entry, maybe with a variant
+    tag): checks a suite's options before any cell runs."""
+    get_method(name)
+    return _OPTIONS[base_method(name)].parse(data, name)
+
+
 def list_methods() -> list[str]:
-    _ensure_registered()
     return METHODS.names()

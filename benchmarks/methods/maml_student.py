@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
@@ -23,7 +23,7 @@ from fewshot_kd.augment import get_augmentation
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.data.episodes import Episode, EpisodeSampler, _learn2learn
 from fewshot_kd.distill import kd_loss
-from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
+from fewshot_kd.errors import NotEnoughExamplesError
 from fewshot_kd.files import save_tensors
 from fewshot_kd.model_io import model_device, to_device
 from fewshot_kd.training import check_finite, fit
@@ -31,8 +31,7 @@ from fewshot_kd.training import check_finite, fit
 from benchmarks.methods._few_shot_training import few_shot_config
 from benchmarks.methods.base import MethodInput, MethodOutput, register_method
 from benchmarks.methods.hinton_kd import ALPHA, LR, TEMPERATURE, WEIGHT_DECAY
-
-FINE_TUNE_OPTIONS = ("steps", "lr")
+from benchmarks.methods.options import MethodOptions
 
 
 @dataclass(frozen=True)
@@ -50,15 +49,29 @@ class MetaConfig:
     augment: str = "none"
     seed: int = 0
 
-    @classmethod
-    def from_options(cls, options: dict, **defaults) -> "MetaConfig":
-        """The config from method options; ``steps`` and ``lr`` (fine-tuning) are skipped."""
-        unknown = set(options) - set(cls.__dataclass_fields__) - set(FINE_TUNE_OPTIONS)
-        if unknown:
-            known = sorted(set(cls.__dataclass_fields__) | set(FINE_TUNE_OPTIONS))
-            raise FewShotKDError(f"maml_student: unknown options {sorted(unknown)}; known: {known}")
-        fields = {k: v for k, v in options.items() if k in cls.__dataclass_fields__}
-        return cls(**{**defaults, **fields})
+
+@dataclass(frozen=True)
+class MamlStudentOptions(MethodOptions):
+    """:class:`MetaConfig`'s fields (``augment`` and ``seed`` default to the task's and the
+    cell's), then fine-tuning for about ``steps`` Adam steps at ``lr``."""
+
+    meta_steps: int = MetaConfig.meta_steps
+    meta_batch: int = MetaConfig.meta_batch
+    ways: int = MetaConfig.ways
+    inner_steps: int = MetaConfig.inner_steps
+    inner_lr: float = MetaConfig.inner_lr
+    meta_lr: float = MetaConfig.meta_lr
+    first_order: bool = MetaConfig.first_order
+    augment: str | None = None
+    seed: int | None = None
+    steps: int = 300
+    lr: float = LR
+
+    def meta_config(self, augment: str, seed: int) -> MetaConfig:
+        """The meta-training config, ``augment`` and ``seed`` filling in those not set."""
+        meta = {f.name: getattr(self, f.name) for f in fields(MetaConfig)}
+        return MetaConfig(**{**meta, "augment": self.augment if self.augment is not None else augment,
+                             "seed": self.seed if self.seed is not None else seed})
 
 
 def episode_sampler(shots: LabelledDataset, ways: int, seed: int) -> EpisodeSampler:
@@ -143,14 +156,15 @@ def _meta_step(maml, teacher: nn.Module, episodes, optimizer, config: MetaConfig
 
 
 @register_method("maml_student",
-                 "task student initialised by first-order MAML (learn2learn) on episodes of the shots, then Hinton KD")
-def run(inp: MethodInput) -> MethodOutput:
+                 "task student initialised by first-order MAML (learn2learn) on episodes of the shots, then Hinton KD",
+                 MamlStudentOptions)
+def run(inp: MethodInput, options: MamlStudentOptions) -> MethodOutput:
     torch.manual_seed(inp.seed)
     student = inp.make_student().to(inp.device)
-    meta = MetaConfig.from_options(inp.options, augment=inp.augment, seed=inp.seed)
+    meta = options.meta_config(inp.augment, inp.seed)
     meta_history = meta_train_(student, inp.teacher, inp.shots, meta)
-    config = few_shot_config(len(inp.shots), inp.augment, steps=inp.options.get("steps", 300),
-                             lr=inp.options.get("lr", LR), weight_decay=WEIGHT_DECAY, seed=inp.seed)
+    config = few_shot_config(len(inp.shots), inp.augment, steps=options.steps,
+                             lr=options.lr, weight_decay=WEIGHT_DECAY, seed=inp.seed)
 
     def criterion(student_logits, teacher_logits, labels):
         return kd_loss(student_logits, teacher_logits, labels, temperature=TEMPERATURE, alpha=ALPHA)

@@ -18,7 +18,7 @@ Torch-Pruning cannot resize (:class:`UnsupportedLayerError`).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -34,10 +34,9 @@ from fewshot_kd.training import fit
 
 from benchmarks.methods._few_shot_training import few_shot_config
 from benchmarks.methods.base import MethodInput, MethodOutput, register_method
+from benchmarks.methods.prune_finetune import FineTuneOptions
 
 IMPORTANCES = {"l1": 1, "l2": 2}  # Torch-Pruning's MagnitudeImportance(p=...)
-PRUNE_OPTIONS = ("iterative_steps", "tolerance", "max_ratio", "importance", "global_pruning")
-FINE_TUNE_OPTIONS = ("steps", "lr")
 
 
 @dataclass
@@ -163,20 +162,31 @@ def torch_pruning_to_macs_(
     return TorchPruningResult(macs_before, macs, pruner.current_step, tuple(found.barriers))
 
 
+@dataclass(frozen=True)
+class TorchPruningOptions(FineTuneOptions):
+    """Fine-tuning as ``prune_finetune``'s; the other fields are the keywords of
+    :func:`torch_pruning_to_macs_`, with its defaults."""
+
+    iterative_steps: int = 400
+    tolerance: float = 0.02
+    max_ratio: float = 0.9
+    importance: str = "l1"
+    global_pruning: bool = False
+
+    def pruning(self) -> dict:
+        """The keywords for :func:`torch_pruning_to_macs_`."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in FineTuneOptions.__dataclass_fields__}
+
+
 @register_method("tp_prune_finetune",
-                 "teacher pruned by Torch-Pruning's own progressive pruner to the MACs target, fine-tuned with CE")
-def run(inp: MethodInput) -> MethodOutput:
-    unknown = set(inp.options) - set(PRUNE_OPTIONS + FINE_TUNE_OPTIONS)
-    if unknown:
-        raise FewShotKDError(f"tp_prune_finetune: unknown options {sorted(unknown)}; "
-                             f"known: {list(PRUNE_OPTIONS + FINE_TUNE_OPTIONS)}")
+                 "teacher pruned by Torch-Pruning's own progressive pruner to the MACs target, fine-tuned with CE",
+                 TorchPruningOptions)
+def run(inp: MethodInput, options: TorchPruningOptions) -> MethodOutput:
     torch.manual_seed(inp.seed)
     student = trainable_copy(inp.teacher).to(inp.device)
-    prune_options = {k: v for k, v in inp.options.items() if k in PRUNE_OPTIONS}
     result = torch_pruning_to_macs_(student, to_device(inp.example_inputs, inp.device), inp.target.get("macs", 0.5),
-                                    **prune_options)
-    config = few_shot_config(len(inp.shots), inp.augment, steps=inp.options.get("steps", 300),
-                             lr=inp.options.get("lr", 5e-4), seed=inp.seed)
+                                    **options.pruning())
+    config = few_shot_config(len(inp.shots), inp.augment, steps=options.steps, lr=options.lr, seed=inp.seed)
     history = fit(student, inp.shots, config, progress=inp.progress, description="tp-prune+finetune")
     artifact = save_pruned(student, inp.workdir / "pruned.safetensors", arch=getattr(inp.teacher, "arch", None))
     notes = {"tp_macs_fraction": result.fraction, "pruning_steps": result.steps, "frozen": list(result.frozen),
