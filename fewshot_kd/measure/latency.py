@@ -1,16 +1,19 @@
-"""Wall-clock inference latency: warm-up runs, then robust statistics over timed repeats."""
+"""Wall-clock inference latency: warm-up runs, then robust statistics over timed repeats.
+
+The one latency measurer of fewshot_kd (:func:`measure_latency`, and :func:`time_calls`
+for timing several runtimes round-robin, as :func:`fewshot_kd.quant.compare_latency` does)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from fewshot_kd.model_io import batch_size_of, call_model, eval_mode, placed, to_device
+from fewshot_kd.model_io import CallableModule, batch_size_of, call_model, eval_mode, placed, to_device
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,27 @@ class LatencyResult:
         return {**asdict(self), "per_example_ms": self.per_example_ms, "throughput_per_s": self.throughput_per_s}
 
 
+def time_calls(calls: Mapping[str, Callable[[], Any]], warmup: int, repeats: int,
+               sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+    """Wall times in ms of each zero-argument call: ``warmup`` untimed runs of each, then
+    ``repeats`` rounds of one timed run of each (round-robin, so a change in machine load
+    hits all of them alike), ``sync()`` after every run (e.g. a CUDA synchronise)."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            sync()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
 def measure_latency(
-    model: nn.Module,
+    model: nn.Module | Callable[[Any], Any],
     example_inputs: Any,
     warmup: int = 5,
     repeats: int = 30,
@@ -54,27 +76,20 @@ def measure_latency(
     CUDA). ``device=None`` measures where the model is; another device measures a copy
     moved there. Inputs are moved to that device before timing (strings stay as they are,
     so a text model's tokenisation is part of the time). The batch size is read from the
-    inputs unless given.
+    inputs unless given. A plain callable (e.g. an onnxruntime model) is timed on the CPU.
     """
     if not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     batch = batch_size if batch_size is not None else batch_size_of(example_inputs)
+    if not isinstance(model, nn.Module):
+        model = CallableModule(model)
     model, device = placed(model, device)
     inputs = to_device(example_inputs, device)
-    sync = _synchronizer(device)
-    times_ms = []
     with eval_mode(model), torch.inference_mode():
-        for _ in range(warmup):
-            call_model(model, inputs)
-        sync()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            call_model(model, inputs)
-            sync()
-            times_ms.append((time.perf_counter() - start) * 1000.0)
-    times = np.asarray(times_ms)
+        times = time_calls({"model": lambda: call_model(model, inputs)}, warmup, repeats, _synchronizer(device))
+    times = np.asarray(times["model"])
     return LatencyResult(
         median_ms=float(np.median(times)),
         mean_ms=float(times.mean()),

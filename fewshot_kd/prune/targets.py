@@ -1,9 +1,8 @@
 """Pruning targets: per-layer ratios, a MACs or parameter budget, and how to count them.
 
-MACs are measured, not estimated: :func:`count_macs_params` runs the model once under
-``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matrix products and attention)
-and halves the FLOPs. A budget is met by :func:`search_ratio`, a bisection on the global
-pruning ratio.
+MACs are measured, not estimated, by :func:`fewshot_kd.measure.count_macs` (re-exported
+here): one forward pass under ``torch.utils.flop_counter.FlopCounterMode``, FLOPs halved.
+A budget is met by :func:`search_ratio`, a bisection on the global pruning ratio.
 """
 
 from __future__ import annotations
@@ -12,45 +11,17 @@ import math
 from collections.abc import Mapping
 from typing import Any, Callable
 
-import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from fewshot_kd.errors import FewShotKDError
-from fewshot_kd.prune._util import call_model, count_params, probe, resolve_modules
+from fewshot_kd.measure.macs import count_macs  # the one MAC counter, re-exported for the pruner
+from fewshot_kd.prune._util import count_params, resolve_modules
 
 PerLayer = Mapping[Any, float] | Callable[[str, nn.Module], float | None] | None
 
 
 class PruneTargetError(FewShotKDError, ValueError):
     """A MACs or parameter budget cannot be met; the message says what was reachable."""
-
-
-def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-def _custom_flop_formulas() -> dict:
-    """FLOP formulas missing from ``FlopCounterMode`` (the CPU attention kernel)."""
-    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    return {op: _sdpa_cpu_flops} if op is not None else {}
-
-
-def count_macs(model: nn.Module, example_inputs: Any) -> int:
-    """Multiply-accumulates (FLOPs / 2) of one eval-mode forward pass on ``example_inputs``
-    (the whole batch: pass one example for a per-example count, as
-    :func:`fewshot_kd.measure.count_macs` does), counted by ``FlopCounterMode``: convolutions,
-    matrix products and attention, including torch's CPU attention kernel; element-wise ops
-    and normalisation are not counted. The model's train/eval mode is restored."""
-    counters = []
-
-    def run(model: nn.Module, inputs: Any) -> None:
-        with FlopCounterMode(display=False, custom_mapping=_custom_flop_formulas()) as counter:
-            call_model(model, inputs)
-        counters.append(counter)
-
-    probe(model, example_inputs, run)
-    return int(counters[-1].get_total_flops()) // 2
 
 
 def count_macs_params(model: nn.Module, example_inputs: Any) -> tuple[int, int]:

@@ -12,6 +12,7 @@ Typical use::
     rows = compare_latency(student_float, int8, (3, 32, 32))
 """
 
+from fewshot_kd.measure.latency import measure_latency  # the one latency measurer, also offered here
 from fewshot_kd.quant.calibrate import calibrate_
 from fewshot_kd.quant.dynamic import DynamicInt8Model, to_dynamic_int8
 from fewshot_kd.quant.export import dequantized_weights, export_quantized, folded_batchnorm, load_quantized, read_quantized
@@ -23,7 +24,7 @@ from fewshot_kd.quant.fake import (
     minmax_weight_steps,
     quantize_weight_ste,
 )
-from fewshot_kd.quant.integer import IntegerModel, compare_latency, measure_latency, to_integer_model
+from fewshot_kd.quant.integer import IntegerModel, compare_latency, to_integer_model
 from fewshot_kd.quant.modules import (
     QuantConv2d,
     QuantEmbedding,

@@ -16,7 +16,6 @@ import logging
 import os
 import statistics
 import tempfile
-import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.errors import FewShotKDError, UnsupportedLayerError
+from fewshot_kd.measure.latency import time_calls
 from fewshot_kd.quant.calibrate import iter_inputs
 from fewshot_kd.quant.modules import dequantize_model_, quantized_layers
 
@@ -192,26 +192,12 @@ def to_integer_model(
     return IntegerModel(path, float_path, num_threads)
 
 
-def measure_latency(fn: Callable[[torch.Tensor], Any], inputs: torch.Tensor, *, warmup: int = 3,
-                    repeats: int = 10) -> dict[str, float]:
-    """Median and best wall time of ``fn(inputs)`` in milliseconds over ``repeats`` runs."""
-    return _timed({"fn": fn}, inputs, warmup, repeats)["fn"]
-
-
 def _timed(fns: dict[str, Callable[[torch.Tensor], Any]], inputs: torch.Tensor, warmup: int,
            repeats: int) -> dict[str, dict[str, float]]:
-    """Time several functions round-robin (one run of each per round), so that a change in
-    machine load hits all of them alike; per function the median and best time in ms."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    """Time several functions on ``inputs`` round-robin (:func:`~fewshot_kd.measure.latency.time_calls`);
+    per function the median and best time in ms."""
     with torch.inference_mode():
-        for fn in fns.values():
-            for _ in range(warmup):
-                fn(inputs)
-        for _ in range(repeats):
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn(inputs)
-                times[name].append((time.perf_counter() - start) * 1e3)
+        times = time_calls({name: (lambda fn=fn: fn(inputs)) for name, fn in fns.items()}, warmup, repeats)
     out = {}
     for name, ts in times.items():
         median = statistics.median(ts)
