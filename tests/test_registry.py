@@ -1,3 +1,6 @@
+import sys
+import types
+
 import pytest
 
 import fewshot_kd
@@ -38,3 +41,18 @@ def test_public_api_is_importable():
         assert hasattr(fewshot_kd, name), name
     assert "digits" in fewshot_kd.list_datasets()
     assert "cifar_resnet56" in fewshot_kd.list_models()
+
+
+def test_listed_modules_are_imported_on_first_lookup_only(tmp_path, monkeypatch):
+    holder = types.ModuleType("probe_registry_holder")
+    holder.REG = Registry("probe", modules=("probe_registry_entries",), plural="probes")
+    monkeypatch.setitem(sys.modules, "probe_registry_holder", holder)
+    (tmp_path / "probe_registry_entries.py").write_text(
+        "from probe_registry_holder import REG\nREG.register('alpha', 'the first probe')(1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "probe_registry_entries", raising=False)
+    assert "probe_registry_entries" not in sys.modules
+    assert len(holder.REG) == 1 and "probe_registry_entries" in sys.modules
+    assert holder.REG["alpha"] == 1 and holder.REG.describe("alpha") == "the first probe"
+    with pytest.raises(UnknownNameError, match="Known probes: alpha"):
+        holder.REG.get("beta")
