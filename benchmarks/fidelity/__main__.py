@@ -23,19 +23,26 @@ import time
 from pathlib import Path
 
 from benchmarks.fidelity.policies import as_dict, draw_policies
+from fewshot_kd.adapt.policy import hand_set_for
 from benchmarks.harness.records import REPO, tree_state
 
 OLD_COMMIT = "2025b19"  # the last commit with the 5-step SGD inner loop
-EVAL_SPLIT = {"digits": "test", "cifar10-resnet20": "test_exact"}
+FAMILIES = {  # per family: evaluation split, default MACs budget (of the teacher's), extra target, query size
+    "digits": {"eval_split": "test", "macs": 0.5},
+    "cifar10-resnet20": {"eval_split": "test_exact", "macs": 0.5},
+    # MiniLM cut to its last 3 layers (about half the teacher's MACs), heads and FFN neurons pruned to 0.3
+    "sst2": {"eval_split": "test", "macs": 0.3, "target": {"layers": "last 3"}, "query_per_class": 50},
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.fidelity", description=__doc__.split("\n\n")[0])
-    p.add_argument("--families", default="digits,cifar10-resnet20")
+    p.add_argument("--families", default="digits,cifar10-resnet20,sst2")
     p.add_argument("--policies", type=int, default=20)
     p.add_argument("--episodes", type=int, default=3, help="meta-objective episodes per policy")
     p.add_argument("--shots", type=int, default=10)
-    p.add_argument("--macs", type=float, default=0.5)
+    p.add_argument("--macs", type=float, default=None, help="MACs budget, a fraction of the teacher's "
+                   "(default: the family's, 0.5 for images, 0.3 for text)")
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--inner-steps", type=int, default=None, help="new loop's horizon (default: InnerConfig.steps)")
     p.add_argument("--parts", default="deployed,new,old",
@@ -65,29 +72,39 @@ def _family_setup(name: str, args):
 
     family = load_family(name, 10, args.data_root)
     splits = load_dataset(family.task.dataset, data_root=args.data_root, **family.task.dataset_kwargs)
-    return family, splits[EVAL_SPLIT.get(name, "test")]
+    return family, splits[FAMILIES.get(name, {}).get("eval_split", "test")]
+
+
+def _macs(name: str, args) -> float:
+    return args.macs if args.macs is not None else FAMILIES.get(name, {}).get("macs", 0.5)
+
+
+def _target(name: str, args) -> dict:
+    return {**FAMILIES.get(name, {}).get("target", {}), "macs": _macs(name, args), "bits": args.bits}
 
 
 def run_deployed(family, eval_set, policy, args, seed: int = 0) -> dict:
     from fewshot_kd import adapt
 
     tick = time.perf_counter()
-    result = adapt(family.teacher, None, shots=args.shots, data=family.train, target={"macs": args.macs, "bits": args.bits},
+    result = adapt(family.teacher, None, shots=args.shots, data=family.train, target=_target(family.name, args),
                    policy=policy, eval_data=eval_set, seed=seed, progress=False)
     student = result.report["eval"]["eval"]["student"]
     return {"accuracy": student["accuracy"], "seconds": time.perf_counter() - tick,
             "compression_bytes": result.report["compression"]["bytes"]}
 
 
-def _spec(name: str, policies: list[dict], args, inner: dict) -> dict:
+def _spec(name: str, policies: list[dict], args, inner: dict, base_lr: float) -> dict:
     from fewshot_kd.adapt.policy import HAND_SET
 
-    return {"family": name, "ways": 10, "shots": args.shots, "query_per_class": 10, "views": HAND_SET.views_per_shot,
-            "macs": args.macs, "bits": args.bits, "seed": 0, "episodes": args.episodes, "policies": policies,
-            "base_lr": HAND_SET.lr, "data_root": args.data_root, "inner": inner}
+    return {"family": name, "ways": 10, "shots": args.shots, "views": HAND_SET.views_per_shot,
+            "query_per_class": FAMILIES.get(name, {}).get("query_per_class", 10), "macs": _macs(name, args),
+            "bits": args.bits, "seed": 0, "episodes": args.episodes, "policies": policies, "base_lr": base_lr,
+            "data_root": args.data_root, "inner": inner}
 
 
-def run_meta(name: str, policies: list[dict], args, loop: str, steps: int | None = None) -> list[dict]:
+def run_meta(name: str, policies: list[dict], args, loop: str, steps: int | None = None,
+             base_lr: float | None = None) -> list[dict]:
     """Meta-objective scores of ``policies``: the current loop (``steps``: its horizon) or the
     old one, run from a worktree of ``--old-commit``."""
     script = REPO / "benchmarks" / "fidelity" / "score.py"
@@ -105,9 +122,9 @@ def run_meta(name: str, policies: list[dict], args, loop: str, steps: int | None
                            check=True, capture_output=True)
             env["PYTHONPATH"] = str(worktree)
             _task_file_for_old(name, worktree)
-            spec = {**_spec(name, policies, args, inner), "views": views}
+            spec = {**_spec(name, policies, args, inner, base_lr), "views": views}
         else:
-            spec = _spec(name, policies, args, inner)
+            spec = _spec(name, policies, args, inner, base_lr)
         spec_path.write_text(json.dumps(spec))
         try:
             subprocess.run([sys.executable, str(script), str(spec_path), str(out_path)], check=True, env=env,
@@ -148,9 +165,13 @@ def main(argv=None) -> None:
     invocations = record_invocation(out, invocation)  # kept even if this run is killed
     for name in [f for f in args.families.split(",") if f]:
         family, eval_set = _family_setup(name, args)
-        policies = [as_dict(p) for p in draw_policies(args.policies, [g.root for g in family.structure.groups])]
+        base = hand_set_for(family.text)
+        policies = [as_dict(p) for p in draw_policies(args.policies, [g.root for g in family.structure.groups],
+                                                      base=base)]
         for part in [p for p in args.parts.split(",") if p]:
             kind, _, option = part.partition("@")
+            if kind == "old" and family.text:
+                continue  # the old loop built image episodes only
             if kind == "deployed":
                 from fewshot_kd.adapt.policy import Policy
 
@@ -166,7 +187,8 @@ def main(argv=None) -> None:
                 key = f"{name}/{part}"
                 missing = [i for i in range(len(policies)) if f"{key}/{i}" not in done]
                 if missing:
-                    rows = run_meta(name, [policies[i] for i in missing], args, kind, int(option) if option else None)
+                    rows = run_meta(name, [policies[i] for i in missing], args, kind, int(option) if option else None,
+                                    base.lr)
                     for i, row in zip(missing, rows):
                         _append(cells_path, {"key": f"{key}/{i}", "family": name, "part": part, "policy_index": i,
                                              **row, **stamp})

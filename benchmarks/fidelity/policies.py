@@ -11,13 +11,15 @@ import random
 import torch
 
 
-def draw_policies(count: int, groups: list[str], seed: int = 0) -> list:
-    """``count`` policies from adapt_random_search's distribution (the first is the hand-set one)."""
+def draw_policies(count: int, groups: list[str], seed: int = 0, base=None) -> list:
+    """``count`` policies from adapt_random_search's distribution around ``base`` (default the
+    hand-set policy; the first policy is ``base`` itself)."""
     from fewshot_kd.adapt.policy import HAND_SET
     from benchmarks.methods.adapt_random_search import _draw
 
     rng = random.Random(f"fewshot_kd.fidelity:{seed}")
-    return [HAND_SET] + [_draw(HAND_SET, rng, groups, HAND_SET.steps) for _ in range(count - 1)]
+    base = base or HAND_SET
+    return [base] + [_draw(base, rng, groups, base.steps) for _ in range(count - 1)]
 
 
 def _logit(p: float) -> float:

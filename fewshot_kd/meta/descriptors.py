@@ -27,13 +27,23 @@ PAIR_FEATURES = 4
 
 @dataclass
 class MaskGroup:
-    """A prunable channel group: its root layer, the ``(module, channel dim)`` whose outputs
-    it gates, and the indices of the layers whose MACs scale with its width."""
+    """A prunable group: ``root``, the name the deployed pruner's ``per_layer`` takes (a
+    conv's output channels, a transformer layer's ``attention.self`` heads or its
+    ``intermediate.dense`` FFN neurons); ``channels`` units of ``block`` outputs each (a
+    head is ``head_size`` outputs); the ``(module, dim)`` whose outputs it gates; the indices
+    of the layers whose MACs scale with its width; ``row``: the Conv2d / Linear layer whose
+    descriptor carries the group (default ``root``)."""
 
     root: str
     channels: int
     gated: tuple[tuple[str, int], ...]
     layers: tuple[int, ...] = ()
+    block: int = 1
+    row: str | None = None
+
+    @property
+    def layer(self) -> str:
+        return self.row or self.root
 
 
 @dataclass
@@ -97,8 +107,21 @@ def _layer_shapes(model: nn.Module, example) -> dict[str, int]:
 
 
 def find_groups(model: nn.Module, example) -> list[MaskGroup]:
-    """Prunable channel groups (the project's dependency graph); none for models it cannot
-    trace (e.g. text encoders, which are pruned by heads instead)."""
+    """Prunable groups: for BERT-style encoders the attention heads and the FFN neurons of
+    every layer (:mod:`fewshot_kd.prune.transformer`), else the channel groups of the
+    project's dependency graph; none for models it cannot trace."""
+    from fewshot_kd.prune.transformer import find_transformer_layers
+
+    names = {id(m): n for n, m in model.named_modules()}
+    layers = find_transformer_layers(model)
+    if layers:
+        groups = []
+        for layer in layers:
+            value, ffn = names[id(layer.value)], names[id(layer.ffn_in)]
+            groups.append(MaskGroup(layer.attention_name, layer.num_heads, ((value, 0),), block=layer.head_size,
+                                    row=value))
+            groups.append(MaskGroup(layer.ffn_name, layer.ffn_in.out_features, ((ffn, 0),)))
+        return groups
     if not isinstance(example, torch.Tensor):
         return []
     from fewshot_kd.prune.masks import find_mask_groups
@@ -160,14 +183,28 @@ class ModelStructure:
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def group_scores(model: nn.Module, example) -> dict[str, torch.Tensor]:
+    """The deployed pruner's scores per group root: head and FFN-neuron scores of BERT-style
+    layers (:func:`fewshot_kd.prune.transformer.head_scores` / ``ffn_scores``, ``"l1"``),
+    else :func:`fewshot_kd.prune.channel_scores`."""
+    from fewshot_kd.prune.transformer import ffn_scores, find_transformer_layers, head_scores
+
+    layers = find_transformer_layers(model)
+    if not layers:
+        from fewshot_kd.prune import channel_scores
+
+        return channel_scores(model, example)
+    with torch.no_grad():
+        return {**{l.attention_name: head_scores(l, "l1").float().cpu() for l in layers},
+                **{l.ffn_name: ffn_scores(l, "l1").float().cpu() for l in layers}}
+
+
 def model_structure(model: nn.Module, example) -> ModelStructure:
     macs = _layer_shapes(model, example)
     groups = find_groups(model, example)
     scores = {}
     if groups:
-        from fewshot_kd.prune import channel_scores
-
-        scores = channel_scores(model, example)
+        scores = group_scores(model, example)
         _group_layers(model, example, groups, macs)
     return ModelStructure(list(macs), macs, groups, scores)
 
@@ -182,7 +219,7 @@ def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[s
     modules = dict(model.named_modules())
     total_macs = max(sum(macs.values()), 1)
     total_params = max(sum(modules[n].weight.numel() for n in layers), 1)
-    roots = {g.root: i for i, g in enumerate(groups)}
+    roots = {g.layer: i for i, g in enumerate(groups)}
     sample = sample_inputs[:max_examples] if isinstance(sample_inputs, torch.Tensor) else list(sample_inputs)[:max_examples]
     prune_sens, quant_sens = _sensitivities(model, layers, groups, sample, structure.scores or None)
     prune_sens, quant_sens = _squash(prune_sens), _squash(quant_sens)
@@ -212,7 +249,7 @@ def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[s
         layers=layers,
         layer_features=torch.tensor(rows, dtype=torch.float32).reshape(len(layers), LAYER_FEATURES),
         groups=groups,
-        group_layer_index=[layers.index(g.root) for g in groups],
+        group_layer_index=[layers.index(g.layer) for g in groups],
         pairs=pairs,
         pair_features=_pair_features(model, example, [s for _, s in pairs]),
         layer_params=torch.tensor([float(modules[n].weight.numel()) for n in layers]),

@@ -19,10 +19,13 @@ import torch.nn as nn
 from fewshot_kd.augment import AUGMENTATIONS
 from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.data.episodes import EpisodeSampler
-from fewshot_kd.adapt._views import build_bank
+from fewshot_kd.adapt._views import augmented_copies, build_bank
+from fewshot_kd.adapt.policy import HAND_SET
 from fewshot_kd.distill import map_layers
 from fewshot_kd.errors import NotEnoughExamplesError
-from fewshot_kd.model_io import trainable_copy
+from fewshot_kd.measure import count_macs
+from fewshot_kd.model_io import model_device, to_device, trainable_copy
+from fewshot_kd.models.text import is_text_model
 from fewshot_kd.meta.descriptors import ModelDescription, ModelStructure, describe_model, model_structure, task_features
 from fewshot_kd.meta.pools import FamilyPools, family_pools
 from fewshot_kd.task_family import TaskFamily, build_teacher, find_task_family
@@ -44,7 +47,20 @@ class MetaFamily:
     structure: ModelStructure
     example: torch.Tensor
     pools: FamilyPools
+    student_macs: float = 1.0  # the student's MACs as a fraction of the teacher's, before pruning
     samplers: dict = field(default_factory=dict)
+
+    @property
+    def teacher_device(self) -> torch.device:
+        return model_device(self.teacher)
+
+    @property
+    def text(self) -> bool:
+        return is_text_model(self.teacher)
+
+    def student_budget(self, target_macs: float | None) -> float | None:
+        """A MACs budget given as a fraction of the teacher's, as a fraction of the student's."""
+        return None if target_macs is None else min(1.0, target_macs / self.student_macs)
 
     @property
     def name(self) -> str:
@@ -57,11 +73,10 @@ class MetaFamily:
 
 def load_family(name: str, ways: int, data_root=None, classes=None, progress: bool = False,
                 device: str | torch.device = "cpu") -> MetaFamily:
+    """Load task family ``name`` for meta-training. Image students start as the teacher;
+    a text family's student is the teacher cut to its target's ``layers`` (as adapt() derives
+    it), pruned by heads and FFN neurons, with no hint layers (adapt() distils text on logits)."""
     task = find_task_family(name)
-    if task.modality != "image":
-        raise NotImplementedError(
-            f"task family {task.name!r} is {task.modality}: meta-training episodes are built for image families "
-            f"(derived students pruned by channels); pass image families to --tasks")
     device = torch.device(device)
     teacher = build_teacher(task, data_root=data_root, progress=progress).eval().to(device)
     for p in teacher.parameters():
@@ -69,13 +84,27 @@ def load_family(name: str, ways: int, data_root=None, classes=None, progress: bo
     splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
     pools = family_pools(task, splits, data_root)
     train = splits[pools.episode_split].subset(pools.episode_indices, f"{task.dataset}/episode-pool")
+    return make_family(task, teacher, train, pools, ways, classes)
+
+
+def make_family(task: TaskFamily, teacher: nn.Module, train, pools: FamilyPools, ways: int, classes=None) -> MetaFamily:
+    """A :class:`MetaFamily` of a loaded, frozen ``teacher`` whose episodes draw from ``train``."""
+    device = model_device(teacher)
     present = sorted(set(train.labels.tolist()))
     chosen = tuple(present if classes is None else sorted(int(c) for c in classes))
+    example = to_device(train.input_batch(slice(0, 1)), device)
     student = trainable_copy(teacher)
-    example = train.input_batch(slice(0, 1)).to(device)
-    pairs = map_layers(teacher, student, "auto", example_inputs=example)
+    if is_text_model(teacher):
+        from fewshot_kd.models.text import truncate_layers
+
+        layers = (task.target or {}).get("layers")
+        student = truncate_layers(student, layers) if layers else student
+        pairs = []
+    else:
+        pairs = map_layers(teacher, student, "auto", example_inputs=example)
+    student_macs = count_macs(student, example) / count_macs(teacher, example)
     return MetaFamily(task, teacher, student, train, chosen, min(task.ways or ways, len(chosen)), pairs,
-                      model_structure(student, example), example, pools)
+                      model_structure(student, example), example, pools, student_macs=student_macs)
 
 
 @dataclass
@@ -94,6 +123,11 @@ class MetaEpisode:
     query_y: torch.Tensor
     description: ModelDescription
     task: torch.Tensor
+
+    @property
+    def budget_macs(self) -> float | None:
+        """The MACs target as a fraction of the (described) student's MACs."""
+        return self.family.student_budget(self.target_macs)
 
     def record(self) -> dict:
         return {"index": self.index, "family": self.family.name, "classes": list(self.classes), "shots": self.shots,
@@ -133,19 +167,27 @@ def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed
     target_macs = round(rng.uniform(*spec.macs_range), 3)
     target_bits = rng.choice(spec.bits)
     episode = _sampler(family, shots, spec.query_per_class, seed).sample(index)
-    device = family.example.device
-    generator = torch.Generator().manual_seed(rng.randrange(2**31))
-    augment = AUGMENTATIONS[family.task.augment]
-    views = [episode.support_x] + [augment(episode.support_x, None, generator) if augment else episode.support_x
-                                   for _ in range(spec.views - 1)]
-    support_x = torch.cat(views).to(device)
+    device = family.teacher_device
+    view_seed = rng.randrange(2**31)
+    support_x = to_device(_views(family, episode.support_x, spec.views, view_seed), device)
     support_y = episode.support_y.repeat(spec.views).to(device)
     # the teacher runs once over all views (adapt()'s view bank), logits cut to the episode's classes
-    bank = build_bank(family.teacher, support_x, support_y, [t for t, _ in family.pairs], batch_size=len(support_x))
+    bank = build_bank(family.teacher, support_x, support_y, [t for t, _ in family.pairs], batch_size=len(support_y))
     teacher_logits, teacher_features = bank.teacher_logits[:, list(episode.classes)], bank.teacher_features
-    description = describe_model(family.teacher, family.example, episode.support_x.to(device), family.pairs,
-                                 structure=family.structure).to(device)
-    task = task_features(shots, family.ways, target_macs, target_bits, text=False).to(device)
+    # sensitivities cost a forward per layer: fewer sentences keep text cheap (as MetaPolicy.decide)
+    description = describe_model(family.student, family.example, to_device(episode.support_x, device), family.pairs,
+                                 structure=family.structure, max_examples=16 if family.text else 64).to(device)
+    task = task_features(shots, family.ways, target_macs, target_bits, text=family.text).to(device)
     return MetaEpisode(family, index, shots, target_macs, target_bits, episode.classes, support_x, support_y,
-                       teacher_logits, teacher_features, episode.query_x.to(device), episode.query_y.to(device),
-                       description, task)
+                       teacher_logits, teacher_features, to_device(episode.query_x, device),
+                       episode.query_y.to(device), description, task)
+
+
+def _views(family: MetaFamily, inputs, views: int, seed: int):
+    """The shots and ``views - 1`` augmented copies: the family's image augmentation, or
+    adapt()'s word dropout for text."""
+    if family.text:
+        return augmented_copies(inputs, views, None, False, HAND_SET.text_word_dropout, seed)
+    generator = torch.Generator().manual_seed(seed)
+    augment = AUGMENTATIONS[family.task.augment]
+    return torch.cat([inputs] + [augment(inputs, None, generator) if augment else inputs for _ in range(views - 1)])

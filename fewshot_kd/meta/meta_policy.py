@@ -17,13 +17,14 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd._version import __version__
-from fewshot_kd.adapt.derive import _is_text
-from fewshot_kd.adapt.policy import HAND_SET, Policy
+from fewshot_kd.adapt.policy import HAND_SET, HAND_SET_TEXT, Policy
 from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
 from fewshot_kd.meta.descriptors import describe_model, task_features
 from fewshot_kd.meta.policy_net import PolicyNet
+from fewshot_kd.measure import count_macs
 from fewshot_kd.model_io import trainable_copy
+from fewshot_kd.models.text import is_text_model, truncate_layers
 
 KIND = "fewshot_kd.meta_policy"
 FORMAT_VERSION = 1
@@ -110,10 +111,12 @@ class MetaPolicy:
         derived from it when ``None``) at ``target`` from the labelled ``shots``."""
         from fewshot_kd.distill import map_layers
 
-        text = _is_text(teacher)
+        text = is_text_model(teacher)
         subject = trainable_copy(teacher if student is None else student)
+        if student is None and text and target.layers:
+            subject = truncate_layers(subject, target.layers)  # what adapt() derives, then prunes
         example = shots.input_batch(slice(0, 1))
-        pairs = [] if text or (student is not None and _is_text(student)) else \
+        pairs = [] if text or (student is not None and is_text_model(student)) else \
             map_layers(teacher, subject, self.base.feature_layers, example_inputs=example)
         with torch.enable_grad():
             # sensitivities cost one forward per layer: fewer sentences keep that cheap for text encoders
@@ -121,8 +124,13 @@ class MetaPolicy:
         k = len(shots) // shots.num_classes
         derived_macs = target.macs if student is None else None
         task = task_features(k, shots.num_classes, derived_macs, target.bits, text)
-        decisions = self.net(desc, task, derived_macs, target.bits)
+        # the budget is a fraction of the teacher's MACs; the network prunes the described model
+        budget = None if derived_macs is None else \
+            min(1.0, derived_macs * count_macs(teacher, example) / count_macs(subject, example))
+        decisions = self.net(desc, task, budget, target.bits)
         ratios = {g.root: round(float(r), 4) for g, r in zip(desc.groups, decisions.ratios)}
+        # the inner loop steps text students from the text hand-set rate (InnerConfig.text_lr)
+        base_lr = HAND_SET_TEXT.lr if text else self.base.lr
         bits = allocate_bits(decisions.p8.tolist(), desc.layer_params.tolist(), target.bits) if target.bits else []
         # the inner loop steps every layer at base lr x inner_lr_scale x layer scale: so does adapt()
         policy = replace(
@@ -133,10 +141,8 @@ class MetaPolicy:
             feature_weight=round(float(decisions.feature_weight), 4),
             layer_weights=tuple(round(float(w), 4) for w in decisions.pair_weights) if pairs else None,
             per_layer_prune=ratios if derived_macs is not None else {},
-            lr=float(self.base.lr * decisions.inner_lr_scale) if not text else self.base.lr,
-            # a text student cut from the teacher renumbers its layers: per-layer scales would not line up
-            layer_lr_scale={} if text and student is None else
-            {n: round(float(s), 4) for n, s in zip(desc.layers, decisions.lr_scale)},
+            lr=float(base_lr * decisions.inner_lr_scale),
+            layer_lr_scale={n: round(float(s), 4) for n, s in zip(desc.layers, decisions.lr_scale)},
             per_layer_bits={n: b for n, b in zip(desc.layers, bits)} if bits and min(bits) < target.bits else {},
         )
         info = {"predicted_macs_fraction": float(decisions.macs_fraction), "expected_bits": float(decisions.avg_bits),

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from fewshot_kd.adapt._views import ViewBank
-from fewshot_kd.adapt.policy import HAND_SET
+from fewshot_kd.adapt.policy import HAND_SET, HAND_SET_TEXT
 from fewshot_kd.distill.loop import Distillee, LoopSpec, recalibrate_batchnorm_, run_distillation
 from fewshot_kd.distill.objective import ObjectiveWeights
 from fewshot_kd.meta.episodes import MetaEpisode
@@ -32,8 +32,8 @@ PREFIX = "student."
 
 @dataclass(frozen=True)
 class InnerConfig:
-    """``steps`` deployed-loop steps per episode at adapt()'s learning rate, batch size and
-    weight decay; ``order``: ``"truncated"`` (second order through the last ``truncate``
+    """``steps`` deployed-loop steps per episode at adapt()'s learning rate (``text_lr`` for
+    text students), batch size and weight decay; ``order``: ``"truncated"`` (second order through the last ``truncate``
     steps), ``"second"`` (through all) or ``"first"`` (none: the loss's hyperparameters then
     get no meta-gradient). ``batchnorm="train"`` is adapt()'s handling (batch statistics in
     the loop, then recalibrated on the views; the statistics carry no meta-gradient);
@@ -43,6 +43,7 @@ class InnerConfig:
 
     steps: int = 60
     lr: float = HAND_SET.lr
+    text_lr: float = HAND_SET_TEXT.lr
     batch_size: int = HAND_SET.batch_size
     weight_decay: float = HAND_SET.weight_decay
     order: str = "truncated"
@@ -117,10 +118,10 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     (called on the episode) or fixed :class:`Decisions` (e.g. a hand-set policy's)."""
     desc = episode.description
     decisions = net_or_decisions if isinstance(net_or_decisions, Decisions) else \
-        net_or_decisions(desc, episode.task, episode.target_macs, episode.target_bits)
+        net_or_decisions(desc, episode.task, episode.budget_macs, episode.target_bits)
     student = episode.family.student
     model = Distillee(student, _adaptors(student, desc, decisions.ratios, episode.index))
-    model.to(episode.support_x.device)
+    model.to(episode.support_y.device)
     params = dict(model.named_parameters())
     buffers = {n: b.clone() for n, b in model.named_buffers()}
     quantiles = channel_quantiles({k[len(PREFIX):]: v for k, v in params.items() if k.startswith(PREFIX)},
@@ -133,8 +134,10 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
 
     bank = ViewBank(episode.support_x, episode.support_y, episode.teacher_logits, list(episode.teacher_features))
     weights = ObjectiveWeights(decisions.temperature, decisions.alpha, decisions.feature_weight, decisions.pair_weights)
-    spec = LoopSpec(config.steps, config.lr, config.batch_size, config.weight_decay, eps=config.adam_eps)
+    lr = config.text_lr if episode.family.text else config.lr  # adapt()'s hand-set lr for the modality
+    spec = LoopSpec(config.steps, lr, config.batch_size, config.weight_decay, eps=config.adam_eps)
     model.train(config.batchnorm == "train")
+    torch.manual_seed(episode.index)  # dropout (text encoders) draws the same masks for every policy
     adapted = run_distillation(model, params, bank, weights, layers, spec, lr_scales(model, desc, decisions),
                                seed=episode.index, buffers=buffers, differentiable_steps=config.differentiable_steps,
                                compress=gates if desc.groups else None, classes=classes)
@@ -145,7 +148,7 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     model.eval()
     query_logits = functional_call(model, {**recalibrated, **compressed}, (episode.query_x,))[:, classes]
     query_ce = F.cross_entropy(query_logits, episode.query_y)
-    over_macs = F.relu(decisions.macs_fraction - episode.target_macs) if desc.groups else query_ce.new_zeros(())
+    over_macs = F.relu(decisions.macs_fraction - episode.budget_macs) if desc.groups else query_ce.new_zeros(())
     over_bits = F.relu(decisions.avg_bits - episode.target_bits) / 8 if episode.target_bits else query_ce.new_zeros(())
     penalty = config.budget_weight * (over_macs.pow(2) + over_bits.pow(2))
     loss = query_ce + penalty

@@ -4,7 +4,8 @@ Meta-training's query loss should measure how a compressed student generalises, 
 never draw from images the teacher trained on:
 
 * a recipe teacher trains on its recipe's teacher pool of the train split; the recipe's
-  ``holdout`` (a seeded, stratified fraction of train) is the episode pool;
+  ``holdout`` (a seeded, stratified fraction of train) is the episode pool, or, for a recipe
+  capped at ``max_train_examples`` (the text teachers), every train example beyond the cap;
 * a pretrained teacher saw its whole train split, so the family's ``episodes`` names
   another split and the deployed-evaluation images to leave out of it: ``"<split>"`` (all
   of that split) or ``"<split>:<n>"`` (its stratified ``n``-image subset, seed 0, the one
@@ -66,6 +67,16 @@ def _episode_record(split: str, indices: torch.Tensor, labels: torch.Tensor, num
             "indices_sha256": indices_digest(indices)}
 
 
+def _capped_pools(labels: torch.Tensor, limit: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A recipe capped at ``limit`` examples trains on the stratified subset the teacher store
+    draws (:func:`~fewshot_kd.data._split.stratified_cap_indices`, same seed); the rest of the
+    train split is never seen by the teacher."""
+    teacher = stratified_cap_indices(labels, limit, seed)
+    keep = torch.ones(len(labels), dtype=torch.bool)
+    keep[teacher] = False
+    return teacher, torch.nonzero(keep).flatten()
+
+
 def family_pools(task: TaskFamily, splits: Mapping[str, LabelledDataset], data_root=None) -> FamilyPools:
     """The teacher and episode pools of ``task`` over its loaded ``splits``."""
     record = {"family": task.name, "dataset": task.dataset}
@@ -73,13 +84,19 @@ def family_pools(task: TaskFamily, splits: Mapping[str, LabelledDataset], data_r
         from fewshot_kd.teachers.recipe import get_recipe
 
         recipe = get_recipe(task.teacher["recipe"])
-        if recipe.holdout is None or task.episodes:
+        capped = recipe.holdout is None and recipe.max_train_examples is not None
+        if (recipe.holdout is None and not capped) or task.episodes:
             raise FewShotKDError(
-                f"task {task.name}: a recipe teacher's episode pool is its recipe's holdout; recipe {recipe.name!r} "
-                f"needs holdout={{'fraction': f, 'seed': s}} and the task no 'episodes' entry (got {task.episodes})")
+                f"task {task.name}: a recipe teacher's episode pool is its recipe's holdout (or the train examples "
+                f"beyond its max_train_examples); recipe {recipe.name!r} needs holdout={{'fraction': f, 'seed': s}} "
+                f"or max_train_examples, and the task no 'episodes' entry (got {task.episodes})")
         train = splits["train"]
-        teacher, episodes = recipe.pools(train.labels)
-        seed, fraction = int(recipe.holdout["seed"]), float(recipe.holdout["fraction"])
+        if capped:
+            teacher, episodes = _capped_pools(train.labels, recipe.max_train_examples, recipe.train.seed)
+            seed, fraction = int(recipe.train.seed), len(episodes) / len(train)
+        else:
+            teacher, episodes = recipe.pools(train.labels)
+            seed, fraction = int(recipe.holdout["seed"]), float(recipe.holdout["fraction"])
         record["teacher"] = {"source": f"recipe:{recipe.name}", "split": "train", "seed": seed,
                              "fraction": round(1 - fraction, 4), "count": len(teacher),
                              "indices_sha256": indices_digest(teacher)}

@@ -9,7 +9,10 @@ prune ratio and ``d = min(1/2, 2 sqrt(sharpness))``: the channels ranked below `
 them); as the sharpness goes to 0, ``d`` goes to 0 while ``d / sharpness`` grows, so the gates
 become exactly that 0/1 mask. Gates multiply the *outputs* of the modules the group emits,
 written into their parameters (BatchNorm weight and bias, or the conv / linear weight and
-bias), so the model runs through ``torch.func.functional_call`` unchanged. Bits: a layer's
+bias), so the model runs through ``torch.func.functional_call`` unchanged. A transformer's
+attention head is gated on its rows of the value projection (its context is then zero, as if
+its columns of the output projection were removed), an FFN neuron on its row of
+``intermediate.dense`` (GELU(0) = 0). Bits: a layer's
 weight is the mixture ``p8 * Q8(w) + (1 - p8) * Q4(w)`` of the deployed per-channel minmax
 quantizer with a straight-through gradient (:func:`fewshot_kd.quant.fake.quantize_weight_ste`).
 """
@@ -38,9 +41,9 @@ def channel_quantiles(params: dict[str, torch.Tensor], groups, scores: dict[str,
     pruner ranks by) or, without ``scores``, by the L1 norm of the root's weight alone."""
     out = []
     for g in groups:
-        weight = params[f"{g.root}.weight"]
+        weight = params[f"{g.layer}.weight"]
         if scores is None:
-            score = weight.detach().abs().reshape(weight.shape[0], -1).sum(1)
+            score = weight.detach().abs().reshape(g.channels, -1).sum(1)
         else:
             score = scores[g.root]
             if score.numel() != g.channels:
@@ -72,6 +75,8 @@ def gate_params(params: dict[str, torch.Tensor], groups, ratios: torch.Tensor, q
     offset = gate_offset(sharpness)
     for g, ratio, ranks in zip(groups, ratios, quantiles):
         gate = torch.sigmoid((ranks + offset - ratio * ranks.numel()) / sharpness)
+        if g.block > 1:  # one gate per head covers its head_size outputs
+            gate = gate.repeat_interleave(g.block)
         for module, _ in g.gated:
             for suffix in ("weight", "bias"):
                 key = f"{module}.{suffix}"

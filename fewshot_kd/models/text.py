@@ -36,6 +36,7 @@ __all__ = [
     "TextClassifier",
     "TextFeatures",
     "encoder_layers",
+    "is_text_model",
     "layer_indices",
     "mean_pool",
     "minilm_classifier",
@@ -47,6 +48,11 @@ __all__ = [
     "tiny_transformer",
     "truncate_layers",
 ]
+
+
+def is_text_model(model) -> bool:
+    """Whether ``model`` reads text: a tokenizer-owning encoder such as :class:`TextClassifier`."""
+    return hasattr(model, "tokenize") and hasattr(model, "encoder")
 
 
 def truncate_layers(model: TextClassifier, keep: Sequence[int] | str = "last 3") -> TextClassifier:
