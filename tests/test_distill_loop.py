@@ -133,3 +133,13 @@ def test_adapt_and_the_meta_inner_loop_run_the_same_objective_on_the_same_batche
              feature_weight=2.0, layer_weights=decisions.pair_weights.tolist(), seed=episode.index, progress=False)
     assert len(meta_losses) == steps and len(seen) == steps
     assert meta_losses == pytest.approx(seen, rel=1e-4)
+
+
+def test_the_loop_leaves_embedding_tables_alone():
+    from fewshot_kd.distill.loop import distilled_parameters
+
+    model = torch.nn.Sequential(torch.nn.Embedding(50, 8), torch.nn.Linear(8, 3))
+    model[1].bias.requires_grad_(False)
+    assert list(distilled_parameters(model)) == ["1.weight"]  # no embedding table, nothing frozen by the caller
+    wrapped = Distillee(model)
+    assert list(distilled_parameters(wrapped)) == ["student.1.weight"]

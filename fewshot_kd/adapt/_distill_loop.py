@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from fewshot_kd.adapt._views import UNLABELLED, ViewBank
 from fewshot_kd.distill import FeatureCapture, HintLoss
-from fewshot_kd.distill.loop import Distillee, LoopSpec, run_distillation
+from fewshot_kd.distill.loop import Distillee, LoopSpec, distilled_parameters, run_distillation
 from fewshot_kd.distill.objective import ObjectiveWeights
 from fewshot_kd.progress import format_metrics, progress_bar
 from fewshot_kd.training import check_finite
@@ -28,7 +28,7 @@ def layer_lr_scales(student: nn.Module, layer_lr_scale: dict, prefix: str = "stu
     """Per trainable parameter of ``student`` (named with ``prefix``), the multiplier of the
     base learning rate: ``layer_lr_scale[layer]`` for a layer it names, else 1."""
     return {prefix + name: float(layer_lr_scale.get(name.rpartition(".")[0], 1.0))
-            for name, p in student.named_parameters() if p.requires_grad}
+            for name in distilled_parameters(student)}
 
 
 def distill_(
@@ -57,7 +57,7 @@ def distill_(
     hint = build_hint_loss(student, bank, student_layers, layer_weights) if feature_weight > 0 else None
     layers = student_layers if hint is not None else []
     model = Distillee(student, hint.adaptors if hint is not None else ())
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    params = distilled_parameters(model)
     scales = layer_lr_scales(student, layer_lr_scale or {})
     weights = ObjectiveWeights(temperature, alpha, feature_weight if hint is not None else 0.0,
                                hint.layer_weights if hint is not None else None)

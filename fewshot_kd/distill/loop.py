@@ -42,6 +42,15 @@ class Distillee(nn.Module):
         return self.student(inputs)
 
 
+def distilled_parameters(model: nn.Module) -> Params:
+    """The parameters the loop trains: every trainable one except embedding tables
+    (``nn.Embedding``: a text student's token and position vectors). A few shots touch a
+    handful of tokens, and Adam's L2 weight decay would move every unseen token's vector on
+    every step."""
+    frozen = {f"{n}.weight" if n else "weight" for n, m in model.named_modules() if isinstance(m, nn.Embedding)}
+    return {n: p for n, p in model.named_parameters() if p.requires_grad and n not in frozen}
+
+
 @dataclass(frozen=True)
 class LoopSpec:
     """``steps`` Adam steps at ``lr`` (cosine to 0) on batches of ``batch_size`` rows."""

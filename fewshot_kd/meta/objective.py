@@ -20,7 +20,7 @@ from torch.func import functional_call
 
 from fewshot_kd.adapt._views import ViewBank
 from fewshot_kd.adapt.policy import HAND_SET, HAND_SET_TEXT
-from fewshot_kd.distill.loop import Distillee, LoopSpec, recalibrate_batchnorm_, run_distillation
+from fewshot_kd.distill.loop import Distillee, LoopSpec, distilled_parameters, recalibrate_batchnorm_, run_distillation
 from fewshot_kd.distill.objective import ObjectiveWeights
 from fewshot_kd.meta.episodes import MetaEpisode
 from fewshot_kd.meta.policy_net import Decisions
@@ -122,8 +122,9 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     student = episode.family.student
     model = Distillee(student, _adaptors(student, desc, decisions.ratios, episode.index))
     model.to(episode.support_y.device)
-    params = dict(model.named_parameters())
-    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    params = distilled_parameters(model)
+    fixed = {n: p.detach() for n, p in model.named_parameters() if n not in params}  # embedding tables
+    buffers = {**fixed, **{n: b.clone() for n, b in model.named_buffers()}}
     quantiles = channel_quantiles({k[len(PREFIX):]: v for k, v in params.items() if k.startswith(PREFIX)},
                                   desc.groups, getattr(episode.family.structure, "scores", None))
     classes = list(episode.classes)
