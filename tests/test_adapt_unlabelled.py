@@ -3,7 +3,7 @@ import torch
 
 from fewshot_kd import Policy, adapt, create_model
 from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objective
-from fewshot_kd.adapt._views import UNLABELLED, add_unlabelled
+from fewshot_kd.distill.views import UNLABELLED, add_unlabelled
 from fewshot_kd.distill import kd_loss, soft_target_kl
 from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
 

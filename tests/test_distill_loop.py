@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.adapt._distill_loop import distill_
-from fewshot_kd.adapt._views import ViewBank
+from fewshot_kd.distill.views import ViewBank
 from fewshot_kd.distill import kd_loss
 from fewshot_kd.distill.loop import Distillee, LoopSpec, batch_schedule, run_distillation
 from fewshot_kd.distill.objective import UNLABELLED, ObjectiveWeights, distillation_objective

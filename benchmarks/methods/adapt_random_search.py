@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from fewshot_kd.adapt import adapt
-from fewshot_kd.adapt._views import make_views
+from fewshot_kd.distill.views import make_views
 from fewshot_kd.meta.descriptors import find_groups
 from fewshot_kd.model_io import trainable_copy
 

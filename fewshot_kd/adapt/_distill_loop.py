@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from fewshot_kd.adapt._views import UNLABELLED, ViewBank
+from fewshot_kd.distill.views import UNLABELLED, ViewBank
 from fewshot_kd.distill import FeatureCapture, HintLoss
 from fewshot_kd.distill.loop import Distillee, LoopSpec, distilled_parameters, run_distillation
 from fewshot_kd.distill.objective import ObjectiveWeights

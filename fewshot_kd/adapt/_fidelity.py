@@ -8,7 +8,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from fewshot_kd.adapt._views import augmented_copies
+from fewshot_kd.distill.views import augmented_copies
 from fewshot_kd.data.dataset import LabelledDataset
 
 HELDOUT_SEED = 104_729  # added to the seed: augmentations distillation never drew

@@ -15,7 +15,7 @@ from fewshot_kd.adapt._distill_loop import agreement, distill_
 from fewshot_kd.distill.loop import recalibrate_batchnorm_
 from fewshot_kd.adapt._fidelity import heldout_agreement
 from fewshot_kd.adapt._preflight import preflight
-from fewshot_kd.adapt._views import add_unlabelled, append_soft_only, build_bank, make_views, mixed_views
+from fewshot_kd.distill.views import add_unlabelled, append_soft_only, build_bank, make_views, mixed_views
 from fewshot_kd.adapt.derive import distilled_layers
 from fewshot_kd.adapt.export import export_student, quantize_for_export_
 from fewshot_kd.adapt.policy import Policy, hand_set_for

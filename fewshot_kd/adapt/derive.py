@@ -13,10 +13,7 @@ from fewshot_kd.adapt.target import Target
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.measure import count_macs, count_params
 from fewshot_kd.model_io import trainable_copy
-
-
-def _is_text(model: nn.Module) -> bool:
-    return hasattr(model, "tokenize") and hasattr(model, "encoder")
+from fewshot_kd.models.text import is_text_model
 
 
 def _shot_batches(shots: LabelledDataset, batch_size: int = 64) -> list:
@@ -35,7 +32,7 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
     example = shots.input_batch(slice(0, 1))
     student = trainable_copy(teacher).eval()
     decisions: dict = {"derived_from_teacher": True}
-    if _is_text(teacher) and target.layers:
+    if is_text_model(teacher) and target.layers:
         from fewshot_kd.models.text import truncate_layers
 
         student = truncate_layers(student, keep=target.layers)
@@ -108,7 +105,7 @@ def distilled_layers(teacher: nn.Module, student: nn.Module, policy: Policy, exa
     """Teacher/student layer pairs for block-wise feature distillation (none for text)."""
     from fewshot_kd.distill import map_layers
 
-    if policy.feature_weight <= 0 or _is_text(teacher) or _is_text(student):
+    if policy.feature_weight <= 0 or is_text_model(teacher) or is_text_model(student):
         return []
     with torch.no_grad():
         return map_layers(teacher, student, policy.feature_layers, example_inputs=example)

@@ -19,7 +19,7 @@ import torch.nn as nn
 from fewshot_kd.augment import AUGMENTATIONS
 from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.data.episodes import EpisodeSampler
-from fewshot_kd.adapt._views import augmented_copies, build_bank
+from fewshot_kd.distill.views import augmented_copies, build_bank
 from fewshot_kd.adapt.policy import HAND_SET
 from fewshot_kd.distill import map_layers
 from fewshot_kd.errors import NotEnoughExamplesError

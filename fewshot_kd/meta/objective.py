@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from fewshot_kd.adapt._views import ViewBank
+from fewshot_kd.distill.views import ViewBank
 from fewshot_kd.adapt.policy import HAND_SET, HAND_SET_TEXT
 from fewshot_kd.distill.loop import Distillee, LoopSpec, distilled_parameters, recalibrate_batchnorm_, run_distillation
 from fewshot_kd.distill.objective import ObjectiveWeights
