@@ -23,7 +23,7 @@ from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
 from fewshot_kd.meta.descriptors import describe_model, task_features
 from fewshot_kd.meta.policy_net import PolicyNet
 from fewshot_kd.measure import count_macs
-from fewshot_kd.model_io import trainable_copy
+from fewshot_kd.model_io import model_device, to_device, trainable_copy
 from fewshot_kd.models.text import is_text_model, truncate_layers
 
 KIND = "fewshot_kd.meta_policy"
@@ -115,19 +115,22 @@ class MetaPolicy:
         subject = trainable_copy(teacher if student is None else student)
         if student is None and text and target.layers:
             subject = truncate_layers(subject, target.layers)  # what adapt() derives, then prunes
-        example = shots.input_batch(slice(0, 1))
+        device = model_device(teacher)  # the shots are on the CPU; the teacher may be on a GPU
+        example = to_device(shots.input_batch(slice(0, 1)), device)
         pairs = [] if text or (student is not None and is_text_model(student)) else \
             map_layers(teacher, subject, self.base.feature_layers, example_inputs=example)
         with torch.enable_grad():
             # sensitivities cost one forward per layer: fewer sentences keep that cheap for text encoders
-            desc = describe_model(subject, example, shots.all_inputs(), pairs, max_examples=16 if text else 64)
+            desc = describe_model(subject, example, to_device(shots.all_inputs(), device), pairs,
+                                  max_examples=16 if text else 64)
         k = len(shots) // shots.num_classes
         derived_macs = target.macs if student is None else None
         task = task_features(k, shots.num_classes, derived_macs, target.bits, text)
         # the budget is a fraction of the teacher's MACs; the network prunes the described model
         budget = None if derived_macs is None else \
             min(1.0, derived_macs * count_macs(teacher, example) / count_macs(subject, example))
-        decisions = self.net(desc, task, budget, target.bits)
+        here = model_device(self.net)
+        decisions = self.net(desc.to(here), task.to(here), budget, target.bits)
         ratios = {g.root: round(float(r), 4) for g, r in zip(desc.groups, decisions.ratios)}
         # the inner loop steps text students from the text hand-set rate (InnerConfig.text_lr)
         base_lr = HAND_SET_TEXT.lr if text else self.base.lr

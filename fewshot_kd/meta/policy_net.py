@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from fewshot_kd.adapt.policy import HAND_SET
 from fewshot_kd.meta.descriptors import LAYER_FEATURES, PAIR_FEATURES, TASK_FEATURES, ModelDescription
+from fewshot_kd.meta.precision import fp32, full_precision
 from fewshot_kd.meta.relax import BIT_CHOICES, expected_bits, project_ratios
 
 
@@ -89,8 +90,15 @@ class PolicyNet(nn.Module):
 
     def forward(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
                 target_bits: float | None = None, max_ratio: float = 0.9) -> Decisions:
+        """The decisions for ``desc`` under ``task``, computed in fp32 even inside autocast."""
+        device = self.layer[0].weight.device
+        with full_precision(device):
+            return self._decide(desc, fp32(task.to(device)), target_macs, target_bits, max_ratio)
+
+    def _decide(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
+                target_bits: float | None, max_ratio: float) -> Decisions:
         L = desc.layer_features.shape[0]
-        h = self.layer(torch.cat([desc.layer_features, task.expand(L, -1)], 1))
+        h = self.layer(torch.cat([fp32(desc.layer_features), task.expand(L, -1)], 1))
         per_layer = self.layer_head(h)
         preferences = per_layer[desc.group_layer_index, 0] if desc.groups else per_layer.new_zeros(0)
         if target_macs is None or not desc.groups:
@@ -99,7 +107,7 @@ class PolicyNet(nn.Module):
             ratios = project_ratios(preferences, desc.macs_fraction, target_macs, max_ratio)
         P = desc.pair_features.shape[0]
         if P:
-            pair_weights = F.softplus(self.pair_head(self.pair(torch.cat([desc.pair_features, task.expand(P, -1)], 1)))).squeeze(1)
+            pair_weights = F.softplus(self.pair_head(self.pair(torch.cat([fp32(desc.pair_features), task.expand(P, -1)], 1)))).squeeze(1)
         else:
             pair_weights = per_layer.new_zeros(0)
         g = self.global_head(self.global_(torch.cat([h.mean(0), task])))
@@ -113,6 +121,6 @@ class PolicyNet(nn.Module):
             alpha=torch.sigmoid(g[1]),
             feature_weight=F.softplus(g[2]),
             inner_lr_scale=torch.exp(2.0 * torch.tanh(g[3] / 2.0)),
-            macs_fraction=desc.macs_fraction(ratios) if desc.groups else torch.tensor(1.0),
+            macs_fraction=desc.macs_fraction(ratios) if desc.groups else per_layer.new_tensor(1.0),
             avg_bits=expected_bits(p8, desc.layer_params),
         )

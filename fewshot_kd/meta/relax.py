@@ -24,6 +24,7 @@ from typing import Callable
 
 import torch
 
+from fewshot_kd.meta.precision import fp32, full_precision
 from fewshot_kd.quant.fake import quantize_weight_ste as quantize_weight  # noqa: F401  (re-exported)
 
 BIT_CHOICES = (4, 8)
@@ -105,26 +106,34 @@ def project_ratios(preferences: torch.Tensor, macs_fraction: Callable[[torch.Ten
     """Per-group prune ratios ``max_ratio * sigmoid(z + b)`` with the shift ``b`` bisected so
     that ``macs_fraction(ratios) == target``. Gradients to the preferences ``z`` follow the
     implicit function (one Newton step from the bisected ``b``, slope held constant).
-    Where the target cannot be met every ratio saturates at ``max_ratio``."""
+    Where the target cannot be met every ratio saturates at ``max_ratio``.
+
+    Runs in fp32 with autocast off (the slope's step of 1e-3 is below bf16's resolution), and
+    never reads a value back to the host: the bisection selects with ``torch.where``."""
     if preferences.numel() == 0:
         return preferences
+    with full_precision(preferences.device):
+        return _project(fp32(preferences), macs_fraction, target, max_ratio, iters)
+
+
+def _project(preferences: torch.Tensor, macs_fraction, target: float, max_ratio: float, iters: int) -> torch.Tensor:
     z = preferences.detach()
 
     def frac(b: torch.Tensor, prefs: torch.Tensor = z) -> torch.Tensor:
         return macs_fraction(max_ratio * torch.sigmoid(prefs + b))
 
-    lo, hi = torch.tensor(-30.0, device=z.device), torch.tensor(30.0, device=z.device)
+    lo = torch.tensor(-30.0, device=z.device)
+    hi = torch.tensor(30.0, device=z.device)
     with torch.no_grad():
         for _ in range(iters):
             mid = (lo + hi) / 2
-            if frac(mid) > target:
-                lo = mid
-            else:
-                hi = mid
+            above = frac(mid) > target
+            lo, hi = torch.where(above, mid, lo), torch.where(above, hi, mid)
         b0 = (lo + hi) / 2
         eps = 1e-3
         slope = (frac(b0 + eps) - frac(b0 - eps)) / (2 * eps)
-    if slope.abs() < 1e-8:
-        return max_ratio * torch.sigmoid(preferences + b0)
-    b = b0 - (frac(b0, preferences) - target) / slope
+        usable = slope.abs() >= 1e-8  # else the target cannot be met: no Newton step, no gradient
+        safe_slope = torch.where(usable, slope, torch.ones_like(slope))
+    newton = b0 - (frac(b0, preferences) - target) / safe_slope
+    b = torch.where(usable, newton, b0)
     return max_ratio * torch.sigmoid(preferences + b)

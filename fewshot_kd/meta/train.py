@@ -46,6 +46,7 @@ def meta_gradient(net: PolicyNet, families, config: MetaTrainConfig, indices: li
     """Accumulate the mean meta-gradient of episodes ``indices`` into ``net``'s ``.grad``
     (this rank's share, all-reduced over ranks); returns the mean metrics."""
     totals = [0.0] * len(METRICS)
+    # bf16 for the student on CUDA; PolicyNet and the budget projection switch it off (fp32)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     episode_loss = INNER_BACKENDS.get(config.backend)
     for index in my_episodes(indices, rank, world):
@@ -70,8 +71,7 @@ def meta_train(config: MetaTrainConfig, out_dir: str | Path, *, resume: bool = F
     policy adapt() reads) and ``checkpoint.pt`` into ``out_dir``. ``stop_after`` ends after
     that many meta-steps (as if killed), for resume tests."""
     out_dir = Path(out_dir)
-    device = torch.device(device)
-    rank, world = init_from_env(device)
+    rank, world, device = init_from_env(device)  # on CUDA: cuda:LOCAL_RANK under torchrun
     torch.manual_seed(config.seed)
     net = PolicyNet(config.hidden).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.outer_lr)
