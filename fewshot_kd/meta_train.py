@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--meta-batch", type=int, default=DEFAULTS.meta_batch, help="episodes per meta-gradient step")
     p.add_argument("--shots", type=_ints, default=DEFAULTS.shots, help="K values episodes draw from, e.g. 5,10,20")
     p.add_argument("--ways", type=int, default=DEFAULTS.ways)
+    p.add_argument("--query-per-class", type=int, default=DEFAULTS.query_per_class, help="query examples per class and episode")
+    p.add_argument("--views", type=int, default=DEFAULTS.views, help="augmented views per support shot")
     p.add_argument("--inner-steps", type=int, default=DEFAULTS.inner_steps)
     p.add_argument("--inner-lr", type=float, default=DEFAULTS.inner_lr)
     p.add_argument("--outer-lr", type=float, default=DEFAULTS.outer_lr)
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
 
     config = MetaTrainConfig(
         tasks=tuple(t for t in args.tasks.split(",") if t), episodes=args.episodes, meta_batch=args.meta_batch,
-        shots=args.shots, ways=args.ways, inner_steps=args.inner_steps, inner_lr=args.inner_lr,
+        shots=args.shots, ways=args.ways, query_per_class=args.query_per_class, views=args.views,
+        inner_steps=args.inner_steps, inner_lr=args.inner_lr,
         outer_lr=args.outer_lr, backend=args.backend, order=args.order, truncate=args.truncate, seed=args.seed,
         checkpoint_every=args.checkpoint_every)
     out = Path(args.out)
