@@ -1,0 +1,201 @@
+"""The prepared GPU check, at most 8 minutes on one GPU: ``python -m benchmarks.gpu_check``.
+
+Runs ``pytest -m gpu``; times one meta-step per inner-loop backend and order (fp32 and bf16
+autocast), meta-training episodes per second (``meta_gradient``, as ``meta_train`` runs it)
+and adapt() at K=10 on CIFAR-10 ResNet-56 (derived student, int8; the pretrained weights and
+CIFAR-10 from the library's data root); records peak GPU memory per part. Writes one JSON named
+after the device to ``benchmarks/results/gpu/``. A part that would start past ``--budget-s`` is
+skipped and says so. On a machine without CUDA it refuses (exit 2) unless ``--allow-cpu``, a
+smoke test of this script that writes only where ``--out`` says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+OUT = Path(__file__).resolve().parent / "results" / "gpu"
+NO_GPU = ("no CUDA device here: this check measures a GPU. Run it on a machine with one, or pass --allow-cpu "
+          "(with --out) for a smoke test of the script itself; its CPU figures are not GPU results")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.split("\n\n")[0])
+    p.add_argument("--allow-cpu", action="store_true", help="run without CUDA (smoke test of the script)")
+    p.add_argument("--out", default=None, help=f"folder for the JSON (default {OUT}; required with --allow-cpu)")
+    p.add_argument("--budget-s", type=float, default=480.0, help="skip parts that would start after this")
+    p.add_argument("--repeats", type=int, default=3, help="timed meta-steps per backend, order and precision")
+    p.add_argument("--episodes", type=int, default=8, help="episodes in the episodes-per-second meta-batch")
+    p.add_argument("--ways", type=int, default=5)
+    p.add_argument("--shots", type=int, default=10)
+    p.add_argument("--views", type=int, default=12)
+    p.add_argument("--inner-steps", type=int, default=60)
+    p.add_argument("--orders", default="first,truncated,second", help="inner-loop orders to time, comma-separated")
+    p.add_argument("--skip-pytest", action="store_true")
+    p.add_argument("--skip-adapt", action="store_true")
+    p.add_argument("--data-root", default=None)
+    return p.parse_args(argv)
+
+
+class Clock:
+    """Seconds since the start, against the budget."""
+
+    def __init__(self, budget: float) -> None:
+        self.start, self.budget = time.perf_counter(), budget
+
+    def left(self) -> float:
+        return self.budget - (time.perf_counter() - self.start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak(device: torch.device) -> int | None:
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def run_gpu_tests(timeout: float) -> dict:
+    """``pytest -m gpu``: its exit code and summary line."""
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"returncode": None, "summary": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    return {"returncode": done.returncode, "summary": lines[-1] if lines else done.stderr[-500:]}
+
+
+def _config(args, **overrides):
+    from fewshot_kd.meta.config import MetaTrainConfig
+
+    return MetaTrainConfig(ways=args.ways, shots=(args.shots,), views=args.views, inner_steps=args.inner_steps,
+                           **overrides)
+
+
+def time_meta_steps(args, family, device: torch.device, clock: Clock) -> list[dict]:
+    """Median milliseconds of one episode's meta-loss and backward per backend, order, precision."""
+    from fewshot_kd.meta.backends import INNER_BACKENDS
+    from fewshot_kd.meta.config import BACKENDS
+    from fewshot_kd.meta.episodes import make_episode
+    from fewshot_kd.meta.policy_net import PolicyNet
+
+    rows = []
+    orders = [o for o in args.orders.split(",") if o]
+    for backend, order, bf16 in [(b, o, p) for b in BACKENDS for o in orders for p in (False, True)]:
+        if clock.left() <= 0:
+            rows.append({"backend": backend, "order": order, "bf16": bf16, "skipped": "over the time budget"})
+            continue
+        config = _config(args, backend=backend, order=order)
+        net = PolicyNet(config.hidden).to(device)
+        _reset_peak(device)
+        times = []
+        for i in range(args.repeats + 1):  # the first is warm-up
+            episode = make_episode([family], i, config.episode_spec, config.seed)
+            _sync(device)
+            tick = time.perf_counter()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = INNER_BACKENDS.get(backend)(net, episode, config.inner)
+            loss.backward()
+            _sync(device)
+            if i:
+                times.append((time.perf_counter() - tick) * 1000)
+        rows.append({"backend": backend, "order": order, "bf16": bf16, "inner_steps": config.inner_steps,
+                     "median_ms": statistics.median(times), "repeats": args.repeats, "peak_bytes": _peak(device)})
+    return rows
+
+
+def episodes_per_second(args, family, device: torch.device) -> dict:
+    """One meta-batch of ``--episodes`` through ``meta_gradient`` (bf16 student on CUDA)."""
+    from fewshot_kd.meta.policy_net import PolicyNet
+    from fewshot_kd.meta.train import meta_gradient
+
+    config = _config(args, meta_batch=args.episodes)
+    families = [family]
+    net = PolicyNet(config.hidden).to(device)
+    meta_gradient(net, families, config, [0], device=device)  # warm-up
+    _reset_peak(device)
+    _sync(device)
+    tick = time.perf_counter()
+    meta_gradient(net, families, config, list(range(1, args.episodes + 1)), device=device)
+    _sync(device)
+    seconds = time.perf_counter() - tick
+    return {"episodes": args.episodes, "seconds": seconds, "episodes_per_second": args.episodes / seconds,
+            "order": config.order, "inner_steps": config.inner_steps, "peak_bytes": _peak(device)}
+
+
+def time_adapt(args, device: torch.device) -> dict:
+    """adapt() at K=10 on CIFAR-10 ResNet-56, derived student at half the MACs, int8."""
+    from fewshot_kd import adapt, create_model, load_dataset
+
+    teacher = create_model("cifar_resnet56", pretrained=True, data_root=args.data_root).eval()
+    data = load_dataset("cifar10", data_root=args.data_root)
+    _reset_peak(device)
+    tick = time.perf_counter()
+    result = adapt(teacher, None, shots=10, data=data, target={"macs": 0.5, "bits": 8}, device=device,
+                   eval_data={}, progress=False)
+    _sync(device)
+    return {"shots": 10, "target": {"macs": 0.5, "bits": 8}, "wall_seconds": time.perf_counter() - tick,
+            "adapt_seconds": result.report["adapt_seconds"], "stages": result.report["stages"],
+            "compression": result.report["compression"], "peak_bytes": _peak(device)}
+
+
+def _part(results: dict, name: str, clock: Clock, fn) -> None:
+    if clock.left() <= 0:
+        results[name] = {"skipped": "over the time budget"}
+        return
+    tick = time.perf_counter()
+    results[name] = fn()
+    print(f"{name}: {time.perf_counter() - tick:.1f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.allow_cpu:
+        print(f"error: {NO_GPU}", file=sys.stderr)
+        return 2
+    if not cuda and args.out is None:
+        print("error: --allow-cpu needs --out: CPU smoke results never go to benchmarks/results/gpu/", file=sys.stderr)
+        return 2
+    from fewshot_kd.files import write_json
+    from fewshot_kd.measure.environment import environment_info
+
+    device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+    name = torch.cuda.get_device_name(device) if cuda else "cpu (smoke test, not a GPU result)"
+    clock = Clock(args.budget_s)
+    results: dict = {"device": name, "cuda": cuda, "torch": torch.__version__, "environment": environment_info(),
+                     "settings": {k: v for k, v in vars(args).items() if k != "out"}}
+    if not args.skip_pytest:
+        _part(results, "pytest_gpu", clock, lambda: run_gpu_tests(max(clock.left() - 180, 60)))
+    from fewshot_kd.meta.episodes import load_family
+
+    family = load_family("digits", args.ways, args.data_root, progress=False, device=device)
+    _part(results, "meta_step", clock, lambda: time_meta_steps(args, family, device, clock))
+    _part(results, "meta_training", clock, lambda: episodes_per_second(args, family, device))
+    if not args.skip_adapt:
+        _part(results, "adapt_resnet56_k10", clock, lambda: time_adapt(args, device))
+    results["peak_bytes"] = _peak(device)
+    results["seconds"] = time.perf_counter() - clock.start
+    out = Path(args.out) if args.out is not None else OUT
+    path = write_json(out / f"{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_').lower()}.json", results)
+    print(f"wrote {path} ({results['seconds']:.0f} s)")
+    failed = results.get("pytest_gpu", {}).get("returncode") not in (None, 0, 5)  # 5: no test collected
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""benchmarks.gpu_check: refuses on a machine without CUDA, and (--allow-cpu, tiny settings)
+runs every timed part and writes one JSON naming the device."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmarks import gpu_check
+
+TINY = ["--skip-pytest", "--skip-adapt", "--repeats", "1", "--episodes", "1", "--ways", "3", "--shots", "5",
+        "--views", "2", "--inner-steps", "1", "--orders", "first"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_refuses_without_a_gpu(tmp_path, capsys):
+    assert gpu_check.main(TINY + ["--out", str(tmp_path)]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+    assert gpu_check.main(TINY + ["--allow-cpu"]) == 2  # never into benchmarks/results/gpu/ from a CPU
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_cpu_smoke_run_writes_every_part(tmp_path):
+    assert gpu_check.main(TINY + ["--allow-cpu", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["device"] and result["seconds"] > 0
+    rows = result["meta_step"]
+    assert {(r["order"], r["bf16"]) for r in rows} == {("first", False), ("first", True)}
+    assert all(r["median_ms"] > 0 for r in rows)
+    assert result["meta_training"]["episodes_per_second"] > 0
