@@ -88,10 +88,8 @@ def _config(args, **overrides):
 
 def time_meta_steps(args, family, device: torch.device, clock: Clock) -> list[dict]:
     """Median milliseconds of one episode's meta-loss and backward per backend, order, precision."""
-    from fewshot_kd.meta.backends import INNER_BACKENDS
+    from benchmarks.meta_inner_gpu import meta_step_times
     from fewshot_kd.meta.config import BACKENDS
-    from fewshot_kd.meta.episodes import make_episode
-    from fewshot_kd.meta.policy_net import PolicyNet
 
     rows = []
     orders = [o for o in args.orders.split(",") if o]
@@ -100,19 +98,8 @@ def time_meta_steps(args, family, device: torch.device, clock: Clock) -> list[di
             rows.append({"backend": backend, "order": order, "bf16": bf16, "skipped": "over the time budget"})
             continue
         config = _config(args, backend=backend, order=order)
-        net = PolicyNet(config.hidden).to(device)
         _reset_peak(device)
-        times = []
-        for i in range(args.repeats + 1):  # the first is warm-up
-            episode = make_episode([family], i, config.episode_spec, config.seed)
-            _sync(device)
-            tick = time.perf_counter()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss, _ = INNER_BACKENDS.get(backend)(net, episode, config.inner)
-            loss.backward()
-            _sync(device)
-            if i:
-                times.append((time.perf_counter() - tick) * 1000)
+        times = meta_step_times(family, config, device, bf16, args.repeats)
         rows.append({"backend": backend, "order": order, "bf16": bf16, "inner_steps": config.inner_steps,
                      "median_ms": statistics.median(times), "repeats": args.repeats, "peak_bytes": _peak(device)})
     return rows

@@ -29,21 +29,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_step(task: str, device: torch.device, backend: str, order: str, bf16: bool, repeats: int) -> dict:
-    config = MetaTrainConfig(tasks=(task,), backend=backend, order=order)
-    family = load_family(task, config.ways, device=device)
+def meta_step_times(family, config: MetaTrainConfig, device: torch.device, bf16: bool, repeats: int) -> list[float]:
+    """Milliseconds of each of ``repeats`` meta-steps (episode meta-loss and backward) after one
+    warm-up step, with ``config``'s backend and order, under bf16 autocast when ``bf16``."""
     net = PolicyNet(config.hidden).to(device)
-    episodes = [make_episode([family], i, config.episode_spec, config.seed) for i in range(repeats + 1)]
     times = []
-    for i, episode in enumerate(episodes):
+    for i in range(repeats + 1):
+        episode = make_episode([family], i, config.episode_spec, config.seed)
         _sync(device)
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, metrics = INNER_BACKENDS.get(backend)(net, episode, config.inner)
+            loss, _ = INNER_BACKENDS.get(config.backend)(net, episode, config.inner)
         loss.backward()
         _sync(device)
         if i:  # the first is warm-up
             times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def time_step(task: str, device: torch.device, backend: str, order: str, bf16: bool, repeats: int) -> dict:
+    config = MetaTrainConfig(tasks=(task,), backend=backend, order=order)
+    family = load_family(task, config.ways, device=device)
+    times = meta_step_times(family, config, device, bf16, repeats)
     return {"task": task, "device": str(device), "backend": backend, "order": order, "bf16": bf16,
             "inner_steps": config.inner_steps, "median_ms": statistics.median(times), "repeats": repeats}
 

@@ -95,8 +95,10 @@ def _unprefixed(params: dict, fn) -> dict:
 
 
 def _recalibrated(model: Distillee, params: dict, buffers: dict, inputs: torch.Tensor) -> dict:
-    """Fresh buffers whose BatchNorm statistics are re-estimated on ``inputs`` at ``params``."""
-    fresh = {n: b.clone() for n, b in buffers.items()}
+    """Fresh buffers whose BatchNorm statistics are re-estimated on ``inputs`` at ``params``
+    (the fixed embedding tables among ``buffers`` are passed through, not copied)."""
+    own = dict(model.named_buffers())
+    fresh = {n: b.clone() if n in own else b for n, b in buffers.items()}
     recalibrate_batchnorm_(model, inputs, {**fresh, **{k: v.detach() for k, v in params.items()}})
     return fresh
 
