@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend)
     p.add_argument("--order", choices=ORDERS, default=DEFAULTS.order)
     p.add_argument("--truncate", type=int, default=DEFAULTS.truncate, help="last inner steps differentiated to second order (--order truncated)")
+    p.add_argument("--validate", default="", help="families held out of training and scored during it (meta-validation), comma-separated")
+    p.add_argument("--validate-every", type=int, default=DEFAULTS.validate_every, help="meta-steps between validation scorings")
+    p.add_argument("--validate-episodes", type=int, default=DEFAULTS.validate_episodes, help="fixed validation episodes")
+    p.add_argument("--patience", type=int, default=DEFAULTS.patience,
+                   help="stop after this many validation scorings without improvement (0: never); the best-validated policy is shipped")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--device", default="cpu")
     p.add_argument("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every, help="meta-steps between checkpoints")
@@ -61,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         shots=args.shots, ways=args.ways, query_per_class=args.query_per_class, views=args.views,
         inner_steps=args.inner_steps, inner_lr=args.inner_lr,
         outer_lr=args.outer_lr, backend=args.backend, order=args.order, truncate=args.truncate, seed=args.seed,
-        checkpoint_every=args.checkpoint_every)
+        checkpoint_every=args.checkpoint_every, validate=tuple(t for t in args.validate.split(",") if t),
+        validate_every=args.validate_every, validate_episodes=args.validate_episodes, patience=args.patience)
     out = Path(args.out)
     if args.fresh and (out / CHECKPOINT).exists():
         (out / CHECKPOINT).unlink()
@@ -81,6 +87,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"wrote {out / 'policy.json'} ({len(policy.history)} meta-steps, {policy.seconds:.0f} s; "
                   f"query accuracy over the last {len(last)} steps {acc:.3f}); use it with "
                   f"fewshot_kd.adapt(..., policy='{out}')")
+            if policy.validation:
+                v = policy.validation
+                best = next(h for h in v["history"] if h["step"] == v["best_step"])
+                print(f"meta-validation on {', '.join(v['families'])}: best at step {v['best_step']} (meta-loss "
+                      f"{best['meta_loss']:.3f}, query accuracy {best['query_acc']:.3f})"
+                      + ("; stopped early" if v["stopped_early"] else "") + "; that policy was saved")
     if dist.is_initialized():
         dist.destroy_process_group()
 

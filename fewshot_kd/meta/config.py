@@ -19,7 +19,10 @@ class MetaTrainConfig:
     """``episodes`` episodes in meta-batches of ``meta_batch``, each from one of ``tasks``
     (task-family names or files), ``ways``-way, K drawn from ``shots``, a MACs budget from
     ``macs_range`` and an average weight bit width from ``bits``; ``inner_*`` steps of
-    differentiable distillation; Adam on the policy at ``outer_lr``."""
+    differentiable distillation; Adam on the policy at ``outer_lr``. ``validate``: families
+    held out of training, scored on ``validate_episodes`` fixed episodes every
+    ``validate_every`` meta-steps; the best-scoring policy is kept, and the run stops after
+    ``patience`` scorings without improvement (0: runs to the end)."""
 
     tasks: tuple[str, ...] = ("digits",)
     episodes: int = 400
@@ -41,6 +44,10 @@ class MetaTrainConfig:
     seed: int = 0
     checkpoint_every: int = 10
     classes: dict = field(default_factory=dict)  # family -> meta-training classes (default: all)
+    validate: tuple[str, ...] = ()
+    validate_every: int = 10
+    validate_episodes: int = 8
+    patience: int = 0
 
     def __post_init__(self) -> None:
         try:
@@ -51,7 +58,8 @@ class MetaTrainConfig:
                 f"higher / learn2learn live in fewshot_kd.meta.inner") from None
         if self.order not in ORDERS:
             raise FewShotKDError(f"order must be one of {ORDERS}, got {self.order!r}")
-        for name in ("episodes", "meta_batch", "ways", "views", "inner_steps", "checkpoint_every"):
+        for name in ("episodes", "meta_batch", "ways", "views", "inner_steps", "checkpoint_every", "validate_every",
+                     "validate_episodes"):
             if getattr(self, name) < 1:
                 raise FewShotKDError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.tasks:
@@ -59,8 +67,14 @@ class MetaTrainConfig:
         lo, hi = self.macs_range
         if not 0 < lo <= hi <= 1:
             raise FewShotKDError(f"macs_range must satisfy 0 < low <= high <= 1, got {self.macs_range}")
-        for name in ("tasks", "shots", "macs_range", "bits"):
+        if self.patience < 0:
+            raise FewShotKDError(f"patience must be >= 0 (0: no early stopping), got {self.patience}")
+        for name in ("tasks", "shots", "macs_range", "bits", "validate"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        both = sorted(set(self.tasks) & set(self.validate))
+        if both:
+            raise FewShotKDError(f"{both} are both meta-trained on (--tasks) and validated on (--validate); "
+                                 f"validation families must be held out of training")
 
     @property
     def episode_spec(self) -> EpisodeSpec:
@@ -81,4 +95,4 @@ class MetaTrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "MetaTrainConfig":
         check_known_keys(cls, data, "meta-train config")
-        return cls(**data)
+        return cls(**data)  # keys added later take their defaults, so older runs' configs still read

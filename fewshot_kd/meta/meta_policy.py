@@ -48,7 +48,7 @@ def allocate_bits(p8: list[float], params: list[float], average: float) -> list[
 class MetaPolicy:
     def __init__(self, net: PolicyNet, config: dict | None = None, trained_on: list | None = None,
                  history: list | None = None, command: str | None = None, seconds: float | None = None,
-                 finished: bool = True, base: Policy = HAND_SET) -> None:
+                 finished: bool = True, base: Policy = HAND_SET, validation: dict | None = None) -> None:
         self.net = net.eval()
         self.config = config or {}
         self.trained_on = trained_on or []
@@ -57,6 +57,7 @@ class MetaPolicy:
         self.seconds = seconds
         self.finished = finished
         self.base = base
+        self.validation = validation  # meta-validation on held-out families (see fewshot_kd.meta.validation)
 
     # ---- files -------------------------------------------------------------------------
     def save(self, out_dir: str | os.PathLike) -> Path:
@@ -68,7 +69,7 @@ class MetaPolicy:
             "kind": KIND, "format_version": FORMAT_VERSION, "fewshot_kd": __version__, "hidden": self.net.hidden,
             "command": self.command, "config": self.config, "trained_on": self.trained_on,
             "finished": self.finished, "seconds": self.seconds, "environment": environment_info(),
-            "history": self.history, "base": self.base.to_dict(),
+            "history": self.history, "base": self.base.to_dict(), "validation": self.validation,
         })
 
     @classmethod
@@ -93,7 +94,7 @@ class MetaPolicy:
             raise CorruptFileError(f"{meta_path} / {weights.name} do not hold a meta-learned policy that "
                                    f"this fewshot_kd can read ({type(error).__name__}: {error}); run meta_train again") from None
         return cls(net, meta.get("config"), meta.get("trained_on"), meta.get("history"), meta.get("command"),
-                   meta.get("seconds"), meta.get("finished", True), base)
+                   meta.get("seconds"), meta.get("finished", True), base, meta.get("validation"))
 
     @staticmethod
     def is_policy_file(path: str | os.PathLike) -> bool:

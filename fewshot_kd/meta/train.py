@@ -17,6 +17,7 @@ from fewshot_kd.meta.distributed import all_reduce_gradients_, all_reduce_metric
 from fewshot_kd.meta.episodes import load_family, make_episode
 from fewshot_kd.meta.meta_policy import MetaPolicy
 from fewshot_kd.meta.policy_net import PolicyNet
+from fewshot_kd.meta.validation import EarlyStopping, score_policy, validation_episodes
 from fewshot_kd.progress import format_metrics, progress_bar
 
 CHECKPOINT = "checkpoint.pt"
@@ -24,7 +25,8 @@ _KEYS = ("config", "policy", "optimizer", "step", "history")
 METRICS = ("meta_loss", "query_acc", "macs_fraction", "compression", "temperature", "alpha")
 
 
-def _restore(path: Path, config: MetaTrainConfig, net: PolicyNet, optimizer) -> tuple[int, list[dict]]:
+def _restore(path: Path, config: MetaTrainConfig, net: PolicyNet, optimizer,
+             stopping: EarlyStopping) -> tuple[int, list[dict]]:
     try:
         state = load_torch(path)
     except CorruptFileError as error:
@@ -32,12 +34,18 @@ def _restore(path: Path, config: MetaTrainConfig, net: PolicyNet, optimizer) -> 
     missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CorruptFileError(f"{path} is not a meta-training checkpoint (it lacks {missing}); start over with --fresh")
-    if state["config"] != config.to_dict():
+    try:
+        same = MetaTrainConfig.from_dict(state["config"]) == config  # older runs lack newer keys
+    except (FewShotKDError, TypeError):
+        same = False
+    if not same:
         raise FewShotKDError(
             f"{path} was written by a run with another config; resume with the same flags, or start over "
             f"in a new --out folder (or with --fresh)")
     net.load_state_dict(state["policy"])
     optimizer.load_state_dict(state["optimizer"])
+    if "validation" in state:
+        stopping.load_state_dict(state["validation"])
     return int(state["step"]), list(state["history"])
 
 
@@ -75,34 +83,57 @@ def meta_train(config: MetaTrainConfig, out_dir: str | Path, *, resume: bool = F
     torch.manual_seed(config.seed)
     net = PolicyNet(config.hidden).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.outer_lr)
+    stopping = EarlyStopping(config.patience)
     checkpoint = out_dir / CHECKPOINT
     start, history = 0, []
     if resume and checkpoint.exists():
-        start, history = _restore(checkpoint, config, net, optimizer)
+        start, history = _restore(checkpoint, config, net, optimizer, stopping)
     elif checkpoint.exists() and not resume:
         raise FewShotKDError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --out")
-    families = [load_family(name, config.ways, data_root, config.classes.get(name), progress=progress and rank == 0,
-                            device=device) for name in config.tasks]
+    show = progress and rank == 0
+    families = [load_family(name, config.ways, data_root, config.classes.get(name), progress=show, device=device)
+                for name in config.tasks]
+    held_out = [load_family(name, config.ways, data_root, progress=show, device=device) for name in config.validate]
+    validation = validation_episodes(held_out, config.validate_episodes, config.episode_spec, config.seed) \
+        if held_out else []
     tick = time.perf_counter()
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    with progress_bar(progress and rank == 0) as bar:
+    stopped_early = stopping.should_stop
+    with progress_bar(show) as bar:
         task = bar.add_task("meta-training", total=config.steps, completed=start, metrics="")
         for step in range(start, end):
+            if stopped_early:
+                break
             optimizer.zero_grad(set_to_none=True)
             first = step * config.meta_batch
             indices = list(range(first, min(first + config.meta_batch, config.episodes)))
             metrics = meta_gradient(net, families, config, indices, rank, world, device)
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimizer.step()
-            history.append({"step": step + 1, **metrics})
+            done = step + 1
+            if validation and (done % config.validate_every == 0 or done == config.steps):
+                scores = score_policy(net, validation, config.inner, config.backend, rank, world)
+                stopping.update(done, scores, net)
+                metrics = {**metrics, **{f"val_{k}": v for k, v in scores.items()}}
+                stopped_early = stopping.should_stop
+            history.append({"step": done, **metrics})
             bar.update(task, advance=1, metrics=format_metrics(
                 loss=metrics["meta_loss"], acc=metrics["query_acc"], macs=metrics["macs_fraction"],
-                x=metrics["compression"], T=metrics["temperature"]))
-            if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == end):
+                x=metrics["compression"], T=metrics["temperature"],
+                **({"val": stopping.history[-1]["query_acc"]} if stopping.history else {})))
+            if rank == 0 and (done % config.checkpoint_every == 0 or done == end or stopped_early):
                 save_torch(checkpoint, {"config": config.to_dict(), "policy": net.state_dict(),
-                                        "optimizer": optimizer.state_dict(), "step": step + 1, "history": history})
+                                        "optimizer": optimizer.state_dict(), "step": done, "history": history,
+                                        "validation": stopping.state_dict()})
+    finished = stopped_early or end == config.steps
+    record = None
+    if validation:
+        record = stopping.record(list(config.validate), len(validation), config.validate_every, stopped_early)
+        if finished and stopping.best_state is not None:
+            net.load_state_dict(stopping.best_state)  # the run ships the policy that validated best
     policy = MetaPolicy(net.cpu(), config=config.to_dict(), trained_on=[f.split_record() for f in families],
-        history=history, command=command, seconds=time.perf_counter() - tick, finished=end == config.steps)
+                        history=history, command=command, seconds=time.perf_counter() - tick, finished=finished,
+                        validation=record)
     if rank == 0:
         policy.save(out_dir)
     return policy
