@@ -143,17 +143,30 @@ class EpisodeSpec:
     bits: tuple[int | None, ...] = (8, 6)
 
 
+def pool_per_class(family: MetaFamily) -> int:
+    """Examples of the scarcest meta-training class in the family's episode pool."""
+    counts = torch.bincount(family.train.labels, minlength=family.train.num_classes)
+    return int(counts[list(family.classes)].min())
+
+
+def episode_sizes(family: MetaFamily, spec: "EpisodeSpec", rng: random.Random) -> tuple[int, int]:
+    """``(shots, query)`` per class for an episode of ``family``: K drawn from the spec's shots
+    that leave at least one query example per class in the family's pool, the query as large
+    as the spec asks and the pool allows (Omniglot's pool holds 10 drawings a character)."""
+    available = pool_per_class(family)
+    fitting = [k for k in spec.shots if k + 1 <= available]
+    if not fitting:
+        raise NotEnoughExamplesError(
+            f"{family.name}: episodes need at least {min(spec.shots)} support + 1 query example per class, but the "
+            f"episode pool ({family.pools.episode_split}, disjoint from the teacher's data) has {available} of its "
+            f"scarcest class; lower shots")
+    shots = rng.choice(fitting)
+    return shots, min(spec.query_per_class, available - shots)
+
+
 def _sampler(family: MetaFamily, shots: int, query: int, seed: int) -> EpisodeSampler:
     key = (shots, query)
     if key not in family.samplers:
-        counts = torch.bincount(family.train.labels, minlength=family.train.num_classes)
-        short = [c for c in family.classes if counts[c] < shots + query]
-        if short:
-            raise NotEnoughExamplesError(
-                f"{family.name}: episodes need {shots} support + {query} query = {shots + query} images per class, "
-                f"but the episode pool ({family.pools.episode_split}, disjoint from the teacher's data) has "
-                f"{int(counts[short[0]])} of class {family.train.class_names[short[0]]!r} "
-                f"({len(short)} classes short); lower shots or query_per_class")
         family.samplers[key] = EpisodeSampler(family.train, ways=family.ways, shots=shots, query_shots=query,
                                               seed=seed, classes=family.classes)
     return family.samplers[key]
@@ -163,10 +176,10 @@ def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed
     """Episode ``index``: family, K, budget and classes drawn from ``(seed, index)``."""
     rng = random.Random(f"fewshot_kd.meta:{seed}:{index}")
     family = families[rng.randrange(len(families))]
-    shots = rng.choice(spec.shots)
+    shots, query = episode_sizes(family, spec, rng)
     target_macs = round(rng.uniform(*spec.macs_range), 3)
     target_bits = rng.choice(spec.bits)
-    episode = _sampler(family, shots, spec.query_per_class, seed).sample(index)
+    episode = _sampler(family, shots, query, seed).sample(index)
     device = family.teacher_device
     view_seed = rng.randrange(2**31)
     support_x = to_device(_views(family, episode.support_x, spec.views, view_seed), device)

@@ -105,4 +105,18 @@ def test_digits_episodes_draw_from_the_episode_pool_and_record_it():
     assert json.loads(json.dumps(record)) == record
     assert record["classes"] == list(family.classes) and record["episodes"]["count"] == len(pool)
     with pytest.raises(NotEnoughExamplesError, match="episode pool"):
-        make_episode([family], 0, EpisodeSpec(shots=(60,), query_per_class=10, views=1), seed=0)
+        make_episode([family], 0, EpisodeSpec(shots=(1000,), query_per_class=10, views=1), seed=0)
+
+
+def test_episodes_fit_a_small_pool(tmp_path):
+    """K values that leave no query example are not drawn, and the query shrinks to what the
+    pool holds (Omniglot's pool has 10 drawings a character)."""
+    from fewshot_kd.meta.episodes import pool_per_class
+
+    family = load_family("digits", ways=3)
+    available = pool_per_class(family)
+    for index in range(4):
+        episode = make_episode([family], index, EpisodeSpec(shots=(5, available), query_per_class=10, views=1), seed=0)
+        assert episode.shots == 5 and len(episode.query_y) == 3 * 10
+    episode = make_episode([family], 0, EpisodeSpec(shots=(5,), query_per_class=10_000, views=1), seed=0)
+    assert len(episode.query_y) == 3 * (available - 5)
