@@ -5,15 +5,15 @@
 spends on distillation. Drawn per trial: temperature, alpha, feature weight, learning rate
 and per-layer prune ratios (random preferences around uniform, rescaled to the budget). The
 winner is the trial whose student is closest to the teacher (KL) on fresh augmented views
-of the shots: no labels beyond the shots are used. Options: ``trials`` and any Policy field
-(set over the hand-set policy the search starts from).
+of the shots: no labels beyond the shots are used. Options: ``trials``, ``target`` (merged over
+the task's target) and any Policy field (set over the hand-set policy the search starts from).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +29,11 @@ from benchmarks.methods.policy_options import PolicyOptions
 
 @dataclass(frozen=True)
 class RandomSearchOptions(PolicyOptions):
-    """Policy fields (the hand-set start and the step budget), and ``trials``: configurations tried."""
+    """Policy fields (the hand-set start and the step budget), ``trials``: configurations tried,
+    and ``target``: merged over the task's target."""
 
     trials: int = 4
+    target: dict = field(default_factory=dict)
 
 
 def _draw(base, rng: random.Random, groups: list[str], steps: int):
@@ -64,7 +66,7 @@ def run(inp: MethodInput, options: RandomSearchOptions) -> MethodOutput:
     scores = []
     for trial in range(trials):
         policy = replace(base, steps=steps) if trial == 0 else _draw(base, rng, groups, steps)
-        result = adapt(inp.teacher, None, shots=inp.k, data=inp.shots, target=inp.target, policy=policy,
+        result = adapt(inp.teacher, None, shots=inp.k, data=inp.shots, target={**inp.target, **options.target}, policy=policy,
                        seed=inp.seed, export_dir=inp.workdir / f"trial{trial}", progress=inp.progress)
         score = _held_out_kl(result.student, teacher_log_probs, fresh)
         scores.append({"trial": trial, "held_out_kl": score, "policy": result.report["policy"]})

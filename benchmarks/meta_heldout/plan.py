@@ -1,0 +1,72 @@
+"""What one leave-one-family-out cell of the proof runs: budgets and methods.
+
+Every method compresses the held-out family's teacher into a derived student at the same
+budget, from the same shots and seeds, with at most the hand-set policy's 300 distillation
+steps: the hand-set policy, the tuned fixed recipe, random search at adapt time, and the
+meta-learned policy (also cut to 100 steps: does it reach the hand-set 300-step accuracy?).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fewshot_kd.adapt.policy import Policy
+
+from benchmarks.harness.suite import Suite
+
+BUDGETS = {
+    "a": {"macs": 0.5, "bits": 8},  # derived student at half the MACs, int8
+    "b": {"macs": 0.35, "bits": 5, "size_ratio": 12},  # 0.35 MACs, 5 bits on average, file >= 12x smaller
+}
+"""The issue's two budgets, as adapt() targets (MACs as a fraction of the teacher's)."""
+FEW_STEPS = 100
+
+ROLES = {"adapt": "hand-set", "adapt_tuned": "tuned fixed", "adapt_random_search": "random search",
+         "adapt_meta": "meta-learned", "adapt_meta_100": f"meta-learned, {FEW_STEPS} steps"}
+"""Method tag stem -> the name tables show."""
+
+
+def method_name(role: str, budget: str) -> str:
+    """The harness method (``method@tag``) that plays ``role`` at ``budget``."""
+    return {"adapt": f"adapt@{budget}", "adapt_tuned": f"adapt@tuned_{budget}",
+            "adapt_random_search": f"adapt_random_search@{budget}", "adapt_meta": f"adapt_meta@{budget}",
+            "adapt_meta_100": f"adapt_meta@{budget}_{FEW_STEPS}"}[role]
+
+
+def role_of(method: str) -> tuple[str, str]:
+    """``(role, budget)`` of a harness method name made by :func:`method_name`."""
+    for budget in BUDGETS:
+        for role in ROLES:
+            if method_name(role, budget) == method:
+                return role, budget
+    raise KeyError(method)
+
+
+def tuned_overrides(tuned_policy: Path) -> dict:
+    """The tuned fixed recipe as method options: every Policy field it sets apart from its name."""
+    policy = Policy.load(tuned_policy).to_dict()
+    policy.pop("name", None)
+    policy.pop("version", None)
+    return policy
+
+
+def heldout_suite(family: str, meta_policy: Path, tuned_policy: Path | None, *, budgets=("a", "b"),
+                  shots=(5, 10, 20), seeds=(0, 1, 2), eval_limit: int | None = 2000) -> Suite:
+    """The harness suite that scores the four methods on held-out ``family``."""
+    methods, options = [], {}
+    tuned = tuned_overrides(tuned_policy) if tuned_policy is not None else None
+    for budget in budgets:
+        target = {"target": dict(BUDGETS[budget])}
+        for role in ROLES:
+            if role == "adapt_tuned" and tuned is None:
+                continue
+            name = method_name(role, budget)
+            methods.append(name)
+            options[name] = {**target, **({"policy": str(meta_policy)} if role.startswith("adapt_meta") else {}),
+                             **(tuned if role == "adapt_tuned" else {}),
+                             **({"steps": FEW_STEPS} if role == "adapt_meta_100" else {})}
+    return Suite(name=f"meta_heldout/{family}", tasks=(family,), methods=tuple(methods), shots=tuple(shots),
+                 seeds=tuple(seeds), method_options=options,
+                 eval_limit={family: eval_limit} if eval_limit else {}, latency_repeats=5,
+                 description=f"{family} held out of meta-training: hand-set vs tuned fixed recipe vs random search "
+                             f"vs meta-learned, budgets {', '.join(budgets)}")

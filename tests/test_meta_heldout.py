@@ -1,0 +1,60 @@
+"""The held-out proof's plan (budgets, methods, options) and its verdicts, on made-up cells."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.meta_heldout.plan import BUDGETS, FEW_STEPS, ROLES, heldout_suite, method_name, role_of
+from benchmarks.meta_heldout.summary import family_summary, render, verdict
+from fewshot_kd.adapt.policy import HAND_SET
+
+
+def test_every_role_and_budget_names_a_method_the_harness_accepts(tmp_path):
+    from benchmarks.methods.base import method_options
+
+    tuned = tmp_path / "tuned_policy.json"
+    HAND_SET.__class__(**{**HAND_SET.to_dict(), "temperature": 2.5, "steps": 200}).save(tuned)
+    suite = heldout_suite("digits", tmp_path / "meta", tuned, budgets=("a", "b"), shots=(5,), seeds=(0,))
+    assert len(suite.methods) == len(ROLES) * len(BUDGETS)
+    for method in suite.methods:
+        role, budget = role_of(method)
+        assert method == method_name(role, budget)
+        options = suite.method_options[method]
+        assert options["target"] == BUDGETS[budget]
+        method_options(method, options)  # parses: no unknown option
+    assert suite.method_options["adapt@tuned_b"]["temperature"] == 2.5
+    assert suite.method_options["adapt@tuned_b"]["steps"] == 200
+    assert suite.method_options[f"adapt_meta@a_{FEW_STEPS}"]["steps"] == FEW_STEPS
+    assert "steps" not in suite.method_options["adapt_meta@a"]
+
+
+def test_verdict_needs_more_than_one_standard_deviation():
+    assert verdict([0.80, 0.82, 0.84], [0.70, 0.71, 0.72]) == "win"
+    assert verdict([0.70, 0.71, 0.72], [0.80, 0.82, 0.84]) == "loss"
+    assert verdict([0.80, 0.82, 0.84], [0.79, 0.81, 0.83]) == "tie"
+    assert verdict([0.8], [0.7]) == "–"
+
+
+def _cell(method, k, seed, acc):
+    return {"task": "fam", "method": method, "k": k, "seed": seed, "eval": {"test": {"accuracy": acc}}}
+
+
+def test_summary_averages_seeds_over_k_and_renders(tmp_path):
+    family = tmp_path / "fam"
+    family.mkdir()
+    cells = []
+    for seed in (0, 1, 2):
+        for k in (5, 10):
+            cells += [_cell("adapt@b", k, seed, 0.70 + 0.01 * seed), _cell("adapt@tuned_b", k, seed, 0.72 + 0.01 * seed),
+                      _cell("adapt_meta@b", k, seed, 0.80 + 0.01 * seed), _cell(f"adapt_meta@b_{FEW_STEPS}", k, seed, 0.71),
+                      _cell("adapt_random_search@b", k, seed, 0.6)]
+    (family / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells))
+    summary = family_summary(family)
+    b = summary["budgets"]["b"]
+    assert b["meta_vs_tuned"] == "win" and b["meta_100_reaches_hand_set_300"] is True
+    assert b["rows"]["adapt_meta"]["over_k"] == pytest.approx([0.80, 0.81, 0.82])
+    text = render(tmp_path)
+    assert "| meta-learned | 81.0 ± 1.0 | 81.0 ± 1.0 | 81.0 ± 1.0 |" in text
+    assert "at budget (b): 1 of 1 families" in text
