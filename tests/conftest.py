@@ -20,6 +20,20 @@ def shared_data_root():
     return root
 
 
+@pytest.fixture(scope="session")
+def shared_data_files(shared_data_root):
+    """``need(*relative)``: the data root, or skip naming the files missing under it (a data
+    folder from before those datasets were added)."""
+
+    def need(*relative: str):
+        missing = [r for r in relative if not (shared_data_root / r).is_file()]
+        if missing:
+            pytest.skip(f"real data incomplete: {', '.join(missing)} not found under {shared_data_root}")
+        return shared_data_root
+
+    return need
+
+
 @pytest.fixture(scope="module")
 def digits():
     """scikit-learn's bundled digits (a module may define its own ``digits``)."""

@@ -1,6 +1,7 @@
 """Datasets read from local files in the shared-data formats (see the data folder's README).
 
-Named entries: ``cifar10``, ``omniglot``, ``sst2``, ``ag_news``, ``mr``, ``subj``. They find
+Named entries: ``cifar10``, ``omniglot``, ``fashion_mnist``, ``sst2``, ``ag_news``, ``mr``, ``subj``,
+``cr``, ``mpqa``, ``dbpedia``. They find
 their files under the data root (``data_root=``, else ``$FEWSHOT_KD_DATA``, else
 ``../shared/data``) and never download; a missing file raises
 :class:`~fewshot_kd.errors.DataNotFoundError` naming the path and how to get the data.
@@ -29,7 +30,7 @@ from fewshot_kd.errors import DataNotFoundError, FewShotKDError
 PathLike = str | os.PathLike
 
 OMNIGLOT_TRAIN_DRAWERS = 15  # drawers 01..15 train, 16..20 test, for every character
-TEXT_TEST_FRACTION = 0.2  # MR / SUBJ have no official split
+TEXT_TEST_FRACTION = 0.2  # MR / SUBJ / CR / MPQA have no official split
 TEXT_SPLIT_SEED = 0
 
 
@@ -165,6 +166,21 @@ def load_omniglot(data_root: PathLike | None = None, download: bool = False, inv
     )
 
 
+FASHION_MNIST_FILES = {"train": "fashion_mnist/train.npz", "test": "fashion_mnist/test.npz"}
+
+
+@register_dataset("fashion_mnist", "Fashion-MNIST from local files: train 60,000 / test 10,000, 10 classes, 28x28 grey")
+def load_fashion_mnist(data_root: PathLike | None = None, download: bool = False) -> DatasetSplits:
+    """Fashion-MNIST as ``uint8 [N, 1, 28, 28]`` (0 = background): ``train`` 60,000 and
+    ``test`` 10,000, 10 classes, rows sorted by class as in the files (the original order is
+    not recoverable; every consumer draws seeded stratified subsets)."""
+    splits = {}
+    for split, relative in FASHION_MNIST_FILES.items():
+        how = _how_to_get(relative, "torchvision:FashionMNIST", download)
+        splits[split] = load_image_npz(relative, data_root=data_root, name=f"fashion_mnist/{split}", how_to_get=how)
+    return DatasetSplits("fashion_mnist", splits)
+
+
 def _text_entry(name: str, train: str, test: str | None, online: str | None):
     def load(data_root: PathLike | None = None, download: bool = False, **kwargs) -> DatasetSplits:
         how = _how_to_get(train, online, download)
@@ -184,6 +200,12 @@ _TEXT_ENTRIES = {
            "MR movie-review polarity from a local file, seeded stratified 80/20 split, 2 classes"),
     "subj": ("text/subj/all.jsonl.gz", None, None,
              "SUBJ subjectivity from a local file, seeded stratified 80/20 split, 2 classes"),
+    "cr": ("text/cr/all.jsonl.gz", None, None,
+           "CR customer-review polarity (SentEval) from a local file, seeded stratified 80/20 split, 2 classes"),
+    "mpqa": ("text/mpqa/all.jsonl.gz", None, None,
+             "MPQA opinion polarity (SentEval) from a local file, seeded stratified 80/20 split, 2 classes"),
+    "dbpedia": ("text/dbpedia/validation.jsonl.gz", "text/dbpedia/test.jsonl.gz", "hf:dbpedia_14",
+                "DBpedia-14 from local files: a 5,000-row subset as train / 5,000-row test, 14 classes"),
 }
 for _name, (_train, _test, _online, _help) in _TEXT_ENTRIES.items():
     register_dataset(_name, _help)(_text_entry(_name, _train, _test, _online))

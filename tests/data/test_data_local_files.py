@@ -17,6 +17,12 @@ CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 # numbers below are quoted from the data folder's README
 CIFAR_TEST_X_SHA256 = "5a6aa8185204d80b65d3dfb540696dadd5f10d185ded226a96665d3e0fc6259f"
 CIFAR_TEST_EXACT_COUNTS = [103, 89, 100, 103, 90, 86, 112, 102, 106, 109]
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+FASHION_X_SHA256 = {"train": "45f445dd10db027a214841d75209d034e4351e9c0b26233f186e38b8810c76fd",
+                    "test": "4933391d016b481042c50a3302daa0c7c1cdee910a6e6e4dd0ddce5720ffdcac"}
+DBPEDIA_CLASSES = ("Company", "EducationalInstitution", "Artist", "Athlete", "OfficeHolder", "MeanOfTransportation",
+                   "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork")
 OMNIGLOT_CHARACTERS_PER_ALPHABET = {"Balinese": 24, "Early_Aramaic": 22, "Greek": 24, "Japanese_(katakana)": 47,
                                     "Korean": 40, "Latin": 26, "Sanskrit": 42, "Tagalog": 17}
 
@@ -60,6 +66,19 @@ def test_omniglot(shared_data_root):
     assert torch.equal(inverted.test.inputs[:20], 255 - test.inputs[:20])
 
 
+def test_fashion_mnist(shared_data_files):
+    root = shared_data_files("fashion_mnist/train.npz", "fashion_mnist/test.npz")
+    splits = load_dataset("fashion_mnist", data_root=root)
+    assert splits.class_names == FASHION_CLASSES and splits.num_classes == 10
+    for split, size in (("train", 60000), ("test", 10000)):
+        data = splits[split]
+        assert data.inputs.shape == (size, 1, 28, 28) and data.inputs.dtype == torch.uint8
+        assert data.class_counts().tolist() == [size // 10] * 10
+        # [N, 28, 28] in the file: the channel axis is added, pixels untouched (0 = background)
+        assert hashlib.sha256(data.inputs.numpy().tobytes()).hexdigest() == FASHION_X_SHA256[split]
+    assert abs(splits.train.inputs.float().mean().item() / 255 - 0.2860) < 1e-3
+
+
 @pytest.mark.parametrize(
     "name, train_counts, test_counts, class_names",
     [
@@ -68,10 +87,20 @@ def test_omniglot(shared_data_root):
         # MR / SUBJ: 80/20 per class; round(5331 * 0.2) = 1066, round(5000 * 0.2) = 1000
         ("mr", [5331 - 1066] * 2, [1066] * 2, ("negative", "positive")),
         ("subj", [4000] * 2, [1000] * 2, ("objective", "subjective")),
+        # CR 1,366 / 2,405 and MPQA 7,292 / 3,311 rows per class, split 80/20 like MR
+        ("cr", [1366 - 273, 2405 - 481], [273, 481], ("negative", "positive")),
+        ("mpqa", [7292 - 1458, 3311 - 662], [1458, 662], ("negative", "positive")),
+        # DBpedia-14: the 5,000-row validation subset is train; random draws, not stratified
+        ("dbpedia", [350, 359, 376, 337, 332, 354, 353, 370, 357, 354, 372, 380, 369, 337],
+         [364, 332, 362, 378, 334, 348, 358, 366, 367, 350, 382, 371, 361, 327], DBPEDIA_CLASSES),
     ],
 )
-def test_text_datasets(shared_data_root, name, train_counts, test_counts, class_names):
-    splits = load_dataset(name, data_root=shared_data_root)
+def test_text_datasets(shared_data_files, name, train_counts, test_counts, class_names):
+    folder = f"text/{name}"
+    files = {"dbpedia": ("validation.jsonl.gz", "test.jsonl.gz"), "sst2": ("train.jsonl.gz",),
+             "ag_news": ("train_subset.jsonl.gz",)}.get(name, ("all.jsonl.gz",))
+    root = shared_data_files(*(f"{folder}/{f}" for f in (*files, "label_names.json")))
+    splits = load_dataset(name, data_root=root)
     assert splits.class_names == class_names
     assert splits.train.class_counts().tolist() == train_counts
     assert splits.test.class_counts().tolist() == test_counts
@@ -95,6 +124,10 @@ def test_text_split_without_official_test_is_deterministic(shared_data_root):
         ("ag_news", "text/ag_news/train_subset.jsonl.gz", "hf:ag_news"),
         ("mr", "text/mr/all.jsonl.gz", "hf:rotten_tomatoes"),
         ("subj", "text/subj/all.jsonl.gz", None),
+        ("fashion_mnist", "fashion_mnist/train.npz", "torchvision:FashionMNIST"),
+        ("cr", "text/cr/all.jsonl.gz", None),
+        ("mpqa", "text/mpqa/all.jsonl.gz", None),
+        ("dbpedia", "text/dbpedia/validation.jsonl.gz", "hf:dbpedia_14"),
     ],
 )
 def test_missing_files_raise_data_not_found(tmp_path, name, relative, online):
