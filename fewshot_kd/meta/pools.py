@@ -77,6 +77,16 @@ def _capped_pools(labels: torch.Tensor, limit: int, seed: int) -> tuple[torch.Te
     return teacher, torch.nonzero(keep).flatten()
 
 
+def _without_repeats(inputs, teacher: torch.Tensor, episodes: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Text datasets repeat sentences (MPQA: 2,363 duplicate rows): episode rows whose text the
+    teacher trained on are dropped, so a query never tests the teacher's own training data."""
+    if not isinstance(inputs, (list, tuple)) or not inputs or not isinstance(inputs[0], str):
+        return episodes, 0
+    seen = {inputs[i] for i in teacher.tolist()}
+    keep = [i for i in episodes.tolist() if inputs[i] not in seen]
+    return torch.tensor(keep, dtype=torch.long), len(episodes) - len(keep)
+
+
 def family_pools(task: TaskFamily, splits: Mapping[str, LabelledDataset], data_root=None) -> FamilyPools:
     """The teacher and episode pools of ``task`` over its loaded ``splits``."""
     record = {"family": task.name, "dataset": task.dataset}
@@ -97,11 +107,13 @@ def family_pools(task: TaskFamily, splits: Mapping[str, LabelledDataset], data_r
         else:
             teacher, episodes = recipe.pools(train.labels)
             seed, fraction = int(recipe.holdout["seed"]), float(recipe.holdout["fraction"])
+        episodes, repeats = _without_repeats(train.inputs, teacher, episodes)
         record["teacher"] = {"source": f"recipe:{recipe.name}", "split": "train", "seed": seed,
                              "fraction": round(1 - fraction, 4), "count": len(teacher),
                              "indices_sha256": indices_digest(teacher)}
         record["episodes"] = _episode_record("train", episodes, train.labels, train.num_classes, seed=seed,
-                                             fraction=round(fraction, 4), excluded=[])
+                                             fraction=round(fraction, 4), excluded=[],
+                                             **({"repeats_of_teacher_texts_dropped": repeats} if repeats else {}))
         return FamilyPools("train", teacher, "train", episodes, record)
     split = task.episodes.get("split")
     if split is None or split == "train" or split not in splits:

@@ -120,3 +120,17 @@ def test_episodes_fit_a_small_pool(tmp_path):
         assert episode.shots == 5 and len(episode.query_y) == 3 * 10
     episode = make_episode([family], 0, EpisodeSpec(shots=(5,), query_per_class=10_000, views=1), seed=0)
     assert len(episode.query_y) == 3 * (available - 5)
+
+
+def test_text_episode_pools_drop_repeats_of_the_teachers_sentences(shared_data_root):
+    """MPQA repeats phrases: no episode sentence may be one the teacher trained on."""
+    from fewshot_kd.meta.pools import family_pools
+    from fewshot_kd.task_family import find_task_family
+
+    task = find_task_family("mpqa")
+    splits = load_dataset("mpqa", data_root=shared_data_root)
+    pools = family_pools(task, splits, shared_data_root)
+    texts = splits["train"].inputs
+    seen = {texts[i] for i in pools.teacher_indices.tolist()}
+    assert not any(texts[i] in seen for i in pools.episode_indices.tolist())
+    assert pools.record["episodes"]["repeats_of_teacher_texts_dropped"] > 500
