@@ -59,3 +59,24 @@ def test_adapt_method_merges_a_target_option_over_the_task_target(teacher, digit
                       options={"steps": 5, "views_per_shot": 2, "target": {"size_ratio": 9}})
     out = get_method("adapt")(inp)
     assert out.notes["compression"]["bytes"] >= 9 and out.notes["policy"]["steps"] == 5
+
+
+def test_uneven_layer_ratios_meet_macs_and_size_together(teacher, digits):
+    """Per-layer ratios (a meta-learned or random-search policy) move channel counts in coarse
+    steps: the scaled ratios take the closest fit below the MACs budget instead of failing, and
+    the size fit keeps the MACs bound (within derive's 2 % tolerance) while it prunes further."""
+    from fewshot_kd.adapt.export import exported_bytes
+    from fewshot_kd.adapt.size_fit import derive_to_size
+    from fewshot_kd.meta.descriptors import find_groups
+    from fewshot_kd.model_io import trainable_copy
+
+    groups = [g.root for g in find_groups(trainable_copy(teacher), digits.test.input_batch(slice(0, 1)))]
+    shots = digits.train.few_shot(2, seed=0)
+    for ratio in (6, 8):
+        target = Target(macs=0.35, bits=5, size_ratio=ratio)
+        budget = target.size_budget(saved_size_bytes(teacher))
+        for skew in ([0.1, 0.9, 0.3], [0.9, 0.1, 0.5], [0.05, 0.05, 0.95]):
+            policy = Policy(per_layer_prune={g: skew[i % len(skew)] for i, g in enumerate(groups)}, flip=False)
+            student, decisions = derive_to_size(teacher, shots, target, policy)
+            assert decisions["macs_fraction"] <= 0.35 * 1.02
+            assert exported_bytes(student, 5, {}) <= budget

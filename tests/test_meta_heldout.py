@@ -14,9 +14,12 @@ from fewshot_kd.adapt.policy import HAND_SET
 def test_every_role_and_budget_names_a_method_the_harness_accepts(tmp_path):
     from benchmarks.methods.base import method_options
 
-    tuned = tmp_path / "tuned_policy.json"
-    HAND_SET.__class__(**{**HAND_SET.to_dict(), "temperature": 2.5, "steps": 200}).save(tuned)
-    suite = heldout_suite("digits", tmp_path / "meta", tuned, budgets=("a", "b"), shots=(5,), seeds=(0,))
+    from fewshot_kd.files import write_json
+
+    HAND_SET.__class__(**{**HAND_SET.to_dict(), "temperature": 2.5, "steps": 200}).save(tmp_path / "tuned_policy.json")
+    write_json(tmp_path / "tune.json", {"files": {"image": "tuned_policy.json"},
+                                        "tuned_fields": ["temperature", "steps", "lr"]})
+    suite = heldout_suite("digits", tmp_path / "meta", tmp_path, budgets=("a", "b"), shots=(5,), seeds=(0,))
     assert len(suite.methods) == len(ROLES) * len(BUDGETS)
     for method in suite.methods:
         role, budget = role_of(method)
@@ -28,6 +31,7 @@ def test_every_role_and_budget_names_a_method_the_harness_accepts(tmp_path):
     assert suite.method_options["adapt@tuned_b"]["steps"] == 200
     assert suite.method_options[f"adapt_meta@a_{FEW_STEPS}"]["steps"] == FEW_STEPS
     assert "steps" not in suite.method_options["adapt_meta@a"]
+    assert "flip" not in suite.method_options["adapt@tuned_a"]  # the family keeps its own mirroring
 
 
 def test_verdict_needs_more_than_one_standard_deviation():

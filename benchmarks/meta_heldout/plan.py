@@ -42,19 +42,25 @@ def role_of(method: str) -> tuple[str, str]:
     raise KeyError(method)
 
 
-def tuned_overrides(tuned_policy: Path) -> dict:
-    """The tuned fixed recipe as method options: every Policy field it sets apart from its name."""
-    policy = Policy.load(tuned_policy).to_dict()
-    policy.pop("name", None)
-    policy.pop("version", None)
-    return policy
+def tuned_overrides(tune_dir: Path, text: bool) -> dict:
+    """The tuned fixed recipe as method options: the Policy fields the search tuned, from the
+    policy file for the held-out family's modality (``flip`` stays the family's own)."""
+    from fewshot_kd.files import read_json
+
+    info = read_json(tune_dir / "tune.json")
+    files = info["files"]
+    policy = Policy.load(tune_dir / files["text" if text and "text" in files else "image" if "image" in files else "text"])
+    return {name: getattr(policy, name) for name in info["tuned_fields"]}
 
 
-def heldout_suite(family: str, meta_policy: Path, tuned_policy: Path | None, *, budgets=("a", "b"),
+def heldout_suite(family: str, meta_policy: Path, tune_dir: Path | None, *, budgets=("a", "b"),
                   shots=(5, 10, 20), seeds=(0, 1, 2), eval_limit: int | None = 2000) -> Suite:
     """The harness suite that scores the four methods on held-out ``family``."""
     methods, options = [], {}
-    tuned = tuned_overrides(tuned_policy) if tuned_policy is not None else None
+    from fewshot_kd.task_family import find_task_family
+
+    text = find_task_family(family).modality == "text"
+    tuned = tuned_overrides(tune_dir, text) if tune_dir is not None else None
     for budget in budgets:
         target = {"target": dict(BUDGETS[budget])}
         for role in ROLES:

@@ -97,7 +97,8 @@ def scaled_per_layer(model: nn.Module, example, ratios: dict, budget: dict, impo
         return count_macs(trial, example) if by_macs else count_params(trial)
 
     target = resolve_budget(budget["target_macs" if by_macs else "target_params"], before, "target")
-    t, _ = search_ratio(measure, target, max_ratio=max_ratio, what="MACs" if by_macs else "parameters")
+    # uneven per-layer ratios move channel counts in coarse steps: the closest fit below the budget is taken
+    t, _ = search_ratio(measure, target, max_ratio=max_ratio, what="MACs" if by_macs else "parameters", below_ok=True)
     return scaled(t)
 
 

@@ -82,11 +82,13 @@ def search_ratio(
     max_ratio: float = 0.9,
     steps: int = 25,
     what: str = "MACs",
+    below_ok: bool = False,
 ) -> tuple[float, int]:
     """The global ratio whose pruned model measures within ``tolerance`` (relative) of
     ``target``, by bisection on ``measure(ratio)`` (non-increasing in the ratio).
     Returns ``(ratio, measured)``; :class:`PruneTargetError` when the target lies below
-    what ``max_ratio`` reaches or falls between two channel counts."""
+    what ``max_ratio`` reaches or falls between two channel counts (with ``below_ok``, the
+    closest count below the target is taken instead: the budget is met, with room to spare)."""
     low_ok, high_ok = target * (1 - tolerance), target * (1 + tolerance)
     at_zero = measure(0.0)
     if at_zero <= high_ok:
@@ -110,6 +112,8 @@ def search_ratio(
             lo = mid
         else:
             hi, best = mid, (mid, value)
+    if below_ok:
+        return best
     raise PruneTargetError(
         f"no ratio gives {target:,} {what} within {tolerance:.1%}: the closest below is "
         f"{best[1]:,} at ratio {best[0]:.4f} (channel counts are discrete; raise tolerance)"
