@@ -19,6 +19,7 @@ from fewshot_kd.distill.views import add_unlabelled, append_soft_only, build_ban
 from fewshot_kd.adapt.derive import distilled_layers
 from fewshot_kd.adapt.export import export_student, quantize_for_export_
 from fewshot_kd.adapt.policy import Policy, hand_set_for
+from fewshot_kd.adapt.adapt_report import AdaptReport, Compression, Decisions, ModelSize, Stages, StudentSize
 from fewshot_kd.adapt.report import AdaptResult, layer_decisions
 from fewshot_kd.adapt.size_fit import derive_to_size
 from fewshot_kd.adapt.target import Target
@@ -109,19 +110,20 @@ def adapt(
         (student, decisions, history, artifact, artifact_bytes, stages), peak = measure_peak_memory(
             lambda: _run(teacher, student, derive, support, unlabelled, target, policy, seed, device, work, progress))
         adapt_seconds = time.perf_counter() - start
-        report = _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes,
-                         adapt_seconds, peak, derive, seed)
-        if meta_info is not None:
-            report["meta_policy"] = meta_info
-        report["heldout_agreement"], collapsed = heldout_agreement(teacher, student, support, policy, seed)
-        report["warnings"] = notes + collapsed
+        sizes = _sizes(teacher, student, support, target, artifact_bytes)
+        heldout, collapsed = heldout_agreement(teacher, student, support, policy, seed)
         eval_sets = _eval_sets(eval_data, default_eval)
-        report["eval"] = {name: {"teacher": _metrics(teacher, d), "student": _metrics(student, d)}
-                          for name, d in eval_sets.items()}
-        if integer:
-            report["integer"] = _integer_path(student, support, eval_sets, work)
+        evaluated = {name: {"teacher": _metrics(teacher, d), "student": _metrics(student, d)} for name, d in eval_sets.items()}
+        report = AdaptReport(
+            shots=len(support) // support.num_classes, seed=seed, student_kind="derived" if derive else "new-architecture",
+            teacher=sizes[0], student=sizes[1], compression=Compression.of(*sizes), adapt_seconds=adapt_seconds,
+            peak_memory_bytes=peak, stages=Stages(**stages),
+            decisions=Decisions(**decisions, layers=layer_decisions(student, decisions, target.bits, policy.per_layer_bits)),
+            target=target, policy=policy, meta_policy=meta_info, heldout_agreement=heldout,
+            warnings=tuple(notes + collapsed), eval=evaluated,
+            integer=_integer_path(student, support, eval_sets, work) if integer else None)
         artifact = _publish(work, Path(export_dir), artifact) if export_dir is not None else None
-    result = AdaptResult(student=student, report=report, artifact=artifact, history=history)
+    result = AdaptResult(student=student, adapt_report=report, artifact=artifact, history=history)
     if progress:
         result.print()
     return result
@@ -240,28 +242,12 @@ def _stretch_images(teacher, support, inputs, labels, policy, seed, device, prog
     return inputs, labels
 
 
-def _report(teacher, student, support, target, policy, decisions, stages, artifact_bytes, seconds, peak, derive, seed) -> dict:
+def _sizes(teacher, student, support, target, artifact_bytes) -> tuple[ModelSize, StudentSize]:
     example = support.input_batch(slice(0, 1))
-    t = {"params": count_params(teacher), "macs": count_macs(teacher, example), "bytes": saved_size_bytes(teacher)}
-    s = {"params": count_params(student), "macs": count_macs(student, example), "bytes": artifact_bytes,
-         "weights": f"int{target.bits} (stored packed, embeddings included; float inference with dequantized weights)"
-         if target.bits else "fp32"}
-    return {
-        "shots": len(support) // support.num_classes,
-        "seed": seed,
-        "student_kind": "derived" if derive else "new-architecture",
-        "teacher": t,
-        "student": s,
-        "compression": {"bytes": t["bytes"] / s["bytes"], "macs": t["macs"] / s["macs"], "params": t["params"] / s["params"]},
-        "adapt_seconds": seconds,
-        "peak_memory_bytes": peak,
-        "stages": stages,
-        "decisions": {**decisions, "layers": layer_decisions(student, decisions, target.bits, policy.per_layer_bits)},
-        "target": target.to_dict(),
-        "policy": policy.to_dict(),
-        "simulated_quantization": False,
-        "integer_arithmetic": False,
-    }
+    weights = (f"int{target.bits} (stored packed, embeddings included; float inference with dequantized weights)"
+               if target.bits else "fp32")
+    return (ModelSize(params=count_params(teacher), macs=count_macs(teacher, example), bytes=saved_size_bytes(teacher)),
+            StudentSize(params=count_params(student), macs=count_macs(student, example), bytes=artifact_bytes, weights=weights))
 
 
 def _integer_path(student, support, eval_sets, out_dir) -> dict:

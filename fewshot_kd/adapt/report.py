@@ -10,15 +10,23 @@ from typing import Any
 import torch.nn as nn
 from rich.table import Table
 
+from fewshot_kd.adapt.adapt_report import AdaptReport
 from fewshot_kd.files import write_json
 
 
 @dataclass
 class AdaptResult:
+    """``adapt_report`` is the typed report; ``report`` is its JSON form (``adapt_report.to_dict()``,
+    what report.json holds), a plain dict so callers index, copy and serialise it as JSON."""
+
     student: nn.Module
-    report: dict
+    adapt_report: AdaptReport
     artifact: Path | None = None
     history: list[dict] = field(default_factory=list)
+    report: dict = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.report = self.adapt_report.to_dict()
 
     def save_report(self, path: str | os.PathLike) -> Path:
         return write_json(path, {**self.report, "history": self.history})
