@@ -111,7 +111,7 @@ def test_bad_input_fails_before_any_work(teacher, digits, tmp_path, monkeypatch,
     def work_started(*args, **kwargs):
         raise AssertionError("the bad input was not caught before the work started")
 
-    monkeypatch.setattr(api, "_run", work_started)
+    monkeypatch.setattr(api, "run_stages", work_started)
     kwargs = {"teacher": teacher, "student": None, "shots": 10, "data": digits, "progress": False,
               **make(teacher, digits, tmp_path)}
     with pytest.raises(error, match=words):
@@ -128,7 +128,7 @@ def test_bad_input_leaves_the_models_as_they_were(teacher, digits):
 
 
 def test_images_of_another_size_run_with_a_warning(teacher, digits, monkeypatch):
-    monkeypatch.setattr(api, "_run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
+    monkeypatch.setattr(api, "run_stages", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
     big = _big(digits)
     with pytest.warns(UserWarning, match="16x16 but the teacher was built for 8x8"), pytest.raises(RuntimeError):
         adapt(teacher, None, shots=2, data=(big, digits.train.labels), progress=False)

@@ -11,17 +11,12 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabelled
-from fewshot_kd.adapt._distill_loop import agreement, distill_
-from fewshot_kd.distill.loop import recalibrate_batchnorm_
 from fewshot_kd.adapt._fidelity import heldout_agreement
 from fewshot_kd.adapt._preflight import preflight
-from fewshot_kd.distill.views import add_unlabelled, append_soft_only, build_bank, make_views, mixed_views
-from fewshot_kd.adapt.derive import distilled_layers
-from fewshot_kd.adapt.export import export_student, quantize_for_export_
 from fewshot_kd.adapt.policy import Policy, hand_set_for
-from fewshot_kd.adapt.adapt_report import AdaptReport, Compression, Decisions, ModelSize, Stages, StudentSize
+from fewshot_kd.adapt.adapt_report import AdaptReport, Compression, Decisions, ModelSize, StudentSize
 from fewshot_kd.adapt.report import AdaptResult, layer_decisions
-from fewshot_kd.adapt.size_fit import derive_to_size
+from fewshot_kd.adapt.stages import Job, run_stages
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_memory, saved_size_bytes
@@ -107,23 +102,24 @@ def adapt(
     with tempfile.TemporaryDirectory(prefix="fewshot_kd-adapt-") as tmp:
         work = Path(tmp)
         start = time.perf_counter()
-        (student, decisions, history, artifact, artifact_bytes, stages), peak = measure_peak_memory(
-            lambda: _run(teacher, student, derive, support, unlabelled, target, policy, seed, device, work, progress))
+        job = Job(teacher, support, unlabelled, target, seed, device, work, derive, progress)
+        done, peak = measure_peak_memory(lambda: run_stages(job, None if derive else student, policy))
+        student, decisions = done.student, done.decisions
         adapt_seconds = time.perf_counter() - start
-        sizes = _sizes(teacher, student, support, target, artifact_bytes)
+        sizes = _sizes(teacher, student, support, target, done.artifact_bytes)
         heldout, collapsed = heldout_agreement(teacher, student, support, policy, seed)
         eval_sets = _eval_sets(eval_data, default_eval)
         evaluated = {name: {"teacher": _metrics(teacher, d), "student": _metrics(student, d)} for name, d in eval_sets.items()}
         report = AdaptReport(
             shots=len(support) // support.num_classes, seed=seed, student_kind="derived" if derive else "new-architecture",
             teacher=sizes[0], student=sizes[1], compression=Compression.of(*sizes), adapt_seconds=adapt_seconds,
-            peak_memory_bytes=peak, stages=Stages(**stages),
+            peak_memory_bytes=peak, stages=done.stages,
             decisions=Decisions(**decisions, layers=layer_decisions(student, decisions, target.bits, policy.per_layer_bits)),
             target=target, policy=policy, meta_policy=meta_info, heldout_agreement=heldout,
             warnings=tuple(notes + collapsed), eval=evaluated,
             integer=_integer_path(student, support, eval_sets, work) if integer else None)
-        artifact = _publish(work, Path(export_dir), artifact) if export_dir is not None else None
-    result = AdaptResult(student=student, adapt_report=report, artifact=artifact, history=history)
+        artifact = _publish(work, Path(export_dir), done.artifact) if export_dir is not None else None
+    result = AdaptResult(student=student, adapt_report=report, artifact=artifact, history=done.history)
     if progress:
         result.print()
     return result
@@ -143,103 +139,6 @@ def _metrics(model, data) -> dict:
     metrics = evaluate(model, data)
     metrics.pop("confusion_matrix", None)
     return metrics
-
-
-def _run(teacher, student, derive, support, unlabelled, target, policy, seed, device, out_dir, progress):
-    stages: dict = {}
-    tick = time.perf_counter()
-    if derive:
-        student, decisions = derive_to_size(teacher, support, target, policy)
-    else:
-        decisions = {"derived_from_teacher": False}
-    student = student.to(device)
-    stages["derive_seconds"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    inputs, labels = make_views(support, policy.views_per_shot, policy.crop_padding, policy.flip,
-                                policy.text_word_dropout, seed)
-    if unlabelled is not None:
-        inputs, labels = add_unlabelled(inputs, labels, unlabelled, policy.unlabelled_views, policy.crop_padding,
-                                        policy.flip, policy.text_word_dropout, seed)
-        stages["unlabelled_inputs"] = len(unlabelled)
-    if isinstance(inputs, torch.Tensor):
-        inputs = inputs.to(device)
-    real_rows = len(labels)  # BatchNorm is recalibrated on real images only, not mixed or synthetic ones
-    inputs, labels = _stretch_images(teacher, support, inputs, labels, policy, seed, device, progress, stages)
-    example = support.input_batch(slice(0, 1))
-    example = example.to(device) if isinstance(example, torch.Tensor) else example
-    pairs = distilled_layers(teacher, student, policy, example)
-    bank = build_bank(teacher, inputs, labels.to(device), [t for t, _ in pairs])
-    stages["teacher_cache_seconds"] = time.perf_counter() - tick
-    stages["views"] = len(bank)
-    stages["distilled_layers"] = [list(p) for p in pairs]
-
-    if derive and policy.reconstruct_inputs and isinstance(bank.inputs, torch.Tensor):
-        stages["reconstruction"] = _reconstruct(student, teacher, bank.inputs[:real_rows], policy, seed)
-    tick = time.perf_counter()
-    common = dict(weight_decay=policy.weight_decay, batch_size=policy.batch_size, temperature=policy.temperature,
-                  alpha=policy.alpha, feature_weight=policy.feature_weight, layer_weights=policy.layer_weights,
-                  layer_lr_scale=policy.layer_lr_scale, seed=seed, progress=progress)
-    history = distill_(student, bank, [s for _, s in pairs],
-                       steps=policy.steps if derive else policy.new_arch_steps,
-                       lr=policy.lr if derive else policy.new_arch_lr, description="distilling", **common)
-    stages["distill_seconds"] = time.perf_counter() - tick
-    if policy.bn_recalibrate and isinstance(bank.inputs, torch.Tensor):
-        stages["batchnorms_recalibrated"] = recalibrate_batchnorm_(student, bank.inputs[:real_rows])
-    stages["teacher_agreement_on_views"] = agreement(student, bank)
-
-    arch = getattr(student, "arch", None)
-    if target.bits is not None:
-        from fewshot_kd.quant import dequantize_model_
-
-        tick = time.perf_counter()
-        quantize_for_export_(student, target.bits, policy.per_layer_bits)
-        if policy.qat_steps > 0:
-            history += distill_(student, bank, [s for _, s in pairs], steps=policy.qat_steps, lr=policy.qat_lr,
-                                description=f"QAT int{target.bits}", **common)
-        artifact, artifact_bytes = export_student(student, target.bits, out_dir, arch)
-        dequantize_model_(student)
-        stages["quantize_seconds"] = time.perf_counter() - tick
-    else:
-        artifact, artifact_bytes = export_student(student, None, out_dir, arch)
-    budget = target.size_budget(saved_size_bytes(teacher))
-    if budget is not None and artifact_bytes > budget:
-        raise FewShotKDError(
-            f"the exported student takes {artifact_bytes:,} bytes, over the target of {budget:,}; "
-            f"give a smaller student, lower target.bits, or raise target.size_bytes / lower target.size_ratio"
-        )
-    return student.eval(), decisions, history, artifact, artifact_bytes, stages
-
-
-def _reconstruct(student, teacher, inputs, policy, seed) -> dict:
-    """Least-squares repair of the pruned layers on a random subset of the real views."""
-    from fewshot_kd.adapt.reconstruct import reconstruct_
-
-    generator = torch.Generator().manual_seed(seed + 3)
-    chosen = torch.randperm(len(inputs), generator=generator)[: policy.reconstruct_inputs].to(inputs.device)
-    return reconstruct_(student, teacher, inputs[chosen], ridge=policy.reconstruct_ridge, seed=seed).to_dict()
-
-
-def _stretch_images(teacher, support, inputs, labels, policy, seed, device, progress, stages):
-    """Add the policy's mixed (mixup / cutmix) and DeepInversion views of image shots."""
-    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
-        if policy.mix_views or policy.synthetic_inputs:
-            stages["image_only_views_skipped"] = "mix_views / synthetic_inputs apply to image inputs only"
-        return inputs, labels
-    if policy.mix_views:
-        shot_views = inputs[: len(support) * policy.views_per_shot]
-        mixed = mixed_views(shot_views, policy.mix_views, len(support), policy.mix, policy.mix_alpha, seed)
-        inputs, labels = append_soft_only(inputs, labels, mixed)
-        stages["mixed_views"] = len(mixed)
-    if policy.synthetic_inputs:
-        from fewshot_kd.adapt.deep_inversion import invert_teacher
-
-        made = invert_teacher(teacher, support.all_inputs().to(device), support.num_classes, policy.synthetic_inputs,
-                              steps=policy.synthetic_steps, seed=seed, progress=progress)
-        inputs, labels = append_soft_only(inputs, labels, made.inputs)
-        stages.update(synthetic_inputs=len(made.inputs), synthetic_seconds=made.seconds,
-                      synthetic_teacher_agreement=made.teacher_agreement, synthetic_bn_loss=list(made.bn_loss))
-    return inputs, labels
 
 
 def _sizes(teacher, student, support, target, artifact_bytes) -> tuple[ModelSize, StudentSize]:

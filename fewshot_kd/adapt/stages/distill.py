@@ -1,0 +1,48 @@
+"""Stage 4: distil the teacher into the student on the cached views, then recalibrate BatchNorm."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd.adapt._distill_loop import agreement, distill_
+from fewshot_kd.adapt.policy import Policy
+from fewshot_kd.adapt.stages.job import Job
+from fewshot_kd.adapt.stages.views import Views
+from fewshot_kd.distill.loop import recalibrate_batchnorm_
+
+
+@dataclass(frozen=True)
+class Distilled:
+    """The loss history, how long it took, how many BatchNorms were recalibrated (``None``: not
+    asked for, or text) and the student's top-1 agreement with the teacher on the views."""
+
+    history: list[dict]
+    seconds: float
+    batchnorms_recalibrated: int | None
+    teacher_agreement_on_views: float
+
+
+def loop_options(job: Job, policy: Policy) -> dict:
+    """The keyword arguments of :func:`distill_` that distillation and QAT share."""
+    return dict(weight_decay=policy.weight_decay, batch_size=policy.batch_size, temperature=policy.temperature,
+                alpha=policy.alpha, feature_weight=policy.feature_weight, layer_weights=policy.layer_weights,
+                layer_lr_scale=policy.layer_lr_scale, seed=job.seed, progress=job.progress)
+
+
+def distill_stage_(job: Job, student: nn.Module, views: Views, policy: Policy) -> Distilled:
+    """Train ``student`` in place: ``policy.steps`` at ``policy.lr`` when derived, else
+    ``new_arch_steps`` at ``new_arch_lr``."""
+    tick = time.perf_counter()
+    history = distill_(student, views.bank, [s for _, s in views.pairs],
+                       steps=policy.steps if job.derive else policy.new_arch_steps,
+                       lr=policy.lr if job.derive else policy.new_arch_lr, description="distilling",
+                       **loop_options(job, policy))
+    seconds = time.perf_counter() - tick
+    recalibrated = None
+    if policy.bn_recalibrate and isinstance(views.bank.inputs, torch.Tensor):
+        recalibrated = recalibrate_batchnorm_(student, views.real_inputs)
+    return Distilled(history, seconds, recalibrated, agreement(student, views.bank))

@@ -1,0 +1,57 @@
+"""adapt()'s stages in order: derive, views, repair, distill, quantize/export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch.nn as nn
+
+from fewshot_kd.adapt.adapt_report import Stages
+from fewshot_kd.adapt.policy import Policy
+from fewshot_kd.adapt.stages.derive import derive
+from fewshot_kd.adapt.stages.distill import Distilled, distill_stage_
+from fewshot_kd.adapt.stages.export import Exported, export_stage_
+from fewshot_kd.adapt.stages.job import Job
+from fewshot_kd.adapt.stages.repair import repair_
+from fewshot_kd.adapt.stages.views import Views, cache_views
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The trained student (eval mode), what derive cut, the loss history (distillation then
+    QAT), the exported artifact and its bytes, and the report's ``stages`` entry."""
+
+    student: nn.Module
+    decisions: dict
+    history: list[dict]
+    artifact: Path
+    artifact_bytes: int
+    stages: Stages
+
+
+def run_stages(job: Job, student: nn.Module | None, policy: Policy) -> Finished:
+    """Run every stage on ``job`` with ``policy``; ``student`` is the given one (``None`` to derive)."""
+    derived = derive(job, student, policy)
+    student = derived.student
+    views = cache_views(job, student, policy)
+    repaired = repair_(job, student, views, policy)
+    distilled = distill_stage_(job, student, views, policy)
+    exported = export_stage_(job, student, views, policy)
+    stages = _stages(derived.seconds, views, repaired, distilled, exported)
+    return Finished(student.eval(), derived.decisions, distilled.history + exported.history, exported.artifact,
+                    exported.bytes, stages)
+
+
+def _stages(derive_seconds: float, views: Views, repaired, distilled: Distilled, exported: Exported) -> Stages:
+    made = views.synthetic
+    synthetic = {} if made is None else dict(
+        synthetic_inputs=len(made.inputs), synthetic_seconds=made.seconds,
+        synthetic_teacher_agreement=made.teacher_agreement, synthetic_bn_loss=list(made.bn_loss))
+    return Stages(
+        derive_seconds=derive_seconds, unlabelled_inputs=views.unlabelled_inputs,
+        image_only_views_skipped=views.image_only_views_skipped, mixed_views=views.mixed_views, **synthetic,
+        teacher_cache_seconds=views.seconds, views=len(views.bank), distilled_layers=[list(p) for p in views.pairs],
+        reconstruction=None if repaired is None else repaired.to_dict(), distill_seconds=distilled.seconds,
+        batchnorms_recalibrated=distilled.batchnorms_recalibrated,
+        teacher_agreement_on_views=distilled.teacher_agreement_on_views, quantize_seconds=exported.quantize_seconds)
