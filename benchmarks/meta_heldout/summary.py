@@ -69,7 +69,9 @@ def family_summary(family_dir: Path) -> dict:
     cells = _cells(family_dir)
     table = accuracies(cells)
     ks = sorted({k for (_, _, k) in table})
-    out = {"family": family_dir.name, "split": _split(cells), "ks": ks, "budgets": {}}
+    plan_path = family_dir / "plan.json"
+    plan = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
+    out = {"family": family_dir.name, "split": _split(cells), "ks": ks, "budgets": {}, "plan": plan}
     for budget in sorted({b for (b, _, _) in table}):
         rows = {}
         for role in ROLES:
@@ -97,6 +99,13 @@ def render(results_dir: Path) -> str:
     summaries = [family_summary(d) for d in sorted(p for p in results_dir.iterdir() if p.is_dir())
                  if (d / "cells.jsonl").is_file()]
     for s in summaries:
+        plan = s["plan"]
+        if plan:
+            validate = ", ".join(plan["validate"]) or "none"
+            lines += [f"**{s['family']}**: meta-trained on {', '.join(plan['train'])} (validated on {validate}) "
+                      f"for {plan['meta_seconds'] / 60:.1f} min; the tuned fixed recipe searched the same families for "
+                      f"{plan.get('tune_seconds_used', 0) / 60:.1f} min ({plan.get('tune_trials', '?')} trials, "
+                      f"{plan.get('tune_sampler', '?')}).", ""]
         for budget, b in s["budgets"].items():
             lines += [f"## {s['family']}, budget ({budget}) — split `{s['split']}`", "",
                       "| method | " + " | ".join(f"K={k}" for k in s["ks"]) + " | over K |",
