@@ -24,7 +24,7 @@ DEFAULTS = {  # what each method read from an empty options dict before options 
     "adapt_unlabelled": {"overrides": {}, "target": {}, "unlabelled": 2000},
     "adapt_student_unlabelled": {"overrides": {}, "target": {}, "unlabelled": 2000},
     "adapt_meta": {"overrides": {}, "target": {}, "policy": str(SHIPPED)},
-    "adapt_random_search": {"overrides": {}, "trials": 4},
+    "adapt_random_search": {"overrides": {}, "trials": 4, "target": {}},
     "teacher": {},
     "ptq_int8": {},
 }
@@ -61,7 +61,7 @@ def test_every_method_has_typed_options_and_shipped_suites_parse():
     ("hinton_kd", {"step": 3}, r"hinton_kd options has unknown keys \['step'\]; known keys: \['steps'\]"),
     ("teacher", {"steps": 3}, r"unknown keys \['steps'\]; known keys: none"),
     ("adapt", {"unlabelled": 5}, r"adapt options has unknown keys \['unlabelled'\].*any Policy field"),
-    ("adapt_random_search", {"target": {}}, r"unknown keys \['target'\]"),
+    ("adapt_random_search", {"trial": 2}, r"unknown keys \['trial'\]"),
     ("adapt@cutmix", {"mixx": 8}, r"adapt@cutmix options has unknown keys \['mixx'\]"),
     ("scratch", {"steps": "300"}, "scratch options: steps must be a whole number, got '300'"),
     ("prune_finetune", {"lr": True}, "lr must be a number, got True"),
