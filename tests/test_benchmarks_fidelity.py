@@ -46,6 +46,6 @@ def test_policy_decisions_meet_the_macs_budget():
     desc = describe_model(model, x[:1], x, [], structure=model_structure(model, x[:1]))
     policies = draw_policies(3, [g.root for g in desc.groups])
     assert policies[0].name == "hand-set" and policies[1] != policies[2]
-    decisions = policy_decisions(policies[1].to_dict(), desc, 0.5, base_lr=1e-3)
+    decisions = policy_decisions(policies[1].to_flat_dict(), desc, 0.5, base_lr=1e-3)
     assert float(decisions.macs_fraction) == pytest.approx(0.5, abs=1e-3)
     assert float(decisions.inner_lr_scale) == pytest.approx(policies[1].lr / 1e-3)

@@ -66,4 +66,4 @@ class FixedPolicy:
 
 
 def as_dict(policy) -> dict:
-    return policy.to_dict() if hasattr(policy, "to_dict") else dict(policy)
+    return policy.to_flat_dict() if hasattr(policy, "to_flat_dict") else dict(policy)

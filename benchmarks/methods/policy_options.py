@@ -4,13 +4,13 @@ the hand-set policy for the data's modality (the policy checks the values)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from fewshot_kd.adapt.policy import Policy, hand_set_for
+from fewshot_kd.adapt.policy import FLAT_FIELDS, Policy, hand_set_for
 
 from benchmarks.methods.options import MethodOptions, parse_options
 
-POLICY_FIELDS = frozenset(f.name for f in fields(Policy))
+POLICY_FIELDS = frozenset(FLAT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -31,5 +31,5 @@ class PolicyOptions(MethodOptions):
     def hand_set_policy(self, modality: str, augment: str) -> Policy:
         """The hand-set policy for ``modality`` (mirror images only with ``crop_flip``
         augmentation) with ``overrides`` set over it."""
-        base = hand_set_for(modality == "text").to_dict()
+        base = hand_set_for(modality == "text").to_flat_dict()
         return Policy.from_dict({**base, "flip": augment == "crop_flip", **self.overrides})

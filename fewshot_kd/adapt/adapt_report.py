@@ -119,8 +119,9 @@ class AdaptReport:
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("teacher", "student", "compression", "stages", "decisions", "target", "policy"):
+        for name in ("teacher", "student", "compression", "stages", "decisions", "target"):
             out[name] = out[name].to_dict()
+        out["policy"] = self.policy.to_flat_dict()  # the flat layout readers of report.json index
         out["warnings"] = list(self.warnings)
         for name in ("meta_policy", "integer"):
             if out[name] is None:

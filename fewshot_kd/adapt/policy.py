@@ -2,146 +2,86 @@
 
 from __future__ import annotations
 
-import math
 import os
-from numbers import Integral, Real
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from numbers import Integral
 from pathlib import Path
 
-from fewshot_kd.augment import MIXES
-from fewshot_kd.config_keys import check_known_keys
+from fewshot_kd.adapt.policy_parts import (PARTS, DistillationConfig, OptimisationConfig, PruningConfig,
+                                           QuantizationConfig, RepairConfig, ViewsConfig)
 from fewshot_kd.errors import CorruptFileError, FewShotKDError
 
-POLICY_VERSION = 1
-_WHOLE = ("views_per_shot", "unlabelled_views", "mix_views", "synthetic_inputs", "synthetic_steps", "batch_size",
-          "steps", "new_arch_steps", "reconstruct_inputs", "qat_steps", "version")
-_REAL = ("temperature", "alpha", "feature_weight", "text_word_dropout", "mix_alpha", "lr", "new_arch_lr",
-         "weight_decay", "reconstruct_ridge", "qat_lr")
+POLICY_VERSION = 2
+"""1: one flat object of 33 settings. 2: nested by concern (:mod:`fewshot_kd.adapt.policy_parts`);
+version-1 files and flat dicts still load."""
+
+FLAT_FIELDS = ("temperature", "alpha", "feature_weight", "feature_layers", "layer_weights", "views_per_shot",
+               "crop_padding", "flip", "text_word_dropout", "unlabelled_views", "mix_views", "mix", "mix_alpha",
+               "synthetic_inputs", "synthetic_steps", "batch_size", "steps", "lr", "new_arch_steps", "new_arch_lr",
+               "weight_decay", "structure", "prune_importance", "per_layer_prune", "per_layer_bits", "layer_lr_scale",
+               "reconstruct_inputs", "reconstruct_ridge", "bn_recalibrate", "qat_steps", "qat_lr")
+"""Every setting by its flat name, in the order of version 1 (and of report.json's ``policy``)."""
+_SECTION = {f.name: key for key, part in PARTS.items() for f in fields(part)}
 
 
-def _number(value, name: str, low: float, high: float) -> float:
-    """``value`` as a float, or a :class:`FewShotKDError` if it is not a number in ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not low <= value <= high or math.isinf(value):
-        raise FewShotKDError(f"policy {name} must be a finite number in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Policy:
-    """Hyperparameters of the adapt() recipe.
+    """Hyperparameters of the adapt() recipe, one frozen config per concern: ``distillation``
+    (:class:`DistillationConfig`), ``views`` (:class:`ViewsConfig`), ``optimisation``,
+    ``pruning``, ``quantization`` and ``repair`` (see their docstrings for every setting).
 
-    Distillation: ``temperature``, ``alpha`` (weight of the soft targets; ``1 - alpha`` goes
-    to cross-entropy on the shots), ``feature_weight`` and ``layer_weights`` (block-wise
-    feature distillation between the layers ``feature_layers`` selects). Data: every shot
-    is expanded to ``views_per_shot`` augmented views (random shifts of up to ``crop_padding``
-    pixels, default an eighth of the side, and mirror images if ``flip``; word dropout for
-    text) whose teacher outputs are computed once and cached; unlabelled inputs, when adapt()
-    gets them, add ``unlabelled_views`` views each, distilled on soft targets only. Images also
-    get ``mix_views`` rounds of ``mix`` (``"mixup"`` or ``"cutmix"``, ``Beta(mix_alpha, mix_alpha)``)
-    pairs of shot views, and ``synthetic_inputs`` DeepInversion images optimised for
-    ``synthetic_steps`` against the teacher's BatchNorm statistics; both on soft targets only. Optimisation: ``steps`` Adam steps at ``lr`` for a student derived from
-    the teacher, ``new_arch_steps`` at ``new_arch_lr`` for a new architecture. Compression:
-    ``structure`` is ``"channels"`` (physical channel / head pruning with
-    ``prune_importance`` and optional ``per_layer_prune`` ratios) or ``"blocks"`` (drop whole
-    residual blocks, least harmful on the shots first, then prune channels for any
-    remaining budget); ``qat_steps`` of quantization-aware finishing at ``qat_lr`` (0: the
-    weights are quantized after distillation, which loses nothing measurable at 8 bits).
-    Per-layer decisions (what a meta-learned policy fills in): ``per_layer_prune`` ratios
-    (rescaled together to meet the MACs / params target), ``per_layer_bits`` (the target's
-    bits then bound their parameter-weighted average) and ``layer_lr_scale`` multipliers of
-    the learning rate per layer. Repair: a derived image student first has every layer that
-    lost input channels re-solved by least squares against the teacher on
-    ``reconstruct_inputs`` views (default 0: off; ``reconstruct_ridge`` pulls towards the pruned weights).
-    """
+    Every setting also reads by its flat name (``policy.steps``) and is set by it:
+    ``Policy(steps=10, flip=False)`` and ``dataclasses.replace(policy, lr=1e-4)`` route it into
+    its section (a flat key wins over the section given with it, which may be a dict). ``per_layer_prune``,
+    ``per_layer_bits`` and ``layer_lr_scale`` are read-only mappings. ``to_dict`` writes the
+    nested version-2 form, ``to_flat_dict`` the version-1 layout; ``from_dict`` reads both."""
 
-    name: str = "hand-set"
-    temperature: float = 4.0
-    alpha: float = 0.9
-    feature_weight: float = 3.0
-    feature_layers: str = "auto"
-    layer_weights: tuple[float, ...] | None = None
-    views_per_shot: int = 12
-    crop_padding: int | None = None
-    flip: bool = True
-    text_word_dropout: float = 0.1
-    unlabelled_views: int = 1
-    mix_views: int = 0
-    mix: str = "cutmix"
-    mix_alpha: float = 1.0
-    synthetic_inputs: int = 0
-    synthetic_steps: int = 200
-    batch_size: int = 32
-    steps: int = 300
-    lr: float = 1e-3
-    new_arch_steps: int = 1500
-    new_arch_lr: float = 2e-3
-    weight_decay: float = 5e-4
-    structure: str = "channels"
-    prune_importance: str = "l1"
-    per_layer_prune: dict = field(default_factory=dict)
-    per_layer_bits: dict = field(default_factory=dict)
-    layer_lr_scale: dict = field(default_factory=dict)
-    reconstruct_inputs: int = 0
-    reconstruct_ridge: float = 1e-3
-    bn_recalibrate: bool = True
-    qat_steps: int = 0
-    qat_lr: float = 1e-4
-    version: int = POLICY_VERSION
+    name: str
+    distillation: DistillationConfig
+    views: ViewsConfig
+    optimisation: OptimisationConfig
+    pruning: PruningConfig
+    quantization: QuantizationConfig
+    repair: RepairConfig
+    version: int
 
-    def __post_init__(self) -> None:
-        for name in _WHOLE:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral):
-                raise FewShotKDError(f"policy {name} must be a whole number, got {value!r}")
-        for name in _REAL:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-                raise FewShotKDError(f"policy {name} must be a finite number, got {value!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise FewShotKDError(f"policy alpha must lie in [0, 1], got {self.alpha}")
-        if not 0.0 <= self.text_word_dropout < 1.0:
-            raise FewShotKDError(f"policy text_word_dropout must lie in [0, 1), got {self.text_word_dropout}")
-        for name in ("temperature", "lr", "new_arch_lr", "qat_lr"):
-            if getattr(self, name) <= 0:
-                raise FewShotKDError(f"policy {name} must be positive, got {getattr(self, name)}")
-        for name in ("views_per_shot", "unlabelled_views", "batch_size", "steps", "new_arch_steps", "version"):
-            if getattr(self, name) < 1:
-                raise FewShotKDError(f"policy {name} must be at least 1, got {getattr(self, name)}")
-        for name in ("mix_views", "synthetic_inputs", "synthetic_steps", "reconstruct_inputs", "qat_steps",
-                     "feature_weight", "weight_decay", "reconstruct_ridge"):
-            if getattr(self, name) < 0:
-                raise FewShotKDError(f"policy {name} must be 0 or more, got {getattr(self, name)}")
-        if self.crop_padding is not None and (isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, Integral)
-                                              or self.crop_padding < 0):
-            raise FewShotKDError(f"policy crop_padding must be None or a whole number >= 0, got {self.crop_padding!r}")
-        if self.mix not in MIXES:
-            raise FewShotKDError(f"policy mix must be one of {MIXES.names()}, got {self.mix!r}")
-        if self.mix_alpha <= 0:
-            raise FewShotKDError(f"policy mix_alpha (the Beta distribution's parameter) must be positive, got {self.mix_alpha}")
-        if self.structure not in ("channels", "blocks"):
-            raise FewShotKDError(f"policy structure must be 'channels' or 'blocks', got {self.structure!r}")
-        if self.layer_weights is not None:
-            object.__setattr__(self, "layer_weights", tuple(_number(w, "layer_weights", 0, math.inf) for w in self.layer_weights))
-        for name in ("per_layer_prune", "per_layer_bits", "layer_lr_scale"):
-            if not isinstance(getattr(self, name), dict):
-                raise FewShotKDError(f"policy {name} must map layer names to values, got {getattr(self, name)!r}")
-        for name, low, high in (("per_layer_prune", 0, math.inf), ("layer_lr_scale", 1e-12, math.inf)):  # prune: relative, rescaled
-            for layer, value in getattr(self, name).items():
-                _number(value, f"{name}[{layer!r}]", low, high)
-        for layer, bits in self.per_layer_bits.items():
-            if isinstance(bits, bool) or not isinstance(bits, Integral) or not 2 <= bits <= 8:
-                raise FewShotKDError(f"policy per_layer_bits[{layer!r}] must be a whole number in 2..8, got {bits!r}")
+    def __init__(self, name: str = "hand-set", *, version: int = POLICY_VERSION, **settings) -> None:
+        flat: dict[str, dict] = {key: {} for key in PARTS}
+        for key, value in settings.items():
+            if key in PARTS:
+                continue
+            if key not in _SECTION:
+                raise TypeError(f"Policy got an unexpected setting {key!r}; known: {', '.join(FLAT_FIELDS)}")
+            flat[_SECTION[key]][key] = value
+        for key, part in PARTS.items():
+            given = settings.get(key, part())
+            if isinstance(given, Mapping):  # a section as to_dict() writes it
+                given = part.from_dict(given)
+            if not isinstance(given, part):
+                raise FewShotKDError(f"policy {key} must be a {part.__name__}, got {type(given).__name__}")
+            object.__setattr__(self, key, replace(given, **flat[key]) if flat[key] else given)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", _version(version))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The nested version-2 form (plain dicts, JSON-ready)."""
+        return {"name": self.name, **{key: getattr(self, key).to_dict() for key in PARTS}, "version": self.version}
+
+    def to_flat_dict(self) -> dict:
+        """Every setting by its flat name, in version 1's order (with this policy's version)."""
+        return {"name": self.name, **{k: _plain(getattr(self, k)) for k in FLAT_FIELDS}, "version": self.version}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Policy":
-        check_known_keys(cls, data, "policy")
-        version = data.get("version", POLICY_VERSION)
-        if isinstance(version, int) and version > POLICY_VERSION:
+        """A nested (version 2) or flat (version 1, or any flat settings) dict; unknown keys are errors."""
+        unknown = set(data) - set(FLAT_FIELDS) - set(PARTS) - {"name", "version"}
+        if unknown:
+            raise FewShotKDError(f"policy has unknown keys {sorted(unknown)}; known keys: "
+                                 f"{sorted(['name', 'version', *PARTS, *FLAT_FIELDS])}")
+        if _version(data.get("version", POLICY_VERSION)) > POLICY_VERSION:
             raise FewShotKDError(f"policy version {data['version']} is newer than this fewshot_kd understands; upgrade")
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k != "version"})  # version 1 migrates: flat keys go to sections
 
     def save(self, path: str | os.PathLike) -> Path:
         from fewshot_kd.files import write_json
@@ -160,6 +100,24 @@ class Policy:
             return cls.from_dict(data)
         except FewShotKDError as error:
             raise type(error)(f"{path}: {error}") from None
+
+
+def _version(version) -> int:
+    if isinstance(version, bool) or not isinstance(version, Integral) or version < 1:
+        raise FewShotKDError(f"policy version must be a whole number of at least 1, got {version!r}")
+    return version
+
+
+def _plain(value):
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _flat_reader(section: str, name: str) -> property:
+    return property(lambda self: getattr(getattr(self, section), name), doc=f"``{section}.{name}``")
+
+
+for _name, _section in _SECTION.items():
+    setattr(Policy, _name, _flat_reader(_section, _name))
 
 
 HAND_SET = Policy()

@@ -1,0 +1,200 @@
+"""The six concerns of a :class:`~fewshot_kd.adapt.policy.Policy`, each a frozen, checked config."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from numbers import Integral, Real
+from types import MappingProxyType
+
+from fewshot_kd.augment import MIXES
+from fewshot_kd.config_keys import check_known_keys
+from fewshot_kd.errors import FewShotKDError
+
+_EMPTY = MappingProxyType({})
+
+
+def _number(value, name: str, low: float, high: float) -> float:
+    """``value`` as a float, or a :class:`FewShotKDError` if it is not a number in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not low <= value <= high or math.isinf(value):
+        raise FewShotKDError(f"policy {name} must be a finite number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _whole(part, names: tuple[str, ...], low: int) -> None:
+    for name in names:
+        value = getattr(part, name)
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            raise FewShotKDError(f"policy {name} must be a whole number, got {value!r}")
+        if value < low:
+            raise FewShotKDError(f"policy {name} must be {'at least 1' if low else '0 or more'}, got {value}")
+
+
+def _real(part, names: tuple[str, ...], positive: bool = False, negative_ok: bool = False) -> None:
+    for name in names:
+        value = getattr(part, name)
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+            raise FewShotKDError(f"policy {name} must be a finite number, got {value!r}")
+        if positive and value <= 0:
+            raise FewShotKDError(f"policy {name} must be positive, got {value}")
+        if not positive and not negative_ok and value < 0:
+            raise FewShotKDError(f"policy {name} must be 0 or more, got {value}")
+
+
+def _frozen_map(part, name: str, low: float) -> None:
+    """Replace the mapping ``name`` by a read-only copy, checking its values lie in ``[low, inf)``."""
+    value = getattr(part, name)
+    if not isinstance(value, Mapping):
+        raise FewShotKDError(f"policy {name} must map layer names to values, got {value!r}")
+    for layer, v in value.items():
+        _number(v, f"{name}[{layer!r}]", low, math.inf)
+    object.__setattr__(part, name, MappingProxyType(dict(value)))
+
+
+class _Part:
+    """``to_dict`` (plain dicts, JSON-ready) and ``from_dict`` (unknown keys rejected)."""
+
+    def to_dict(self) -> dict:
+        return {f.name: dict(v) if isinstance(v := getattr(self, f.name), Mapping) else v for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping):
+        check_known_keys(cls, data, f"policy {cls.KEY}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class DistillationConfig(_Part):
+    """Loss: ``temperature``, ``alpha`` (weight of the soft targets; ``1 - alpha`` goes to
+    cross-entropy on the shots), ``feature_weight`` and ``layer_weights`` of block-wise feature
+    distillation between the layers ``feature_layers`` selects."""
+
+    KEY = "distillation"
+    temperature: float = 4.0
+    alpha: float = 0.9
+    feature_weight: float = 3.0
+    feature_layers: str = "auto"
+    layer_weights: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _real(self, ("temperature",), positive=True)
+        _real(self, ("alpha",), negative_ok=True)
+        _real(self, ("feature_weight",))
+        if not 0.0 <= self.alpha <= 1.0:
+            raise FewShotKDError(f"policy alpha must lie in [0, 1], got {self.alpha}")
+        if self.layer_weights is not None:
+            object.__setattr__(self, "layer_weights", tuple(_number(w, "layer_weights", 0, math.inf) for w in self.layer_weights))
+
+
+@dataclass(frozen=True)
+class ViewsConfig(_Part):
+    """Data: ``views_per_shot`` augmented views per shot (shifts of up to ``crop_padding`` pixels,
+    mirror images if ``flip``, word dropout for text), ``unlabelled_views`` per unlabelled input,
+    ``mix_views`` rounds of ``mix`` (``Beta(mix_alpha, mix_alpha)``) and ``synthetic_inputs``
+    DeepInversion images optimised for ``synthetic_steps``."""
+
+    KEY = "views"
+    views_per_shot: int = 12
+    crop_padding: int | None = None
+    flip: bool = True
+    text_word_dropout: float = 0.1
+    unlabelled_views: int = 1
+    mix_views: int = 0
+    mix: str = "cutmix"
+    mix_alpha: float = 1.0
+    synthetic_inputs: int = 0
+    synthetic_steps: int = 200
+
+    def __post_init__(self) -> None:
+        _whole(self, ("views_per_shot", "unlabelled_views"), 1)
+        _whole(self, ("mix_views", "synthetic_inputs", "synthetic_steps"), 0)
+        _real(self, ("text_word_dropout",), negative_ok=True)
+        _real(self, ("mix_alpha",), positive=True)
+        if not 0.0 <= self.text_word_dropout < 1.0:
+            raise FewShotKDError(f"policy text_word_dropout must lie in [0, 1), got {self.text_word_dropout}")
+        if self.crop_padding is not None and (isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, Integral)
+                                              or self.crop_padding < 0):
+            raise FewShotKDError(f"policy crop_padding must be None or a whole number >= 0, got {self.crop_padding!r}")
+        if self.mix not in MIXES:
+            raise FewShotKDError(f"policy mix must be one of {MIXES.names()}, got {self.mix!r}")
+
+
+@dataclass(frozen=True)
+class OptimisationConfig(_Part):
+    """``steps`` Adam steps at ``lr`` for a student derived from the teacher, ``new_arch_steps``
+    at ``new_arch_lr`` for a new architecture; ``layer_lr_scale`` multiplies the rate per layer."""
+
+    KEY = "optimisation"
+    batch_size: int = 32
+    steps: int = 300
+    lr: float = 1e-3
+    new_arch_steps: int = 1500
+    new_arch_lr: float = 2e-3
+    weight_decay: float = 5e-4
+    layer_lr_scale: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+
+    def __post_init__(self) -> None:
+        _whole(self, ("batch_size", "steps", "new_arch_steps"), 1)
+        _real(self, ("lr", "new_arch_lr"), positive=True)
+        _real(self, ("weight_decay",))
+        _frozen_map(self, "layer_lr_scale", 1e-12)
+
+
+@dataclass(frozen=True)
+class PruningConfig(_Part):
+    """``structure`` ``"channels"`` (physical channel / head pruning by ``prune_importance``,
+    optional relative ``per_layer_prune`` ratios rescaled to the target) or ``"blocks"`` (drop
+    whole residual blocks first)."""
+
+    KEY = "pruning"
+    structure: str = "channels"
+    prune_importance: str = "l1"
+    per_layer_prune: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+
+    def __post_init__(self) -> None:
+        if self.structure not in ("channels", "blocks"):
+            raise FewShotKDError(f"policy structure must be 'channels' or 'blocks', got {self.structure!r}")
+        _frozen_map(self, "per_layer_prune", 0)
+
+
+@dataclass(frozen=True)
+class QuantizationConfig(_Part):
+    """``per_layer_bits`` (the target's bits bound their parameter-weighted average) and
+    ``qat_steps`` of quantization-aware finishing at ``qat_lr`` (0: quantize after distillation)."""
+
+    KEY = "quantization"
+    per_layer_bits: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    qat_steps: int = 0
+    qat_lr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _whole(self, ("qat_steps",), 0)
+        _real(self, ("qat_lr",), positive=True)
+        if not isinstance(self.per_layer_bits, Mapping):
+            raise FewShotKDError(f"policy per_layer_bits must map layer names to values, got {self.per_layer_bits!r}")
+        for layer, bits in self.per_layer_bits.items():
+            if isinstance(bits, bool) or not isinstance(bits, Integral) or not 2 <= bits <= 8:
+                raise FewShotKDError(f"policy per_layer_bits[{layer!r}] must be a whole number in 2..8, got {bits!r}")
+        object.__setattr__(self, "per_layer_bits", MappingProxyType(dict(self.per_layer_bits)))
+
+
+@dataclass(frozen=True)
+class RepairConfig(_Part):
+    """A derived image student first has every layer that lost input channels re-solved by
+    least squares on ``reconstruct_inputs`` views (0: off; ``reconstruct_ridge`` pulls towards
+    the pruned weights); ``bn_recalibrate`` re-estimates BatchNorm statistics after distillation."""
+
+    KEY = "repair"
+    reconstruct_inputs: int = 0
+    reconstruct_ridge: float = 1e-3
+    bn_recalibrate: bool = True
+
+    def __post_init__(self) -> None:
+        _whole(self, ("reconstruct_inputs",), 0)
+        _real(self, ("reconstruct_ridge",))
+
+
+PARTS = {cls.KEY: cls for cls in (DistillationConfig, ViewsConfig, OptimisationConfig, PruningConfig,
+                                  QuantizationConfig, RepairConfig)}
+"""The sections of a version-2 policy, by key."""
