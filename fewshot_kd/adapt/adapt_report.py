@@ -9,21 +9,19 @@ from fewshot_kd.adapt.policy import Policy
 from fewshot_kd.adapt.target import Target
 
 
-def _present(obj) -> dict[str, Any]:
-    """The dataclass's fields in declaration order, leaving out the ones that are ``None``."""
-    return {f.name: getattr(obj, f.name) for f in fields(obj) if getattr(obj, f.name) is not None}
+class _Part:
+    def to_dict(self) -> dict[str, Any]:
+        """The fields in declaration order, leaving out the ones that are ``None`` (did not run)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 @dataclass(frozen=True)
-class ModelSize:
+class ModelSize(_Part):
     """Parameters, MACs per example (batch of 1) and bytes on disk of one model."""
 
     params: int
     macs: int
     bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return _present(self)
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class StudentSize(ModelSize):
 
 
 @dataclass(frozen=True)
-class Compression:
+class Compression(_Part):
     """Teacher / student ratios (``4.0``: four times smaller)."""
 
     bytes: float
@@ -46,12 +44,9 @@ class Compression:
         return cls(bytes=teacher.bytes / student.bytes, macs=teacher.macs / student.macs,
                    params=teacher.params / student.params)
 
-    def to_dict(self) -> dict[str, Any]:
-        return _present(self)
-
 
 @dataclass(frozen=True, kw_only=True)
-class Stages:
+class Stages(_Part):
     """What each stage did and took; the optional entries appear only when their stage ran."""
 
     derive_seconds: float
@@ -71,12 +66,9 @@ class Stages:
     teacher_agreement_on_views: float
     quantize_seconds: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return _present(self)
-
 
 @dataclass(frozen=True, kw_only=True)
-class Decisions:
+class Decisions(_Part):
     """What the derive stage cut (absent for a given student) and, per layer, channels and bits."""
 
     derived_from_teacher: bool
@@ -88,9 +80,6 @@ class Decisions:
     params_fraction: float | None = None
     size_fit: dict | None = None
     layers: dict
-
-    def to_dict(self) -> dict[str, Any]:
-        return _present(self)
 
 
 @dataclass(frozen=True, kw_only=True)
