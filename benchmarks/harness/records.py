@@ -43,10 +43,19 @@ def tree_state(outputs: Path | None = None) -> dict:
     return {"commit": head.strip(), "dirty": bool(paths), "dirty_paths": paths}
 
 
+def _entry_module() -> str:
+    """The benchmark entry point this process runs (``benchmarks.meta_heldout``, ...);
+    ``benchmarks.run`` when it was not started as a ``benchmarks`` module."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = (getattr(spec, "name", None) or "").removesuffix(".__main__")
+    return name if name.startswith("benchmarks.") else "benchmarks.run"
+
+
 def start_invocation(config: dict, outputs: Path | None = None) -> dict:
-    """What one ``python -m benchmarks.run`` call was, recorded as it starts."""
+    """What one benchmark command (``python -m benchmarks.run`` or another entry point) was,
+    recorded as it starts."""
     machine = {k: v for k, v in environment_info(REPO).items() if not k.startswith("git_")}
-    return {"command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", "benchmarks.run", *sys.argv[1:]]),
+    return {"command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", _entry_module(), *sys.argv[1:]]),
             "config": config, **tree_state(outputs),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine}
 

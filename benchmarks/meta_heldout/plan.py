@@ -53,6 +53,15 @@ def tuned_overrides(tune_dir: Path, text: bool) -> dict:
     return {name: getattr(policy, name) for name in info["tuned_fields"]}
 
 
+def _portable(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (results name no machine's paths)."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        return str(Path(path).resolve().relative_to(repo))
+    except ValueError:
+        return str(path)
+
+
 def heldout_suite(family: str, meta_policy: Path, tune_dir: Path | None, *, budgets=("a", "b"),
                   shots=(5, 10, 20), seeds=(0, 1, 2), eval_limit: int | None = 2000) -> Suite:
     """The harness suite that scores the four methods on held-out ``family``."""
@@ -68,7 +77,7 @@ def heldout_suite(family: str, meta_policy: Path, tune_dir: Path | None, *, budg
                 continue
             name = method_name(role, budget)
             methods.append(name)
-            options[name] = {**target, **({"policy": str(meta_policy)} if role.startswith("adapt_meta") else {}),
+            options[name] = {**target, **({"policy": _portable(meta_policy)} if role.startswith("adapt_meta") else {}),
                              **(tuned if role == "adapt_tuned" else {}),
                              **({"steps": FEW_STEPS} if role == "adapt_meta_100" else {})}
     return Suite(name=f"meta_heldout/{family}", tasks=(family,), methods=tuple(methods), shots=tuple(shots),
