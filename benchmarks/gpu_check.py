@@ -5,7 +5,8 @@ autocast), meta-training episodes per second (``meta_gradient``, as ``meta_train
 and adapt() at K=10 on CIFAR-10 ResNet-56 (derived student, int8; the pretrained weights and
 CIFAR-10 from the library's data root); records peak GPU memory per part. Writes one JSON named
 after the device to ``benchmarks/results/gpu/``. A part that would start past ``--budget-s`` is
-skipped and says so. On a machine without CUDA it refuses (exit 2) unless ``--allow-cpu``, a
+skipped and says so; a part that fails records its error and the rest still run. Not measured:
+vmap over episodes (not implemented; the JSON says so). On a machine without CUDA it refuses (exit 2) unless ``--allow-cpu``, a
 smoke test of this script that writes only where ``--out`` says.
 """
 
@@ -17,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -41,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-pytest", action="store_true")
     p.add_argument("--skip-adapt", action="store_true")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--commit", default=None,
+                   help="the source commit, recorded when the copy this runs in has no git history")
     return p.parse_args(argv)
 
 
@@ -69,14 +73,18 @@ def _reset_peak(device: torch.device) -> None:
 
 
 def run_gpu_tests(timeout: float) -> dict:
-    """``pytest -m gpu``: its exit code and summary line."""
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"]
+    """``pytest -m gpu`` over the test files that hold GPU tests (collecting only those, so a
+    package the rest of the suite needs may be missing there): exit code and summary line."""
+    tests = Path(__file__).resolve().parent.parent / "tests"
+    files = sorted(str(f) for f in tests.rglob("test_*.py") if "pytest.mark.gpu" in f.read_text())
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "gpu", "-p", "no:cacheprovider", *files]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"returncode": None, "summary": f"timed out after {timeout:.0f} s"}
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    return {"returncode": done.returncode, "summary": lines[-1] if lines else done.stderr[-500:]}
+    return {"returncode": done.returncode, "files": [str(Path(f).relative_to(tests.parent)) for f in files],
+            "summary": lines[-1] if lines else done.stderr[-500:], "output_tail": done.stdout[-3000:]}
 
 
 def _config(args, **overrides):
@@ -105,23 +113,56 @@ def time_meta_steps(args, family, device: torch.device, clock: Clock) -> list[di
     return rows
 
 
-def episodes_per_second(args, family, device: torch.device) -> dict:
-    """One meta-batch of ``--episodes`` through ``meta_gradient`` (bf16 student on CUDA)."""
+def episodes_per_second(args, family, device: torch.device) -> list[dict]:
+    """One meta-batch of ``--episodes`` through ``meta_gradient``, as ``meta_train`` runs it,
+    per precision (fp32, and the student under bf16 autocast)."""
     from fewshot_kd.meta.policy_net import PolicyNet
     from fewshot_kd.meta.train import meta_gradient
 
-    config = _config(args, meta_batch=args.episodes)
-    families = [family]
-    net = PolicyNet(config.hidden).to(device)
-    meta_gradient(net, families, config, [0], device=device)  # warm-up
-    _reset_peak(device)
-    _sync(device)
-    tick = time.perf_counter()
-    meta_gradient(net, families, config, list(range(1, args.episodes + 1)), device=device)
-    _sync(device)
-    seconds = time.perf_counter() - tick
-    return {"episodes": args.episodes, "seconds": seconds, "episodes_per_second": args.episodes / seconds,
-            "order": config.order, "inner_steps": config.inner_steps, "peak_bytes": _peak(device)}
+    rows = []
+    for precision in ("fp32", "bf16"):
+        config = _config(args, meta_batch=args.episodes, precision=precision)
+        families = [family]
+        net = PolicyNet(config.hidden).to(device)
+        meta_gradient(net, families, config, [0], device=device)  # warm-up
+        _reset_peak(device)
+        _sync(device)
+        tick = time.perf_counter()
+        meta_gradient(net, families, config, list(range(1, args.episodes + 1)), device=device)
+        _sync(device)
+        seconds = time.perf_counter() - tick
+        rows.append({"precision": precision, "episodes": args.episodes, "seconds": seconds,
+                     "episodes_per_second": args.episodes / seconds, "order": config.order,
+                     "inner_steps": config.inner_steps, "vmap": False, "peak_bytes": _peak(device)})
+    return rows
+
+
+def bf16_agreement(args, family, device: torch.device) -> list[dict]:
+    """Cosine between one episode's policy meta-gradient under bf16 autocast and in fp32, at
+    adapt()'s Adam epsilon (1e-8) and at 1e-3 (see ``MetaTrainConfig.precision``)."""
+    from dataclasses import replace
+
+    from fewshot_kd.meta.episodes import make_episode
+    from fewshot_kd.meta.objective import episode_loss
+    from fewshot_kd.meta.policy_net import PolicyNet
+
+    config = _config(args)
+    episode = make_episode([family], 0, config.episode_spec, config.seed)
+    rows = []
+    for eps in (1e-8, 1e-3):
+        grads = []
+        for bf16 in (False, True):
+            torch.manual_seed(0)
+            net = PolicyNet(config.hidden).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = episode_loss(net, episode, replace(config.inner, adam_eps=eps))
+            loss.backward()
+            grads.append(torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]))
+        cosine = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0).item()
+        relative = ((grads[1] - grads[0]).norm() / grads[0].norm()).item()
+        rows.append({"adam_eps": eps, "cosine": cosine, "relative_error": relative,
+                     "inner_steps": config.inner_steps, "order": config.order})
+    return rows
 
 
 def time_adapt(args, device: torch.device) -> dict:
@@ -141,12 +182,16 @@ def time_adapt(args, device: torch.device) -> dict:
 
 
 def _part(results: dict, name: str, clock: Clock, fn) -> None:
+    """``results[name] = fn()``, or what stopped it (the time budget, or its error)."""
     if clock.left() <= 0:
         results[name] = {"skipped": "over the time budget"}
         return
     tick = time.perf_counter()
-    results[name] = fn()
-    print(f"{name}: {time.perf_counter() - tick:.1f} s", flush=True)
+    try:
+        results[name] = fn()
+    except Exception as error:  # a GPU check reports every part it can; a failure is a result too
+        results[name] = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-4000:]}
+    print(f"{name}: {time.perf_counter() - tick:.1f} s{' (failed)' if 'error' in results[name] else ''}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,8 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     name = torch.cuda.get_device_name(device) if cuda else "cpu (smoke test, not a GPU result)"
     clock = Clock(args.budget_s)
-    results: dict = {"device": name, "cuda": cuda, "torch": torch.__version__, "environment": environment_info(),
-                     "settings": {k: v for k, v in vars(args).items() if k != "out"}}
+    environment = environment_info()
+    if environment.get("git_commit") is None and args.commit:
+        environment["git_commit"] = args.commit  # given on the command line: the copy has no git history
+    results: dict = {"device": name, "cuda": cuda, "torch": torch.__version__, "environment": environment,
+                     "settings": {k: v for k, v in vars(args).items() if k != "out"},
+                     "not_measured": ["episodes per second with vmap over episodes: vmap is not implemented"]}
     if not args.skip_pytest:
         _part(results, "pytest_gpu", clock, lambda: run_gpu_tests(max(clock.left() - 180, 60)))
     from fewshot_kd.meta.episodes import load_family
@@ -173,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     family = load_family("digits", args.ways, args.data_root, progress=False, device=device)
     _part(results, "meta_step", clock, lambda: time_meta_steps(args, family, device, clock))
     _part(results, "meta_training", clock, lambda: episodes_per_second(args, family, device))
+    if cuda:
+        _part(results, "meta_gradient_bf16_vs_fp32", clock, lambda: bf16_agreement(args, family, device))
     if not args.skip_adapt:
         _part(results, "adapt_resnet56_k10", clock, lambda: time_adapt(args, device))
     results["peak_bytes"] = _peak(device)
@@ -181,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_json(out / f"{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_').lower()}.json", results)
     print(f"wrote {path} ({results['seconds']:.0f} s)")
     failed = results.get("pytest_gpu", {}).get("returncode") not in (None, 0, 5)  # 5: no test collected
+    failed = failed or any(isinstance(v, dict) and "error" in v for v in results.values())
     return 1 if failed else 0
 
 

@@ -13,8 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from fewshot_kd.meta.config import MetaTrainConfig
-from fewshot_kd.meta.config import BACKENDS
+from fewshot_kd.meta.config import BACKENDS, PRECISIONS, MetaTrainConfig
 from fewshot_kd.meta.objective import ORDERS
 
 DEFAULTS = MetaTrainConfig()
@@ -46,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="stop after this many validation scorings without improvement (0: never); the best-validated policy is shipped")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
+                   help="the student's inner loop in fp32 or under bf16 autocast (faster on GPUs, noisier meta-gradients)")
     p.add_argument("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every, help="meta-steps between checkpoints")
     p.add_argument("--out", default="runs/meta_train", help="output folder (policy, checkpoint, plot)")
     p.add_argument("--data-root", default=None)
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         inner_steps=args.inner_steps, inner_lr=args.inner_lr,
         outer_lr=args.outer_lr, backend=args.backend, order=args.order, truncate=args.truncate, seed=args.seed,
         checkpoint_every=args.checkpoint_every, validate=tuple(t for t in args.validate.split(",") if t),
-        validate_every=args.validate_every, validate_episodes=args.validate_episodes, patience=args.patience)
+        validate_every=args.validate_every, validate_episodes=args.validate_episodes, patience=args.patience,
+        precision=args.precision)
     out = Path(args.out)
     if args.fresh and (out / CHECKPOINT).exists():
         (out / CHECKPOINT).unlink()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -228,6 +230,17 @@ def test_unreachable_budget_raises_a_clear_error():
     with pytest.raises(PruneTargetError, match="cannot reach"):
         prune_(model, X, target_macs=1_000)
     assert model.conv2.out_channels == 64  # left untouched
+
+
+def test_budget_between_channel_counts_takes_the_closest_below_when_asked():
+    model = TinyNet(c1=8, c2=8)  # one channel moves the MACs by 10-20 %: 0.5 lies between 0.455 and 0.614
+    before = count_macs(model, X)
+    budget = int(before * 0.5)
+    with pytest.raises(PruneTargetError, match="closest below"):
+        prune_(copy.deepcopy(model), X, target_macs=budget, tolerance=1e-4, max_ratio=0.8)
+    report = prune_(model, X, target_macs=budget, tolerance=1e-4, max_ratio=0.8, below_ok=True)
+    assert report.macs_after <= budget and report.macs_after == count_macs(model, X)
+    assert report.macs_after > 0.4 * before  # the closest count below (0.455), not a deeper cut
 
 
 def test_bad_arguments_raise():

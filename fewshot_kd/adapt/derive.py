@@ -22,10 +22,11 @@ def _shot_batches(shots: LabelledDataset, batch_size: int = 64) -> list:
 
 
 def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, policy: Policy,
-                   tolerance: float = 0.02) -> tuple[nn.Module, dict]:
+                   tolerance: float = 0.02, below_ok: bool = True) -> tuple[nn.Module, dict]:
     """A pruned copy of ``teacher`` meeting ``target.macs`` / ``target.params`` (fractions of
-    the teacher's, met within ``tolerance``). Returns ``(student, decisions)`` where decisions
-    records what was cut."""
+    the teacher's, met within ``tolerance``; with ``below_ok``, a target that falls between two
+    channel counts takes the closest count below it). Returns ``(student, decisions)`` where
+    decisions records what was cut."""
     from fewshot_kd.prune import prune_
     from fewshot_kd.prune.importance import needs_gradients
 
@@ -63,7 +64,8 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
             decisions["per_layer_prune"] = per_layer
         else:
             report = prune_(student, example, importance=policy.prune_importance,
-                            per_layer=policy.per_layer_prune or None, data=data, tolerance=tolerance, **budget)
+                            per_layer=policy.per_layer_prune or None, data=data, tolerance=tolerance,
+                            below_ok=below_ok, **budget)
         decisions["prune"] = {
             "ratio": report.ratio,
             "importance": report.importance,

@@ -63,11 +63,12 @@ def derive_to_size(teacher: nn.Module, shots: LabelledDataset, target: Target, p
 
 
 def _derive_near(teacher, shots, target: Target, policy: Policy):
-    """``derive_student`` at a tight tolerance, loosened when channel counts are too coarse; the
-    last :class:`PruneTargetError` when none works."""
+    """``derive_student`` at a tight tolerance, loosened when channel counts are too coarse (not
+    the closest count below: the loop loosens first); the last :class:`PruneTargetError` when
+    none works."""
     for tolerance in (0.005, 0.02, 0.08):
         try:
-            return derive_student(teacher, shots, target, policy, tolerance=tolerance)
+            return derive_student(teacher, shots, target, policy, tolerance=tolerance, below_ok=False)
         except PruneTargetError as error:
             failure = error
     return failure

@@ -54,8 +54,8 @@ def meta_gradient(net: PolicyNet, families, config: MetaTrainConfig, indices: li
     """Accumulate the mean meta-gradient of episodes ``indices`` into ``net``'s ``.grad``
     (this rank's share, all-reduced over ranks); returns the mean metrics."""
     totals = [0.0] * len(METRICS)
-    # bf16 for the student on CUDA; PolicyNet and the budget projection switch it off (fp32)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    # precision="bf16": the student under autocast; PolicyNet and the budget projection switch it off (fp32)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     episode_loss = INNER_BACKENDS.get(config.backend)
     for index in my_episodes(indices, rank, world):
         episode = make_episode(families, index, config.episode_spec, config.seed)

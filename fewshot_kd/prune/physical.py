@@ -117,6 +117,7 @@ def prune_(
     data: Any = None,
     loss_fn: LossFn | None = None,
     round_to: int | None = None,
+    below_ok: bool = False,
 ) -> PruneReport:
     """Remove ``ratio`` of the channels of every prunable channel group of ``model`` in place.
 
@@ -128,7 +129,8 @@ def prune_(
     * ``target_macs`` / ``target_params``: a budget (a count, or a fraction in ``(0, 1]`` of
       the unpruned model) met within ``tolerance`` by searching the global ratio (bisection;
       ``ratio`` is then ignored, ``per_layer`` entries stay fixed); :class:`PruneTargetError`
-      if it cannot be met.
+      if it cannot be met. ``below_ok``: a budget that falls between two channel counts takes
+      the closest count below it (a bound met with room to spare) instead of the error.
     * ``ignored_layers``: names or modules left untouched; default: the last Conv/Linear
       layer run (the classifier). Unsupported layers must be listed here, otherwise
       :class:`~fewshot_kd.errors.UnsupportedLayerError` names them.
@@ -171,7 +173,7 @@ def prune_(
     widths_before, heads_before = output_widths(model), head_counts(model)
     if target_macs is not None or target_params is not None:
         ratio = _search(model, example_inputs, apply, target_macs, target_params, macs_before, params_before,
-                        tolerance, max_ratio)
+                        tolerance, max_ratio, below_ok)
     frozen = apply(model, ratio)
     return PruneReport(
         params_before=params_before,
@@ -197,6 +199,7 @@ def _search(
     params_before: int,
     tolerance: float,
     max_ratio: float,
+    below_ok: bool = False,
 ) -> float:
     """The global ratio meeting the MACs or parameter budget (pruning copies of ``model``)."""
     by_macs = target_macs is not None
@@ -208,5 +211,5 @@ def _search(
         apply(trial, r)
         return count_macs(trial, example_inputs) if by_macs else count_params(trial)
 
-    ratio, _ = search_ratio(measure, budget, tolerance=tolerance, max_ratio=max_ratio, what=what)
+    ratio, _ = search_ratio(measure, budget, tolerance=tolerance, max_ratio=max_ratio, what=what, below_ok=below_ok)
     return ratio
