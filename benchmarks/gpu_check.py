@@ -77,14 +77,14 @@ def run_gpu_tests(timeout: float) -> dict:
     package the rest of the suite needs may be missing there): exit code and summary line."""
     tests = Path(__file__).resolve().parent.parent / "tests"
     files = sorted(str(f) for f in tests.rglob("test_*.py") if "pytest.mark.gpu" in f.read_text())
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "gpu", "-p", "no:cacheprovider", *files]
+    command = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-m", "gpu", "-p", "no:cacheprovider", *files]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"returncode": None, "summary": f"timed out after {timeout:.0f} s"}
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     return {"returncode": done.returncode, "files": [str(Path(f).relative_to(tests.parent)) for f in files],
-            "summary": lines[-1] if lines else done.stderr[-500:], "output_tail": done.stdout[-3000:]}
+            "summary": lines[-1] if lines else done.stderr[-500:], "output_tail": done.stdout[-6000:]}
 
 
 def _config(args, **overrides):

@@ -7,6 +7,7 @@ import torch
 from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.data.dataset import DatasetSplits, LabelledDataset, model_ready
 from fewshot_kd.errors import ClassCountMismatchError, FewShotKDError
+from fewshot_kd.model_io import model_device, to_device
 
 
 def resolve_pool(data, data_root=None) -> tuple[LabelledDataset, LabelledDataset | None]:
@@ -38,7 +39,7 @@ def resolve_pool(data, data_root=None) -> tuple[LabelledDataset, LabelledDataset
 def check_classes(model, shots: LabelledDataset, role: str) -> None:
     """The model's logits must have one entry per class of the data."""
     with torch.no_grad():
-        out = model.eval()(shots.input_batch(slice(0, 2)))
+        out = model.eval()(to_device(shots.input_batch(slice(0, 2)), model_device(model)))
     if out.shape[-1] != shots.num_classes:
         raise ClassCountMismatchError(
             f"the {role} outputs {out.shape[-1]} classes but the data has {shots.num_classes} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 import time
@@ -20,7 +21,7 @@ from fewshot_kd.adapt.stages import Job, run_stages
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_memory, saved_size_bytes
-from fewshot_kd.model_io import CallableModule
+from fewshot_kd.model_io import CallableModule, model_device
 
 
 def _policy(policy, is_text: bool):
@@ -153,7 +154,8 @@ def _integer_path(student, support, eval_sets, out_dir) -> dict:
     from fewshot_kd.quant import to_integer_model
 
     calibration = [support.input_batch(slice(s, s + 64)) for s in range(0, len(support), 64)]
-    int8 = to_integer_model(student, calibration, out_dir / "student.int8.onnx")
+    on_cpu = student if model_device(student).type == "cpu" else copy.deepcopy(student).cpu()  # ONNX runs on the CPU
+    int8 = to_integer_model(on_cpu, calibration, out_dir / "student.int8.onnx")
     wrapped = CallableModule(int8)
     return {
         "backend": int8.backend,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -23,10 +24,13 @@ class Derived:
 
 
 def derive(job: Job, student: nn.Module | None, policy: Policy) -> Derived:
-    """Prune a copy of the teacher to ``job.target``, or move the given ``student`` to the device."""
+    """Prune a copy of the teacher to ``job.target`` (on the CPU), or take the given ``student``;
+    either moves to the job's device."""
     tick = time.perf_counter()
     if job.derive:
-        student, decisions = derive_to_size(job.teacher, job.support, job.target, policy)
+        # pruning traces and measures the model on the shots, which stay on the CPU: derive from a CPU copy
+        teacher = job.teacher if job.device.type == "cpu" else copy.deepcopy(job.teacher).cpu()
+        student, decisions = derive_to_size(teacher, job.support, job.target, policy)
     else:
         decisions = {"derived_from_teacher": False}
     student = student.to(job.device)
