@@ -166,19 +166,23 @@ def bf16_agreement(args, family, device: torch.device) -> list[dict]:
 
 
 def time_adapt(args, device: torch.device) -> dict:
-    """adapt() at K=10 on CIFAR-10 ResNet-56, derived student at half the MACs, int8."""
+    """adapt() at K=10 on CIFAR-10 ResNet-56, derived student at half the MACs, int8: the first
+    call in the process and a second one."""
     from fewshot_kd import adapt, create_model, load_dataset
 
     teacher = create_model("cifar_resnet56", pretrained=True, data_root=args.data_root).eval()
     data = load_dataset("cifar10", data_root=args.data_root)
-    _reset_peak(device)
-    tick = time.perf_counter()
-    result = adapt(teacher, None, shots=10, data=data, target={"macs": 0.5, "bits": 8}, device=device,
-                   eval_data={}, progress=False)
-    _sync(device)
-    return {"shots": 10, "target": {"macs": 0.5, "bits": 8}, "wall_seconds": time.perf_counter() - tick,
-            "adapt_seconds": result.report["adapt_seconds"], "stages": result.report["stages"],
-            "compression": result.report["compression"], "peak_bytes": _peak(device)}
+    runs = []
+    for _ in range(2):  # the first call in a process also pays for kernel selection and warm-up
+        _reset_peak(device)
+        tick = time.perf_counter()
+        result = adapt(teacher, None, shots=10, data=data, target={"macs": 0.5, "bits": 8}, device=device,
+                       eval_data={}, progress=False)
+        _sync(device)
+        runs.append({"wall_seconds": time.perf_counter() - tick, "adapt_seconds": result.report["adapt_seconds"],
+                     "stages": result.report["stages"], "compression": result.report["compression"],
+                     "peak_bytes": _peak(device)})
+    return {"shots": 10, "target": {"macs": 0.5, "bits": 8}, "runs": runs}
 
 
 def _part(results: dict, name: str, clock: Clock, fn) -> None:
