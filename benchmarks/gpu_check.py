@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-adapt", action="store_true")
     p.add_argument("--data-root", default=None)
     p.add_argument("--commit", default=None,
-                   help="the source commit, recorded when the copy this runs in has no git history")
+                   help="the source commit, recorded instead of the git history of the copy this runs in")
     return p.parse_args(argv)
 
 
@@ -214,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if cuda else "cpu (smoke test, not a GPU result)"
     clock = Clock(args.budget_s)
     environment = environment_info()
-    if environment.get("git_commit") is None and args.commit:
-        environment["git_commit"] = args.commit  # given on the command line: the copy has no git history
+    if args.commit:  # the source commit, given: a copy made elsewhere may carry a git history of its own
+        environment.update(git_commit=args.commit, git_commit_from="--commit", git_dirty_of_the_copy=environment.pop("git_dirty"))
     results: dict = {"device": name, "cuda": cuda, "torch": torch.__version__, "environment": environment,
                      "settings": {k: v for k, v in vars(args).items() if k != "out"},
                      "not_measured": ["episodes per second with vmap over episodes: vmap is not implemented"]}
