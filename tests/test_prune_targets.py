@@ -76,6 +76,13 @@ def test_search_reports_unreachable_and_coarse_budgets():
         search_ratio(step, 700, tolerance=0.01)
 
 
+def test_search_brackets_below_a_max_ratio_where_the_pruner_skips_layers():
+    # a pruner leaves a layer whole when the ratio would cut it to nothing (narrow layers, round_to)
+    skips = lambda r: 1000 if r > 0.85 else int(1000 * (1 - r))  # noqa: E731
+    ratio, value = search_ratio(skips, 300, tolerance=0.01)
+    assert abs(value - 300) <= 3 and ratio < 0.85
+
+
 def test_layer_ratios_resolve_names_containers_and_callables():
     model = nn.Sequential(nn.Linear(2, 4), nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)))
     ratios = layer_ratios(model, {"0": 0.5, "1": 0.25}, (nn.Linear,))

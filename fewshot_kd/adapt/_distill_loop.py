@@ -48,15 +48,20 @@ def distill_(
     seed: int = 0,
     progress: bool = True,
     description: str = "distilling",
+    channels_last: bool = False,
 ) -> list[dict]:
     """``steps`` Adam steps (cosine schedule) on random batches of the bank, in place, through
     :func:`fewshot_kd.distill.loop.run_distillation` (the loop the meta-learner trains for).
     Loss: :func:`~fewshot_kd.distill.objective.distillation_objective` with ``temperature``,
     ``alpha``, ``feature_weight`` x hints through 1x1 adaptors on ``student_layers``;
-    ``layer_lr_scale`` multiplies the learning rate of the layers it names."""
+    ``layer_lr_scale`` multiplies the learning rate of the layers it names; ``channels_last``
+    trains a convolutional student in channels-last format (handed back in the default one)."""
     hint = build_hint_loss(student, bank, student_layers, layer_weights) if feature_weight > 0 else None
     layers = student_layers if hint is not None else []
     model = Distillee(student, hint.adaptors if hint is not None else ())
+    channels_last = channels_last and any(isinstance(m, nn.Conv2d) for m in student.modules())
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     params = distilled_parameters(model)
     scales = layer_lr_scales(student, layer_lr_scale or {})
     weights = ObjectiveWeights(temperature, alpha, feature_weight if hint is not None else 0.0,
@@ -78,6 +83,8 @@ def distill_(
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(final[name])
+    if channels_last:
+        student.to(memory_format=torch.contiguous_format)
     student.eval()
     return history
 

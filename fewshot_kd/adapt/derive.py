@@ -59,13 +59,15 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
     if remaining < 0.999:
         data = _shot_batches(shots) if needs_gradients(policy.prune_importance) else None
         if policy.per_layer_prune and budget:
-            per_layer = scaled_per_layer(student, example, policy.per_layer_prune, budget, policy.prune_importance, data)
-            report = prune_(student, example, ratio=0.0, importance=policy.prune_importance, per_layer=per_layer, data=data)
+            per_layer = scaled_per_layer(student, example, policy.per_layer_prune, budget, policy.prune_importance, data,
+                                         round_to=policy.prune_round_to)
+            report = prune_(student, example, ratio=0.0, importance=policy.prune_importance, per_layer=per_layer, data=data,
+                            round_to=policy.prune_round_to)
             decisions["per_layer_prune"] = per_layer
         else:
             report = prune_(student, example, importance=policy.prune_importance,
                             per_layer=policy.per_layer_prune or None, data=data, tolerance=tolerance,
-                            below_ok=below_ok, **budget)
+                            below_ok=below_ok, round_to=policy.prune_round_to, **budget)
         decisions["prune"] = {
             "ratio": report.ratio,
             "importance": report.importance,
@@ -80,7 +82,7 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
 
 
 def scaled_per_layer(model: nn.Module, example, ratios: dict, budget: dict, importance: str, data,
-                     max_ratio: float = 0.9) -> dict:
+                     max_ratio: float = 0.9, round_to: int | None = None) -> dict:
     """The per-layer prune ratios ``ratios``, scaled together (bisection on real pruned
     copies) until the model meets the MACs / params ``budget``."""
     from fewshot_kd.prune import prune_
@@ -95,7 +97,7 @@ def scaled_per_layer(model: nn.Module, example, ratios: dict, budget: dict, impo
 
     def measure(t: float) -> int:
         trial = copy.deepcopy(model)
-        prune_(trial, example, ratio=0.0, importance=importance, per_layer=scaled(t), data=data)
+        prune_(trial, example, ratio=0.0, importance=importance, per_layer=scaled(t), data=data, round_to=round_to)
         return count_macs(trial, example) if by_macs else count_params(trial)
 
     target = resolve_budget(budget["target_macs" if by_macs else "target_params"], before, "target")

@@ -123,7 +123,10 @@ class ViewsConfig(_Part):
 @dataclass(frozen=True)
 class OptimisationConfig(_Part):
     """``steps`` Adam steps at ``lr`` for a student derived from the teacher, ``new_arch_steps``
-    at ``new_arch_lr`` for a new architecture; ``layer_lr_scale`` multiplies the rate per layer."""
+    at ``new_arch_lr`` for a new architecture; ``layer_lr_scale`` multiplies the rate per layer.
+    ``channels_last``: a convolutional student trains in channels-last memory format (measured
+    about 20 % faster per step for a ResNet-56 student on a 2-core CPU, 15 % for the digits CNN);
+    it is handed back in the default format."""
 
     KEY = "optimisation"
     batch_size: int = 32
@@ -133,6 +136,7 @@ class OptimisationConfig(_Part):
     new_arch_lr: float = 2e-3
     weight_decay: float = 5e-4
     layer_lr_scale: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         _whole(self, ("batch_size", "steps", "new_arch_steps"), 1)
@@ -145,16 +149,21 @@ class OptimisationConfig(_Part):
 class PruningConfig(_Part):
     """``structure`` ``"channels"`` (physical channel / head pruning by ``prune_importance``,
     optional relative ``per_layer_prune`` ratios rescaled to the target) or ``"blocks"`` (drop
-    whole residual blocks first)."""
+    whole residual blocks first). ``prune_round_to``: pruned channel counts kept at multiples of
+    it (Torch-Pruning's ``round_to``; 8 suits SIMD and tensor-core kernels), or ``None``."""
 
     KEY = "pruning"
     structure: str = "channels"
     prune_importance: str = "l1"
     per_layer_prune: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+    prune_round_to: int | None = None
 
     def __post_init__(self) -> None:
         if self.structure not in ("channels", "blocks"):
             raise FewShotKDError(f"policy structure must be 'channels' or 'blocks', got {self.structure!r}")
+        if self.prune_round_to is not None and (isinstance(self.prune_round_to, bool) or
+                                                not isinstance(self.prune_round_to, int) or self.prune_round_to < 1):
+            raise FewShotKDError(f"prune_round_to must be a positive int or None, got {self.prune_round_to!r}")
         _frozen_map(self, "per_layer_prune", 0)
 
 

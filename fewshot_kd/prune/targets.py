@@ -97,6 +97,14 @@ def search_ratio(
         raise PruneTargetError(f"the unpruned model already has {at_zero:,} {what}, below the target {target:,}")
     at_max = measure(max_ratio)
     if at_max > high_ok:
+        # a pruner skips a layer it would cut to nothing (narrow layers, round_to), so the count can rise
+        # again near max_ratio: bracket with the deepest cut below it that meets the target
+        for fraction in (0.95, 0.9, 0.8, 0.7, 0.6, 0.5):
+            value = measure(max_ratio * fraction)
+            if value <= high_ok:
+                max_ratio, at_max = max_ratio * fraction, value
+                break
+    if at_max > high_ok:
         raise PruneTargetError(
             f"cannot reach {target:,} {what}: pruning {max_ratio:.0%} of every prunable group still "
             f"leaves {at_max:,} (ignored and frozen layers are not pruned). Raise max_ratio, "

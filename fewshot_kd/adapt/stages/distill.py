@@ -30,7 +30,8 @@ def loop_options(job: Job, policy: Policy) -> dict:
     """The keyword arguments of :func:`distill_` that distillation and QAT share."""
     return dict(weight_decay=policy.weight_decay, batch_size=policy.batch_size, temperature=policy.temperature,
                 alpha=policy.alpha, feature_weight=policy.feature_weight, layer_weights=policy.layer_weights,
-                layer_lr_scale=policy.layer_lr_scale, seed=job.seed, progress=job.progress)
+                layer_lr_scale=policy.layer_lr_scale, seed=job.seed, progress=job.progress,
+                channels_last=policy.channels_last)
 
 
 def distill_stage_(job: Job, student: nn.Module, views: Views, policy: Policy) -> Distilled:
