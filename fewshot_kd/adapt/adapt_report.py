@@ -79,6 +79,7 @@ class Decisions(_Part):
     macs_fraction: float | None = None
     params_fraction: float | None = None
     size_fit: dict | None = None
+    latency_fit: dict | None = None
     layers: dict
 
 

@@ -15,7 +15,10 @@ class Target:
     float student. ``size_bytes``: the exported file must not exceed it; a derived student is
     pruned further until it fits (``macs`` / ``params`` stay upper bounds), a given student is
     checked. ``size_ratio``: the same as a budget of the fp32 teacher's saved bytes
-    divided by it (``8``: at least 8x smaller); with both, the smaller budget holds. ``layers``: for text teachers, keep these encoder layers (e.g. ``"last 3"``)."""
+    divided by it (``8``: at least 8x smaller); with both, the smaller budget holds. ``layers``: for text teachers, keep these encoder layers (e.g. ``"last 3"``).
+    ``latency``: a derived student's forward pass on a batch of ``latency_batch`` must take at
+    most this fraction of the teacher's, both measured on the CPU that derives it (``macs`` stays
+    an upper bound; the student is pruned further until its measured time fits)."""
 
     macs: float | None = 0.5
     params: float | None = None
@@ -23,15 +26,17 @@ class Target:
     size_bytes: int | None = None
     size_ratio: float | None = None
     layers: str | None = None
+    latency: float | None = None
+    latency_batch: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("macs", "params", "size_bytes", "size_ratio"):
+        for name in ("macs", "params", "size_bytes", "size_ratio", "latency"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
                 raise FewShotKDError(f"target {name} must be a number or None, got {value!r}")
         if self.bits is not None and (isinstance(self.bits, bool) or not isinstance(self.bits, numbers.Integral)):
             raise FewShotKDError(f"target bits must be a whole number 2..8 (or None for float), got {self.bits!r}")
-        for name in ("macs", "params"):
+        for name in ("macs", "params", "latency"):
             value = getattr(self, name)
             if value is not None and not 0.0 < value <= 1.0:
                 raise FewShotKDError(f"target {name} is a fraction of the teacher's, in (0, 1]; got {value}")
@@ -41,6 +46,8 @@ class Target:
             raise FewShotKDError(f"target size_bytes must be a positive number of bytes, got {self.size_bytes}")
         if self.size_ratio is not None and self.size_ratio < 1:
             raise FewShotKDError(f"target size_ratio is how many times smaller than the teacher's file, >= 1; got {self.size_ratio}")
+        if isinstance(self.latency_batch, bool) or not isinstance(self.latency_batch, numbers.Integral) or self.latency_batch < 1:
+            raise FewShotKDError(f"target latency_batch must be a positive whole number, got {self.latency_batch!r}")
         if self.bits is not None and not 2 <= self.bits <= 8:
             raise FewShotKDError(f"target bits must be 2..8 or None for float, got {self.bits}")
 
@@ -63,6 +70,6 @@ class Target:
         if isinstance(target, dict):
             unknown = set(target) - set(cls.__dataclass_fields__)
             if unknown:
-                raise FewShotKDError(f"unknown target keys {sorted(unknown)}; use macs, params, bits, size_bytes, size_ratio, layers")
+                raise FewShotKDError(f"unknown target keys {sorted(unknown)}; use macs, params, bits, size_bytes, size_ratio, layers, latency, latency_batch")
             return cls(**target)
         raise FewShotKDError(f"target must be a Target or a dict like {{'macs': 0.5, 'bits': 8}}, got {type(target).__name__}")

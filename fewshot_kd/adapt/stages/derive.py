@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from fewshot_kd.adapt.policy import Policy
+from fewshot_kd.adapt.latency_fit import derive_to_latency
 from fewshot_kd.adapt.size_fit import derive_to_size
 from fewshot_kd.adapt.stages.job import Job
 
@@ -30,7 +31,8 @@ def derive(job: Job, student: nn.Module | None, policy: Policy) -> Derived:
     if job.derive:
         # pruning traces and measures the model on the shots, which stay on the CPU: derive from a CPU copy
         teacher = job.teacher if job.device.type == "cpu" else copy.deepcopy(job.teacher).cpu()
-        student, decisions = derive_to_size(teacher, job.support, job.target, policy)
+        fit = derive_to_latency if job.target.latency is not None else derive_to_size
+        student, decisions = fit(teacher, job.support, job.target, policy)
     else:
         decisions = {"derived_from_teacher": False}
     student = student.to(job.device)

@@ -1,0 +1,74 @@
+"""Derive a student whose measured latency fits ``target.latency``: a search on the MACs fraction
+with the student's latency measured on real pruned copies."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn as nn
+
+from fewshot_kd.adapt.policy import Policy
+from fewshot_kd.adapt.size_fit import derive_to_size
+from fewshot_kd.adapt.target import Target
+from fewshot_kd.data.dataset import LabelledDataset
+from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.measure import measure_latency
+
+LOWEST_MACS = 0.05
+SEARCH_STEPS = 7
+
+
+def latency_ms(model: nn.Module, example, repeats: int = 10) -> float:
+    """Median milliseconds of one forward pass of ``model`` on ``example`` where the model is."""
+    return measure_latency(model, example, warmup=3, repeats=repeats).median_ms
+
+
+def _example(shots: LabelledDataset, batch: int):
+    rows = torch.arange(batch) % len(shots)
+    return shots.input_batch(rows)
+
+
+def derive_to_latency(teacher: nn.Module, shots: LabelledDataset, target: Target, policy: Policy,
+                      measure=None) -> tuple[nn.Module, dict]:
+    """:func:`derive_to_size` at the largest MACs fraction (at most ``target.macs``) whose
+    student runs a batch of ``target.latency_batch`` in at most ``target.latency`` times the
+    teacher's time, both measured here (``measure(model, example) -> ms``) by bisection over
+    the fraction (default :func:`latency_ms`). The measurements, and which attempt was kept
+    (``chosen``), are in ``decisions["latency_fit"]``."""
+    measure = measure or latency_ms
+    example = _example(shots, target.latency_batch)
+    teacher_ms = measure(teacher, example)
+    budget_ms = target.latency * teacher_ms
+    attempts: list[dict] = []
+
+    def attempt(fraction: float):
+        student, decisions = derive_to_size(teacher, shots, replace(target, macs=fraction, params=None), policy)
+        ms = measure(student, example)
+        attempts.append({"macs_target": fraction, "macs_fraction": decisions["macs_fraction"], "ms": ms})
+        return student, decisions, ms, len(attempts) - 1
+
+    high = target.macs if target.macs is not None else 1.0
+    best = attempt(high)
+    if best[2] > budget_ms:
+        low = LOWEST_MACS
+        lowest = attempt(low)
+        if lowest[2] > budget_ms:
+            raise FewShotKDError(
+                f"cannot reach target.latency={target.latency}: even at {low} of the teacher's MACs the student takes "
+                f"{lowest[2]:.2f} ms against the teacher's {teacher_ms:.2f} ms (batch {target.latency_batch}); "
+                f"ask for a larger latency fraction, or try policy structure='blocks'")
+        fitted = lowest
+        for _ in range(SEARCH_STEPS):
+            middle = (low + high) / 2
+            trial = attempt(middle)
+            if trial[2] <= budget_ms:
+                low, fitted = middle, trial
+            else:
+                high = middle
+        best = fitted
+    student, decisions, _, chosen = best
+    decisions["latency_fit"] = {"teacher_ms": teacher_ms, "budget_ms": budget_ms, "batch": target.latency_batch,
+                                "device": str(next(teacher.parameters()).device), "attempts": attempts,
+                                "chosen": chosen}
+    return student, decisions
