@@ -259,3 +259,12 @@ def test_training_mode_is_kept_and_importance_objects_are_accepted():
     report = prune_(model, X, 0.5, importance=tp.importance.GroupMagnitudeImportance(p=1))
     assert model.training and all(m.training for m in model.modules())
     assert report.importance == "GroupMagnitudeImportance" and model.conv2.out_channels == 8
+
+
+def test_a_frozen_model_is_pruned_and_stays_frozen():
+    model = wide_net()
+    for p in model.parameters():
+        p.requires_grad_(False)  # e.g. a teacher; DepGraph sees no autograd graph without this handled
+    report = prune_(model, X, 0.5)
+    assert model.conv1.out_channels == 16 and report.macs_after < report.macs_before
+    assert not any(p.requires_grad for p in model.parameters())

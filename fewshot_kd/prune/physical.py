@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import torch.nn as nn
@@ -92,11 +93,27 @@ def build_pruner(
     return pruner, barriers
 
 
+@contextmanager
+def _all_trainable(model: nn.Module):
+    """Every parameter requires grad inside (DepGraph traces the autograd graph: a frozen model,
+    such as a teacher with ``requires_grad_(False)``, would show no dependencies and nothing would
+    be pruned); each keeps its own flag, by name, afterwards."""
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(flags.get(name, True))
+
+
 def prune_channels_(model: nn.Module, example_inputs: Any, ratio: float, **options: Any) -> tuple[str, ...]:
     """One DepGraph pruning pass (see :func:`prune_`; ``options`` as :func:`build_pruner`'s).
     Returns the barrier module names."""
-    pruner, barriers = build_pruner(model, example_inputs, ratio, **options)
-    pruner.step()
+    with _all_trainable(model):
+        pruner, barriers = build_pruner(model, example_inputs, ratio, **options)
+        pruner.step()
     model.zero_grad(set_to_none=True)
     return tuple(_names(model, barriers))
 

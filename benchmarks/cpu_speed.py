@@ -1,0 +1,161 @@
+"""Where adapt()'s time goes on this CPU, and how fast pruned students run:
+``python -m benchmarks.cpu_speed [--data-root DIR] [--out DIR] [--steps 30]``.
+
+CIFAR-10 ResNet-56 (pretrained), K=10:
+- a plain Adam training step of the full ResNet-56 at batch 32, and adapt()'s distillation step of
+  the derived half-MACs student (its distill time over its steps), each as a FLOP rate
+  (forward + backward = 3 x the forward's 2 x MACs per example), with and without channels-last;
+- latency at batch 1 and 64 of the teacher and of half-MACs students: channel pruning, channel
+  pruning with counts rounded to multiples of 8, and block dropping, in default and channels-last
+  memory format;
+- adapt()'s latency target: the student derived for ``{"latency": 0.5, "latency_batch": 64}``.
+Writes ``results.json`` and ``results.md`` (the command, commit and machine inside).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from fewshot_kd import adapt, create_model, load_dataset
+from fewshot_kd.adapt.policy import HAND_SET
+from fewshot_kd.files import write_json
+from fewshot_kd.measure import count_macs, environment_info, measure_latency
+from fewshot_kd.prune import prune_
+from fewshot_kd.prune.blocks import drop_blocks_
+
+RESULTS = Path(__file__).resolve().parent / "results" / "cpu_speed"
+
+
+def train_step_seconds(model, batch, repeats: int) -> float:
+    """Median seconds of one Adam step (forward, cross-entropy, backward, update) at ``batch``."""
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    labels = torch.randint(0, 10, (len(batch),))
+    model.train()
+    times = []
+    for i in range(repeats + 2):
+        tick = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(batch), labels).backward()
+        optimizer.step()
+        if i >= 2:
+            times.append(time.perf_counter() - tick)
+    return sorted(times)[len(times) // 2]
+
+
+def gflops(macs_per_example: int, batch: int, seconds: float) -> float:
+    return 3 * 2 * macs_per_example * batch / seconds / 1e9
+
+
+def distill_rates(teacher, data, steps: int) -> list[dict]:
+    rows = []
+    for channels_last in (False, True):
+        policy = replace(HAND_SET, steps=steps, qat_steps=0, channels_last=channels_last)
+        result = adapt(teacher, None, shots=10, data=data, target={"macs": 0.5, "bits": 8}, policy=policy,
+                       eval_data={}, progress=False)
+        r = result.report
+        per_step = r["stages"]["distill_seconds"] / steps
+        rows.append({"channels_last": channels_last, "steps": steps, "seconds_per_step": per_step,
+                     "student_macs": r["student"]["macs"], "batch": policy.batch_size,
+                     "gflops": gflops(r["student"]["macs"], policy.batch_size, per_step),
+                     "adapt_seconds": r["adapt_seconds"]})
+    return rows
+
+
+def students(teacher, shots) -> dict:
+    example = shots[:1]
+    half = 0.5 * count_macs(teacher, example)
+    out = {"teacher": teacher}
+    for name, round_to in (("channels", None), ("channels round_to=8", 8)):
+        model = copy.deepcopy(teacher)
+        prune_(model, example, target_macs=half, round_to=round_to, tolerance=0.03, below_ok=True)
+        out[name] = model
+    blocks = copy.deepcopy(teacher)
+    drop_blocks_(blocks, shots, half)
+    out["blocks"] = blocks
+    return out
+
+
+def latencies(models: dict, repeats: int) -> list[dict]:
+    rows = []
+    for name, model in models.items():
+        row = {"model": name, "macs": count_macs(model, torch.zeros(1, 3, 32, 32))}
+        for fmt, memory in (("default", torch.contiguous_format), ("channels_last", torch.channels_last)):
+            placed = copy.deepcopy(model).to(memory_format=memory).eval()
+            for batch in (1, 64):
+                x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=memory)
+                row[f"{fmt}_b{batch}_ms"] = measure_latency(placed, x, warmup=3, repeats=repeats).median_ms
+        rows.append(row)
+    return rows
+
+
+def latency_target(teacher, data) -> dict:
+    policy = replace(HAND_SET, steps=1, qat_steps=0)
+    result = adapt(teacher, None, shots=10, data=data, target={"macs": 0.5, "bits": None, "latency": 0.5,
+                                                               "latency_batch": 64},
+                   policy=policy, eval_data={}, progress=False)
+    fit = result.report["decisions"]["latency_fit"]
+    chosen = fit["attempts"][fit["chosen"]]
+    return {"target": {"macs": 0.5, "latency": 0.5, "latency_batch": 64}, "teacher_ms": fit["teacher_ms"],
+            "student_ms": chosen["ms"], "speedup": fit["teacher_ms"] / chosen["ms"],
+            "macs_fraction": result.report["decisions"]["macs_fraction"], "attempts": fit["attempts"]}
+
+
+def render(results: dict) -> str:
+    lines = [f"# CPU speed (`{results['command']}`)", "",
+             f"Commit `{results['environment']['git_commit'][:12]}`, {results['environment']['cpu_model']}, "
+             f"{results['environment']['torch_threads']} threads, torch {results['environment']['torch']}.", "",
+             "| step | s per step | GFLOP/s | share of the plain step's rate |", "|---|---:|---:|---:|"]
+    plain = results["plain_train_step"]
+    lines.append(f"| plain Adam step, full ResNet-56, batch 32 | {plain['seconds']:.3f} | {plain['gflops']:.1f} | 100 % |")
+    for row in results["distill_step"]:
+        lines.append(f"| adapt() distillation step, half-MACs student{', channels-last' if row['channels_last'] else ''} | "
+                     f"{row['seconds_per_step']:.3f} | {row['gflops']:.1f} | {row['gflops'] / plain['gflops']:.0%} |")
+    lines += ["", "| model | MACs | b1 ms | b64 ms | b1 ms (CL) | b64 ms (CL) | b64 speed-up (CL) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    teacher = results["latency"][0]
+    for row in results["latency"]:
+        lines.append(f"| {row['model']} | {row['macs'] / 1e6:.1f} M | {row['default_b1_ms']:.2f} | {row['default_b64_ms']:.1f} | "
+                     f"{row['channels_last_b1_ms']:.2f} | {row['channels_last_b64_ms']:.1f} | "
+                     f"{teacher['channels_last_b64_ms'] / row['channels_last_b64_ms']:.2f}x |")
+    fit = results["latency_target"]
+    lines += ["", f"Latency target 0.5 at batch 64 (MACs at most 0.5): the student keeps {fit['macs_fraction']:.3f} of "
+                  f"the MACs and runs {fit['speedup']:.2f}x faster than the teacher ({fit['student_ms']:.1f} vs "
+                  f"{fit['teacher_ms']:.1f} ms, default format, measured in the search)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu_speed", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--steps", type=int, default=30, help="distillation steps timed per adapt() run")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per latency and training step")
+    args = parser.parse_args(argv)
+    data = load_dataset("cifar10", data_root=args.data_root)
+    teacher = create_model("cifar_resnet56", pretrained=True, data_root=args.data_root).eval()
+    shots = data.train.few_shot(10, seed=0).all_inputs()
+    macs = count_macs(teacher, shots[:1])
+    seconds = train_step_seconds(copy.deepcopy(teacher), shots[:32], args.repeats)
+    results = {"command": "python -m benchmarks.cpu_speed " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+               "environment": environment_info(),
+               "plain_train_step": {"seconds": seconds, "batch": 32, "macs": macs, "gflops": gflops(macs, 32, seconds)},
+               "distill_step": distill_rates(teacher, data, args.steps),
+               "latency": latencies(students(teacher, shots), args.repeats),
+               "latency_target": latency_target(teacher, data)}
+    out = Path(args.out)
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text(render(results))
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
