@@ -14,14 +14,26 @@ from fewshot_kd.adapt.target import Target
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.measure import measure_latency
+from fewshot_kd.prune.targets import PruneTargetError
 
-LOWEST_MACS = 0.05
+LOWEST_MACS = (0.05, 0.1, 0.2, 0.3, 0.4)
 SEARCH_STEPS = 7
 
 
 def latency_ms(model: nn.Module, example, repeats: int = 10) -> float:
     """Median milliseconds of one forward pass of ``model`` on ``example`` where the model is."""
     return measure_latency(model, example, warmup=3, repeats=repeats).median_ms
+
+
+def _lowest(attempt, high: float):
+    """The smallest MACs fraction in :data:`LOWEST_MACS` (below ``high``) the pruner can reach, and its attempt."""
+    failure = None
+    for fraction in (f for f in LOWEST_MACS if f < high):
+        try:
+            return fraction, attempt(fraction)
+        except PruneTargetError as error:  # below what pruning every group to its limit leaves
+            failure = error
+    raise FewShotKDError(f"cannot search a latency target below target.macs={high}: {failure}")
 
 
 def _example(shots: LabelledDataset, batch: int):
@@ -51,8 +63,7 @@ def derive_to_latency(teacher: nn.Module, shots: LabelledDataset, target: Target
     high = target.macs if target.macs is not None else 1.0
     best = attempt(high)
     if best[2] > budget_ms:
-        low = LOWEST_MACS
-        lowest = attempt(low)
+        low, lowest = _lowest(attempt, high)
         if lowest[2] > budget_ms:
             raise FewShotKDError(
                 f"cannot reach target.latency={target.latency}: even at {low} of the teacher's MACs the student takes "
