@@ -5,7 +5,8 @@
 spends on distillation. Drawn per trial: temperature, alpha, feature weight, learning rate
 and per-layer prune ratios (random preferences around uniform, rescaled to the budget). The
 winner is the trial whose student is closest to the teacher (KL) on fresh augmented views
-of the shots: no labels beyond the shots are used. Options: ``trials``, ``target`` (merged over
+of the shots: no labels beyond the shots are used. A drawn configuration the target cannot be
+met with is recorded as failed and skipped (the hand-set first trial always stands). Options: ``trials``, ``target`` (merged over
 the task's target) and any Policy field (set over the hand-set policy the search starts from).
 """
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 from fewshot_kd.adapt import adapt
 from fewshot_kd.distill.views import make_views
+from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.meta.descriptors import find_groups
 from fewshot_kd.model_io import trainable_copy
 
@@ -66,12 +68,18 @@ def run(inp: MethodInput, options: RandomSearchOptions) -> MethodOutput:
     scores = []
     for trial in range(trials):
         policy = replace(base, steps=steps) if trial == 0 else _draw(base, rng, groups, steps)
-        result = adapt(inp.teacher, None, shots=inp.k, data=inp.shots, target={**inp.target, **options.target}, policy=policy,
-                       seed=inp.seed, export_dir=inp.workdir / f"trial{trial}", progress=inp.progress)
+        try:
+            result = adapt(inp.teacher, None, shots=inp.k, data=inp.shots, target={**inp.target, **options.target},
+                           policy=policy, seed=inp.seed, export_dir=inp.workdir / f"trial{trial}", progress=inp.progress)
+        except FewShotKDError as error:  # a drawn per-layer profile the target cannot be met with: not a candidate
+            scores.append({"trial": trial, "failed": str(error), "policy": policy.to_flat_dict()})
+            continue
         score = _held_out_kl(result.student, teacher_log_probs, fresh)
         scores.append({"trial": trial, "held_out_kl": score, "policy": result.report["policy"]})
         if best is None or score < best[0]:
             best = (score, trial, result)
+    if best is None:
+        raise FewShotKDError(f"random search: none of the {trials} trials met the target: {scores[-1]['failed']}")
     _, chosen, result = best
     notes = {"trials": scores, "chosen": chosen, "steps_per_trial": steps,
              "compression": result.report["compression"], "stages": result.report["stages"],
