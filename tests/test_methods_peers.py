@@ -181,3 +181,21 @@ def test_the_meta_learned_init_adapts_better_to_unseen_digits(digits, teacher):
 def test_maml_student_rejects_unknown_options(digits, teacher, tmp_path):
     with pytest.raises(FewShotKDError, match=r"maml_student options has unknown keys \['meta_step'\].*meta_steps"):
         get_method("maml_student")(method_input(digits, teacher, tmp_path, meta_step=3))
+
+
+def test_random_search_skips_a_draw_the_target_cannot_be_met_with(digits, teacher, tmp_path, monkeypatch):
+    import benchmarks.methods.adapt_random_search as search
+
+    real = search.adapt
+
+    def adapt_or_fail(*args, policy, **kwargs):
+        if policy.name == "random-search" and not hasattr(adapt_or_fail, "failed"):
+            adapt_or_fail.failed = True  # the first drawn configuration cannot meet the target
+            raise FewShotKDError("could not fit the derived student into 1 bytes")
+        return real(*args, policy=policy, **kwargs)
+
+    monkeypatch.setattr(search, "adapt", adapt_or_fail)
+    out = get_method("adapt_random_search")(method_input(digits, teacher, tmp_path, k=2, steps=6, trials=3))
+    trials = out.notes["trials"]
+    assert [t["trial"] for t in trials] == [0, 1, 2] and "failed" in trials[1] and "held_out_kl" in trials[2]
+    assert out.notes["chosen"] in (0, 2)
