@@ -31,4 +31,18 @@ def test_cpu_smoke_run_writes_every_part(tmp_path):
     rows = result["meta_step"]
     assert {(r["order"], r["bf16"]) for r in rows} == {("first", False), ("first", True)}
     assert all(r["median_ms"] > 0 for r in rows)
-    assert result["meta_training"]["episodes_per_second"] > 0
+    assert [r["precision"] for r in result["meta_training"]] == ["fp32", "bf16"]
+    assert all(r["episodes_per_second"] > 0 and r["vmap"] is False for r in result["meta_training"])
+    assert result["not_measured"]  # vmap is not implemented: the JSON says so
+
+
+def test_a_failing_part_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("Expected all tensors to be on the same device")
+
+    monkeypatch.setattr(gpu_check, "episodes_per_second", broken)
+    assert gpu_check.main(TINY + ["--allow-cpu", "--out", str(tmp_path)]) == 1
+    (path,) = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["meta_training"]["error"] == "RuntimeError: Expected all tensors to be on the same device"
+    assert result["meta_step"] and "error" not in result["meta_step"][0]
