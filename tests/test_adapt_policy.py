@@ -45,7 +45,7 @@ def test_version_1_files_and_flat_dicts_load_as_version_2(tmp_path):
     loaded = Policy.load(path)
     assert loaded == Policy(steps=50, per_layer_prune={"conv": 0.3}) and loaded.version == POLICY_VERSION == 2
     assert Policy.from_dict({"steps": 7}) == Policy(steps=7)
-    assert HAND_SET.to_flat_dict() == {**VERSION_1, "channels_last": True, "prune_round_to": None, "version": 2}
+    assert HAND_SET.to_flat_dict() == {**VERSION_1, "channels_last": False, "prune_round_to": None, "version": 2}
     assert list(HAND_SET.to_flat_dict()) == ["name", *FLAT_FIELDS, "version"]
 
 

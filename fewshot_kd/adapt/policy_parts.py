@@ -124,9 +124,10 @@ class ViewsConfig(_Part):
 class OptimisationConfig(_Part):
     """``steps`` Adam steps at ``lr`` for a student derived from the teacher, ``new_arch_steps``
     at ``new_arch_lr`` for a new architecture; ``layer_lr_scale`` multiplies the rate per layer.
-    ``channels_last``: a convolutional student trains in channels-last memory format (measured
-    about 20 % faster per step for a ResNet-56 student on a 2-core CPU, 15 % for the digits CNN);
-    it is handed back in the default format."""
+    ``channels_last``: a convolutional student trains in channels-last memory format and is handed
+    back in the default one (off by default: in adapt()'s distillation step of a half-MACs ResNet-56
+    student on 2 CPU threads it measured 0.157 s against 0.159 s, benchmarks/results/cpu_speed;
+    a bare training step at 1 thread was about 20 % faster)."""
 
     KEY = "optimisation"
     batch_size: int = 32
@@ -136,7 +137,7 @@ class OptimisationConfig(_Part):
     new_arch_lr: float = 2e-3
     weight_decay: float = 5e-4
     layer_lr_scale: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
-    channels_last: bool = True
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         _whole(self, ("batch_size", "steps", "new_arch_steps"), 1)
