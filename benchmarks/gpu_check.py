@@ -6,8 +6,8 @@ and adapt() at K=10 on CIFAR-10 ResNet-56 (derived student, int8; the pretrained
 CIFAR-10 from the library's data root); records peak GPU memory per part. Writes one JSON named
 after the device to ``benchmarks/results/gpu/``. A part that would start past ``--budget-s`` is
 skipped and says so; a part that fails records its error and the rest still run. Not measured:
-vmap over episodes (not implemented; the JSON says so). On a machine without CUDA it refuses (exit 2) unless ``--allow-cpu``, a
-smoke test of this script that writes only where ``--out`` says.
+vmap over episodes (not implemented; the JSON says so). On a machine without CUDA it refuses
+(exit 2) unless ``--allow-cpu``, a smoke test of this script that writes only where ``--out`` says.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from fewshot_kd.adapt.target import Target
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.measure import measure_latency
+from fewshot_kd.model_io import model_device
 from fewshot_kd.prune.targets import PruneTargetError
 
 LOWEST_MACS = (0.05, 0.1, 0.2, 0.3, 0.4)
@@ -80,6 +81,6 @@ def derive_to_latency(teacher: nn.Module, shots: LabelledDataset, target: Target
         best = fitted
     student, decisions, _, chosen = best
     decisions["latency_fit"] = {"teacher_ms": teacher_ms, "budget_ms": budget_ms, "batch": target.latency_batch,
-                                "device": str(next(teacher.parameters()).device), "attempts": attempts,
+                                "device": str(model_device(teacher)), "attempts": attempts,
                                 "chosen": chosen}
     return student, decisions

@@ -11,8 +11,9 @@ from fewshot_kd.meta.episodes import EpisodeSpec
 from fewshot_kd.meta.objective import ORDERS, InnerConfig
 
 BACKENDS = tuple(INNER_BACKENDS.names())
-PRECISIONS = ("fp32", "bf16")
 """How the inner loop runs the student (:data:`~fewshot_kd.meta.backends.INNER_BACKENDS`)."""
+PRECISIONS = ("fp32", "bf16")
+"""The student's inner-loop precision (``MetaTrainConfig.precision``)."""
 
 
 @dataclass(frozen=True)
