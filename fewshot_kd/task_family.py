@@ -3,7 +3,7 @@
 A file is parsed with ``yaml.safe_load`` only (no code runs) and fills :class:`TaskFamily`::
 
     name: cifar10-resnet56
-    dataset: cifar10                 # a registered dataset name
+    dataset: cifar10                 # a registered dataset name, or a path (relative: to this file)
     teacher: {model: cifar_resnet56, pretrained: true}   # or {recipe: digits-cnn}
     student: {model: cifar_resnet20, kwargs: {}}         # or {derive: {macs: 0.5, bits: 8}}
     shots: [5, 10, 20]
@@ -93,7 +93,21 @@ def load_task_family(path: str | os.PathLike) -> TaskFamily:
     if not isinstance(data, dict):
         raise FewShotKDError(f"task file {path} must hold a mapping of keys, got {type(data).__name__}")
     data.setdefault("name", path.stem)
+    if isinstance(data.get("dataset"), str):
+        data["dataset"] = _dataset_beside(data["dataset"], path.parent)
     return TaskFamily.from_dict(data)
+
+
+def _dataset_beside(dataset: str, folder: Path) -> str:
+    """A task file's ``dataset``: a registered name as is, a relative path resolved against
+    the file's folder (so a task file and its data move together)."""
+    from fewshot_kd.data.by_path import looks_like_path
+    from fewshot_kd.data.catalog import DATASETS
+
+    if dataset in DATASETS or Path(dataset).expanduser().is_absolute():
+        return dataset
+    beside = folder / dataset
+    return str(beside) if looks_like_path(dataset) or beside.exists() else dataset
 
 
 def tasks_dir() -> Path:

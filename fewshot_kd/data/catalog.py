@@ -10,6 +10,7 @@ import os
 from typing import Callable
 
 from fewshot_kd.data.dataset import DatasetSplits
+from fewshot_kd.errors import UnknownNameError
 from fewshot_kd.registry import Registry
 
 DatasetFactory = Callable[..., DatasetSplits]
@@ -22,9 +23,19 @@ def register_dataset(name: str, help: str = ""):
 
 
 def load_dataset(name: str, data_root: str | os.PathLike | None = None, download: bool = False, **kwargs) -> DatasetSplits:
-    """Load a registered dataset by name. ``data_root`` overrides ``$FEWSHOT_KD_DATA``;
-    ``download`` lets online sources (torchvision, Hugging Face hub) fetch what is missing."""
-    return DATASETS.get(name)(data_root=data_root, download=download, **kwargs)
+    """Load a registered dataset by name, or the dataset at a path (an image folder, an ``.npz``,
+    a CSV / JSONL file or a ``save_to_disk`` folder: :func:`~fewshot_kd.data.by_path.load_data_path`).
+    ``data_root`` overrides ``$FEWSHOT_KD_DATA``; ``download`` lets online sources
+    (torchvision, Hugging Face hub) fetch what is missing."""
+    from fewshot_kd.data.by_path import FORMATS, load_data_path, looks_like_path
+
+    if name not in DATASETS and looks_like_path(name):
+        return load_data_path(name, **kwargs)
+    try:
+        factory = DATASETS.get(name)
+    except UnknownNameError as error:
+        raise UnknownNameError(f"{error}. Or pass a path to {', '.join(FORMATS)}") from None
+    return factory(data_root=data_root, download=download, **kwargs)
 
 
 def list_datasets() -> list[str]:
