@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.models._minilm import MINILM_SOURCE
+from fewshot_kd.models._shared_tokenizer import SharesTokenizerOnCopy
 from fewshot_kd.models._text_layers import encoder_layers
 
 TextInputs = Any
@@ -50,7 +50,7 @@ class TextFeatures:
         return getattr(self.encoder_output, "attentions", None)
 
 
-class TextClassifier(nn.Module):
+class TextClassifier(SharesTokenizerOnCopy, nn.Module):
     """``tokenizer -> encoder -> mean pooling -> dropout -> linear head``.
 
     ``forward`` accepts a list of strings, a tokenised batch (a mapping with ``input_ids``
@@ -196,14 +196,6 @@ class TextClassifier(nn.Module):
     ) -> torch.Tensor:
         embedding = self.embed(inputs, attention_mask, token_type_ids, input_ids=input_ids)
         return self.head(self.dropout(embedding))
-
-    def __deepcopy__(self, memo: dict) -> "TextClassifier":
-        """Copies every weight but shares the (stateless) tokenizer."""
-        memo[id(self.tokenizer)] = self.tokenizer
-        clone = self.__class__.__new__(self.__class__)
-        memo[id(self)] = clone
-        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        return clone
 
 
 def _check_texts(texts: Any) -> list[str]:
