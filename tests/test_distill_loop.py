@@ -10,7 +10,7 @@ import torch.nn as nn
 from fewshot_kd.adapt._distill_loop import distill_
 from fewshot_kd.distill.views import ViewBank
 from fewshot_kd.distill import kd_loss
-from fewshot_kd.distill.loop import Distillee, LoopSpec, batch_schedule, run_distillation
+from fewshot_kd.distill.loop import Distillee, LoopSpec, batch_schedule, run_distillation, stop_schedule, stopped_steps
 from fewshot_kd.distill.objective import UNLABELLED, ObjectiveWeights, distillation_objective
 
 
@@ -143,3 +143,75 @@ def test_the_loop_leaves_embedding_tables_alone():
     assert list(distilled_parameters(model)) == ["1.weight"]  # no embedding table, nothing frozen by the caller
     wrapped = Distillee(model)
     assert list(distilled_parameters(wrapped)) == ["student.1.weight"]
+
+
+# ---- the learned number of steps: a cosine that ends at stop * steps ----
+
+WEIGHTS = ObjectiveWeights(2.0, 0.5)
+
+
+def _run(spec, stop=None, differentiable_steps=0, seed=1, dtype=torch.float32):
+    model = Distillee(_model()).to(dtype)
+    bank = _bank()
+    bank = type(bank)(bank.inputs.to(dtype), bank.labels, bank.teacher_logits.to(dtype), [])
+    start = {n: p.detach().clone().requires_grad_() for n, p in model.named_parameters()}
+    return run_distillation(copy.deepcopy(model).train(), dict(start), bank, WEIGHTS, [], spec, seed=seed,
+                            stop=stop, differentiable_steps=differentiable_steps)
+
+
+def _close(a, b, atol=1e-6):
+    return all(torch.allclose(a[n], b[n], atol=atol) for n in a)
+
+
+def test_stop_at_one_is_the_plain_cosine_loop():
+    spec = LoopSpec(8, 1e-2, 16)
+    assert _close(_run(spec, torch.tensor(1.0)), _run(spec))
+
+
+def test_stop_at_half_runs_the_first_half_of_the_batches_with_a_shorter_cosine():
+    assert stopped_steps(0.5, 10) == 5 and stopped_steps(0.51, 10) == 6 and stopped_steps(0.01, 10) == 1
+    assert _close(_run(LoopSpec(10, 1e-2, 16), torch.tensor(0.5)), _run(LoopSpec(5, 1e-2, 16)))
+
+
+def test_schedule_slope_matches_a_finite_difference():
+    stop = torch.tensor(0.7, dtype=torch.float64)
+    for step in range(7):
+        _, slope = stop_schedule(step, 10, stop)
+        eps = 1e-6
+        fd = (stop_schedule(step, 10, stop + eps)[0] - stop_schedule(step, 10, stop - eps)[0]) / (2 * eps)
+        assert torch.allclose(slope, fd, rtol=1e-5, atol=1e-9), step
+
+
+def _stop_gradient(spec, differentiable_steps, value=0.7, dtype=torch.float32):
+    stop = torch.tensor(value, dtype=dtype, requires_grad=True)
+    final = _run(spec, stop, differentiable_steps, dtype=dtype)
+    probe = {n: torch.randn_like(t, generator=torch.Generator().manual_seed(i)) for i, (n, t) in
+             enumerate(sorted(final.items()))}
+    (grad,) = torch.autograd.grad(sum((final[n] * probe[n]).sum() for n in final), stop)
+    return grad, probe
+
+
+def test_first_order_stop_gradient_agrees_with_the_exact_one_when_steps_barely_move_the_weights():
+    """At a tiny learning rate the Adam directions hardly depend on the trajectory, so the
+    first-order gradient (directions held fixed) approaches the full second-order one."""
+    spec = LoopSpec(8, 1e-5, 16)
+    first, _ = _stop_gradient(spec, 0)
+    exact, _ = _stop_gradient(spec, 8)
+    assert first.abs() > 0
+    assert torch.allclose(first, exact, rtol=2e-2)
+
+
+@pytest.mark.parametrize("differentiable_steps", [0, 8])
+def test_stop_gradient_matches_a_finite_difference_of_the_final_weights(differentiable_steps):
+    """With every step differentiable the gradient is exact; a central difference in ``stop``
+    that keeps the number of steps agrees. First order is checked the same way at a tiny lr."""
+    spec = LoopSpec(8, 1e-2 if differentiable_steps else 1e-5, 16)
+    grad, probe = _stop_gradient(spec, differentiable_steps, dtype=torch.float64)
+    eps = 1e-4
+
+    def value(s):
+        final = _run(spec, torch.tensor(s, dtype=torch.float64), dtype=torch.float64)
+        return sum((final[n] * probe[n]).sum() for n in final)
+
+    fd = (value(0.7 + eps) - value(0.7 - eps)) / (2 * eps)  # 5.6 of 8 steps: both run 6
+    assert torch.allclose(grad, fd, rtol=5e-2, atol=1e-6)

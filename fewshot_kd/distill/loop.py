@@ -14,6 +14,7 @@ applied to the weights receive their gradient.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -95,11 +96,14 @@ def _bound(model: Distillee, state: Params, index: int):
 def run_distillation(model: Distillee, params: Params, bank, weights: ObjectiveWeights, layers: Sequence[str],
                      spec: LoopSpec, lr_scales: dict[str, float | torch.Tensor] | None = None, *, seed: int = 0,
                      buffers: Params | None = None, differentiable_steps: int = 0, compress: Compress | None = None,
-                     classes: Sequence[int] | None = None,
+                     classes: Sequence[int] | None = None, stop: torch.Tensor | None = None,
                      on_step: Callable[[int, torch.Tensor, dict, torch.Tensor, torch.Tensor], None] | None = None) -> Params:
     """``spec.steps`` steps from ``params`` over ``bank`` (a ``ViewBank``); returns the final
     weights. ``lr_scales[name]`` multiplies ``spec.lr`` for that parameter (a float, or a
     tensor that receives first-order meta-gradient); parameters not in ``params`` stay fixed.
+    ``stop`` (a tensor in (0, 1]): the cosine schedule ends after ``stop * spec.steps`` steps
+    and the loop stops there; a ``stop`` that requires grad receives a first-order
+    meta-gradient through the schedule (the learned number of steps, see :func:`stop_schedule`).
     ``on_step(step, loss, parts, logits, teacher_logits)`` sees every step (check for NaN
     there). ``model`` should be in train mode."""
     lr_scales = lr_scales or {}
@@ -108,14 +112,19 @@ def run_distillation(model: Distillee, params: Params, bank, weights: ObjectiveW
     start_graph = {n: params[n] for n in names}
     state = AdamState()
     carried: dict[str, torch.Tensor] = {}  # sum over detached steps of -factor * direction, per name
-    first_diff = max(spec.steps - differentiable_steps, 0)
-    schedule = batch_schedule(len(bank), spec.steps, spec.batch_size, seed)
+    carried_stop: dict[str, torch.Tensor] = {}  # sum over detached steps of -lr * scale * dfactor/dstop * direction
+    stop = stop if stop is None or isinstance(stop, torch.Tensor) else torch.tensor(float(stop))
+    steps = spec.steps if stop is None else stopped_steps(float(stop.detach()), spec.steps)
+    first_diff = max(steps - differentiable_steps, 0)
+    schedule = batch_schedule(len(bank), spec.steps, spec.batch_size, seed)[:steps]
     track = any(isinstance(v, torch.Tensor) and v.requires_grad for v in lr_scales.values())
+    track_stop = isinstance(stop, torch.Tensor) and stop.requires_grad
     for step, index in enumerate(schedule):
-        factor = cosine_factor(step, spec.steps)
+        factor, slope = (cosine_factor(step, spec.steps), 0.0) if stop is None else stop_schedule(step, spec.steps, stop)
+        in_graph = factor if stop is None else factor.to(stop.dtype)  # the weights' precision
         differentiable = step >= first_diff
         if step == first_diff:
-            current = _attach(start_graph, current, carried, lr_scales, spec.lr)
+            current = _attach(start_graph, current, carried, lr_scales, spec.lr, stop, carried_stop)
         trained = current if differentiable else {n: t.requires_grad_() for n, t in current.items()}
         batch = bank.batch(index)
         loss, parts, logits = batch_loss(model, trained, batch, weights, layers, compress, classes, buffers)
@@ -128,28 +137,50 @@ def run_distillation(model: Distillee, params: Params, bank, weights: ObjectiveW
                 directions, state = adam_direction(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
                 for n, d in directions.items():
                     scale = float(lr_scales.get(n, 1.0))
-                    current[n] = trained[n].detach() - spec.lr * scale * factor * d
+                    value = float(factor)
+                    current[n] = trained[n].detach() - spec.lr * scale * value * d
                     if track:
-                        carried[n] = carried.get(n, 0.0) - factor * d
+                        carried[n] = carried.get(n, 0.0) - value * d
+                    if track_stop:
+                        carried_stop[n] = carried_stop.get(n, 0.0) - spec.lr * scale * float(slope) * d
         else:
             directions, state = adam_direction(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
-            current = {n: trained[n] - spec.lr * lr_scales.get(n, 1.0) * factor * directions[n]
+            current = {n: trained[n] - spec.lr * lr_scales.get(n, 1.0) * in_graph * directions[n]
                        if n in directions else trained[n] for n in names}
-    if first_diff >= spec.steps:
-        current = _attach(start_graph, current, carried, lr_scales, spec.lr)
+    if first_diff >= steps:
+        current = _attach(start_graph, current, carried, lr_scales, spec.lr, stop, carried_stop)
     return current
 
 
-def _attach(start: Params, current: Params, carried: dict, lr_scales: dict, lr: float) -> Params:
+def stopped_steps(stop: float, steps: int) -> int:
+    """The steps a loop of ``steps`` runs when its schedule ends at ``stop * steps``."""
+    return max(1, min(steps, math.ceil(stop * steps - 1e-9)))
+
+
+def stop_schedule(step: int, steps: int, stop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(factor, d factor / d stop)`` at ``step``, in float64: a cosine from 1 to 0 over
+    ``stop * steps`` steps (0 after). ``factor`` carries ``stop``'s graph; the slope is detached."""
+    wide = stop.double()  # in float64, a stop of 1 reproduces cosine_factor exactly
+    u = step / (wide * steps)
+    inside = (u < 1).to(u.dtype)
+    factor = 0.5 * (1.0 + torch.cos(math.pi * torch.clamp(u, max=1.0))) * inside
+    slope = (0.5 * math.pi * torch.sin(math.pi * torch.clamp(u, max=1.0)) * u / wide * inside).detach()
+    return factor, slope
+
+
+def _attach(start: Params, current: Params, carried: dict, lr_scales: dict, lr: float,
+            stop: torch.Tensor | None = None, carried_stop: dict | None = None) -> Params:
     """Reconnect detached weights to the graph: the value stays ``current``; the gradient
-    reaches the starting weights (identity, first order) and every tensor learning-rate
-    scale (``d w / d scale = lr * carried``)."""
+    reaches the starting weights (identity, first order), every tensor learning-rate
+    scale (``d w / d scale = lr * carried``) and a tensor ``stop`` (``d w / d stop = carried_stop``)."""
     out = {}
     for n, value in current.items():
         w = value.detach() + (start[n] - start[n].detach())
         scale = lr_scales.get(n)
         if isinstance(scale, torch.Tensor) and scale.requires_grad and n in carried:
             w = w + lr * (scale - scale.detach()) * carried[n]
+        if isinstance(stop, torch.Tensor) and stop.requires_grad and carried_stop and n in carried_stop:
+            w = w + (stop - stop.detach()) * carried_stop[n]
         out[n] = w
     return out
 
