@@ -16,24 +16,11 @@ from fewshot_kd.data.unlabelled import load_unlabelled_path
 from fewshot_kd.errors import (BadInputError, CorruptFileError, DataNotFoundError, NotEnoughExamplesError,
                                UnknownNameError)
 from fewshot_kd.task_family import load_task_family
-
-
-def _image_folder(root, classes=("cat", "dog", "eel"), per_class=5, size=(12, 10), mode="RGB", seed=0):
-    """``root/<class>/<i>.png`` with random pixels; returns ``{(class, i): uint8 array}``."""
-    rng = np.random.default_rng(seed)
-    written = {}
-    for name in classes:
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
-            pixels = rng.integers(0, 256, shape, dtype=np.uint8)
-            Image.fromarray(pixels, mode).save(root / name / f"{i}.png")
-            written[(name, i)] = pixels
-    return written
+from path_fixtures import image_folder
 
 
 def test_an_image_folder_loads_with_sorted_classes_and_exact_pixels(tmp_path):
-    written = _image_folder(tmp_path / "photos", classes=("zebra", "ant", "moth"))
+    written = image_folder(tmp_path / "photos", classes=("zebra", "ant", "moth"))
     splits = load_dataset(str(tmp_path / "photos"))
     assert splits.class_names == ("ant", "moth", "zebra")
     assert len(splits.train) + len(splits.test) == 15 and len(splits.test) == 3  # 20 % of each class held out
@@ -48,16 +35,16 @@ def test_an_image_folder_loads_with_sorted_classes_and_exact_pixels(tmp_path):
 
 
 def test_grey_images_load_as_one_channel_and_train_test_folders_are_kept(tmp_path):
-    _image_folder(tmp_path / "d" / "train", per_class=4, mode="L")
-    _image_folder(tmp_path / "d" / "val", per_class=2, mode="L", seed=1)
+    image_folder(tmp_path / "d" / "train", per_class=4, mode="L")
+    image_folder(tmp_path / "d" / "val", per_class=2, mode="L", seed=1)
     splits = load_data_path(tmp_path / "d")
     assert splits.train.inputs.shape == (12, 1, 10, 12) and splits.test.inputs.shape == (6, 1, 10, 12)
     assert splits.class_names == ("cat", "dog", "eel")
 
 
 def test_images_of_different_sizes_need_image_size(tmp_path):
-    _image_folder(tmp_path / "d", classes=("a",), size=(8, 8))
-    _image_folder(tmp_path / "d", classes=("b",), size=(16, 12))
+    image_folder(tmp_path / "d", classes=("a",), size=(8, 8))
+    image_folder(tmp_path / "d", classes=("b",), size=(16, 12))
     with pytest.raises(BadInputError, match="image.size"):
         load_data_path(tmp_path / "d")
     splits = load_data_path(tmp_path / "d", image_size=6)
@@ -65,7 +52,7 @@ def test_images_of_different_sizes_need_image_size(tmp_path):
 
 
 def test_bad_image_folders_say_what_is_wrong(tmp_path):
-    _image_folder(tmp_path / "d", classes=("a", "b"))
+    image_folder(tmp_path / "d", classes=("a", "b"))
     (tmp_path / "d" / "empty").mkdir()
     with pytest.raises(BadInputError, match="empty.*holds no images"):
         load_data_path(tmp_path / "d")
@@ -80,8 +67,8 @@ def test_bad_image_folders_say_what_is_wrong(tmp_path):
 
 
 def test_a_test_folder_with_a_class_the_train_folder_lacks_is_refused(tmp_path):
-    _image_folder(tmp_path / "d" / "train", classes=("a", "b"))
-    _image_folder(tmp_path / "d" / "test", classes=("a", "c"))
+    image_folder(tmp_path / "d" / "train", classes=("a", "b"))
+    image_folder(tmp_path / "d" / "test", classes=("a", "c"))
     with pytest.raises(BadInputError, match=r"\['c'\]"):
         load_data_path(tmp_path / "d")
 
@@ -170,7 +157,7 @@ def test_missing_paths_unknown_formats_and_unknown_names(tmp_path):
 
 
 def test_a_task_file_names_its_dataset_by_a_path_beside_it(tmp_path):
-    _image_folder(tmp_path / "tasks" / "photos")
+    image_folder(tmp_path / "tasks" / "photos")
     (tmp_path / "tasks" / "mine.yaml").write_text(
         "dataset: ./photos\nteacher: {model: small_cnn}\nstudent: {derive: {macs: 0.5}}\nshots: [2]\n")
     task = load_task_family(tmp_path / "tasks" / "mine.yaml")

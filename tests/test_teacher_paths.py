@@ -16,6 +16,7 @@ from fewshot_kd.files import save_tensors, write_json
 from fewshot_kd.models._normalize import IMAGENET_MEAN, IMAGENET_STD
 from fewshot_kd.prune.serialize import describe_architecture, save_pruned
 from fewshot_kd.teachers.by_path import load_teacher
+from path_fixtures import tiny_bert_folder
 
 
 @pytest.fixture(scope="module")
@@ -119,25 +120,8 @@ def test_missing_paths_and_unknown_names(tmp_path):
         load_teacher("resnet18")
 
 
-def _tiny_bert_folder(folder, num_labels=2, tokenizer=True):
-    transformers = pytest.importorskip("transformers")
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "the", "is", "not"]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=32, num_labels=num_labels)
-    torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(config).eval()
-    model.save_pretrained(str(folder))
-    if tokenizer:
-        transformers.BertTokenizer.from_pretrained(str(folder)).save_pretrained(str(folder))  # reads vocab.txt
-    else:
-        (folder / "vocab.txt").unlink()
-    return model
-
-
 def test_a_hugging_face_folder_is_a_text_teacher(tmp_path):
-    model = _tiny_bert_folder(tmp_path / "bert", num_labels=3)
+    model = tiny_bert_folder(tmp_path / "bert", num_labels=3)
     teacher = load_teacher(tmp_path / "bert")
     texts = ["the movie is good", "bad", "not good not bad"]
     tokens = teacher.tokenizer(texts, padding=True, return_tensors="pt")
@@ -148,7 +132,7 @@ def test_a_hugging_face_folder_is_a_text_teacher(tmp_path):
 
 
 def test_bad_hugging_face_folders_are_named(tmp_path):
-    _tiny_bert_folder(tmp_path / "no_tokenizer", tokenizer=False)
+    tiny_bert_folder(tmp_path / "no_tokenizer", tokenizer=False)
     with pytest.raises(BadInputError, match="no tokenizer files"):
         load_teacher(tmp_path / "no_tokenizer")
     transformers = pytest.importorskip("transformers")
@@ -157,7 +141,7 @@ def test_bad_hugging_face_folders_are_named(tmp_path):
     bare.save_pretrained(str(tmp_path / "encoder_only"))
     with pytest.raises(BadInputError, match="BertModel, not a sequence classifier"):
         load_teacher(tmp_path / "encoder_only")
-    _tiny_bert_folder(tmp_path / "cut")
+    tiny_bert_folder(tmp_path / "cut")
     weights = tmp_path / "cut" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:300])
     with pytest.raises(CorruptFileError, match="weights do not load"):

@@ -1,0 +1,98 @@
+"""``python -m fewshot_kd.adapt``: load the teacher and the data named on the command line,
+run :func:`~fewshot_kd.adapt.adapt`, and write the student, report.json and (``--onnx``)
+student.onnx to ``--out``, all at once when everything succeeded."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from fewshot_kd.adapt.cli_args import build_parser, resolve_policy
+from fewshot_kd.adapt.out_folder import check_free, staged_folder
+from fewshot_kd.errors import BadInputError, FewShotKDError
+
+ONNX_FILE = "student.onnx"
+
+
+def _data(args: argparse.Namespace):
+    from fewshot_kd.data.by_path import load_data_path, looks_like_path
+    from fewshot_kd.data.catalog import DATASETS, load_dataset
+
+    if args.data not in DATASETS and looks_like_path(args.data):
+        return load_data_path(args.data, image_size=args.image_size, text_column=args.text_column,
+                              label_column=args.label_column, seed=args.seed)
+    return load_dataset(args.data, data_root=args.data_root)
+
+
+def _unlabelled(args: argparse.Namespace):
+    if args.unlabelled is None or isinstance(args.unlabelled, int):
+        return args.unlabelled
+    from fewshot_kd.data.unlabelled import load_unlabelled_path
+
+    return load_unlabelled_path(args.unlabelled, args.image_size, text_column=args.text_column,
+                                label_column=args.label_column)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _check_onnx_wanted(args: argparse.Namespace, is_text: bool) -> None:
+    if not (args.onnx or args.integer):
+        return
+    if is_text:
+        raise BadInputError("--onnx / --integer export image students; a text student has no ONNX export here "
+                            "(leave them out: the student is saved as safetensors)")
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise BadInputError("--onnx / --integer need onnx and onnxruntime: pip install 'fewshot_kd[export]'") from None
+
+
+def run(args: argparse.Namespace, command: str = "") -> Path:
+    """Everything the command does; returns the output folder."""
+    from fewshot_kd.adapt.api import adapt
+    from fewshot_kd.files import write_json
+    from fewshot_kd.teachers.by_path import load_teacher
+
+    out = Path(args.out).expanduser()
+    check_free(out, args.overwrite)  # before minutes of work, not after
+    data = _data(args)
+    _check_onnx_wanted(args, data.train.is_text)
+    teacher = load_teacher(args.teacher, weights=args.weights, num_classes=data.num_classes, data_root=args.data_root,
+                           progress=not args.no_progress)
+    policy = resolve_policy(args.policy, args.steps, data.train.is_text)
+    with staged_folder(out, args.overwrite) as stage:
+        result = adapt(teacher, None, shots=args.shots, data=data, target=args.target, policy=policy,
+                       device=_device(args.device), seed=args.seed, export_dir=stage, integer=args.integer,
+                       data_root=args.data_root, progress=not args.no_progress, unlabelled=_unlabelled(args))
+        if args.onnx:
+            from fewshot_kd.quant.integer import export_onnx
+
+            export_onnx(result.student, data.train.input_batch(slice(0, 1)), stage / ONNX_FILE)
+        cli = {"command": command, "teacher": args.teacher, "weights": args.weights, "data": args.data}
+        write_json(stage / "report.json", {**result.report, "history": result.history, "cli": cli})
+        files = sorted(p.name for p in stage.iterdir())
+    print(f"wrote {out}: {', '.join(files)}")
+    if "student.arch.json" in files:
+        print(f"reload the student with fewshot_kd.adapt.load_student({str(out)!r})")
+    else:
+        print("(weights only: this teacher's kind has no architecture file, so load_student cannot rebuild it)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    words = argv if argv is not None else sys.argv[1:]
+    command = "python -m fewshot_kd.adapt " + " ".join(shlex.quote(w) for w in words)
+    try:
+        run(args, command)
+    except FewShotKDError as error:
+        raise SystemExit(f"error: {error}") from None
