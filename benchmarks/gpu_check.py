@@ -5,8 +5,8 @@ autocast), meta-training episodes per second (``meta_gradient``, as ``meta_train
 and adapt() at K=10 on CIFAR-10 ResNet-56 (derived student, int8; the pretrained weights and
 CIFAR-10 from the library's data root); records peak GPU memory per part. Writes one JSON named
 after the device to ``benchmarks/results/gpu/``. A part that would start past ``--budget-s`` is
-skipped and says so; a part that fails records its error and the rest still run. Not measured:
-vmap over episodes (not implemented; the JSON says so). On a machine without CUDA it refuses
+skipped and says so; a part that fails records its error and the rest still run. Episodes per
+second are measured with and without vmap over episodes. On a machine without CUDA it refuses
 (exit 2) unless ``--allow-cpu``, a smoke test of this script that writes only where ``--out`` says.
 """
 
@@ -113,18 +113,26 @@ def time_meta_steps(args, family, device: torch.device, clock: Clock) -> list[di
     return rows
 
 
+EPISODE_RATES = [("fp32", {}), ("fp32", {"order": "first"}), ("bf16", {}), ("bf16", {"order": "first"}),
+                 ("fp32", {"order": "first", "vmap": True})]
+"""Precision and config overrides of each episodes-per-second row (vmap runs in fp32 only)."""
+
+
 def episodes_per_second(args, family, device: torch.device) -> list[dict]:
     """One meta-batch of ``--episodes`` through ``meta_gradient``, as ``meta_train`` runs it,
-    per precision (fp32, and the student under bf16 autocast)."""
+    per precision (fp32, and the student under bf16 autocast): at the default order and at
+    order first, and in fp32 at order first with vmap over episodes (``MetaTrainConfig.vmap``,
+    fp32 only; all episodes share K here, so they stack into one vmap call)."""
     from fewshot_kd.meta.policy_net import PolicyNet
     from fewshot_kd.meta.train import meta_gradient
 
     rows = []
-    for precision in ("fp32", "bf16"):
-        config = _config(args, meta_batch=args.episodes, precision=precision)
+    for precision, overrides in EPISODE_RATES:
+        config = _config(args, meta_batch=args.episodes, precision=precision, **overrides)
         families = [family]
         net = PolicyNet(config.hidden).to(device)
-        meta_gradient(net, families, config, [0], device=device)  # warm-up
+        warm_up = [args.episodes + 1, args.episodes + 2]  # two: the vmapped path warms up too
+        meta_gradient(net, families, config, warm_up, device=device)
         _reset_peak(device)
         _sync(device)
         tick = time.perf_counter()
@@ -133,7 +141,7 @@ def episodes_per_second(args, family, device: torch.device) -> list[dict]:
         seconds = time.perf_counter() - tick
         rows.append({"precision": precision, "episodes": args.episodes, "seconds": seconds,
                      "episodes_per_second": args.episodes / seconds, "order": config.order,
-                     "inner_steps": config.inner_steps, "vmap": False, "peak_bytes": _peak(device)})
+                     "inner_steps": config.inner_steps, "vmap": config.vmap, "peak_bytes": _peak(device)})
     return rows
 
 
@@ -217,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.commit:  # the source commit, given: a copy made elsewhere may carry a git history of its own
         environment.update(git_commit=args.commit, git_commit_from="--commit", git_dirty_of_the_copy=environment.pop("git_dirty"))
     results: dict = {"device": name, "cuda": cuda, "torch": torch.__version__, "environment": environment,
-                     "settings": {k: v for k, v in vars(args).items() if k != "out"},
-                     "not_measured": ["episodes per second with vmap over episodes: vmap is not implemented"]}
+                     "settings": {k: v for k, v in vars(args).items() if k != "out"}}
     if not args.skip_pytest:
         _part(results, "pytest_gpu", clock, lambda: run_gpu_tests(max(clock.left() - 180, 60)))
     from fewshot_kd.meta.episodes import load_family

@@ -29,7 +29,9 @@ class MetaTrainConfig:
     projection stay fp32). bf16 is faster on GPUs but, with adapt()'s Adam epsilon (1e-8), the
     meta-gradient through the sign-like early Adam steps is very sensitive to rounding: on a CPU
     with native bf16 (AMX) its cosine with the fp32 meta-gradient measured 0.09 on a digits
-    episode (0.997 with an epsilon of 1e-3). fp32 is the default on every device."""
+    episode (0.997 with an epsilon of 1e-3). fp32 is the default on every device. ``vmap``: run
+    the meta-batch's episodes of one family and K in one ``torch.func.vmap`` call
+    (:mod:`fewshot_kd.meta.vmapped`; first order and fp32 only)."""
 
     tasks: tuple[str, ...] = ("digits",)
     episodes: int = 400
@@ -56,6 +58,7 @@ class MetaTrainConfig:
     validate_episodes: int = 8
     patience: int = 0
     precision: str = "fp32"
+    vmap: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -77,6 +80,13 @@ class MetaTrainConfig:
             raise FewShotKDError(f"macs_range must satisfy 0 < low <= high <= 1, got {self.macs_range}")
         if self.precision not in PRECISIONS:
             raise FewShotKDError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.vmap and self.order != "first":
+            raise FewShotKDError(f"vmap over episodes runs the first-order inner loop only, but order is "
+                                 f"{self.order!r}; use --order first, or drop --vmap")
+        if self.vmap and self.precision != "fp32":
+            raise FewShotKDError("vmap over episodes runs in fp32 only (torch.func.vmap's BatchNorm backward fails on "
+                                 "the bf16 activations autocast feeds fp32 BatchNorm weights); use --precision fp32, "
+                                 "or drop --vmap")
         if self.patience < 0:
             raise FewShotKDError(f"patience must be >= 0 (0: no early stopping), got {self.patience}")
         for name in ("tasks", "shots", "macs_range", "bits", "validate"):

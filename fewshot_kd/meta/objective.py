@@ -119,8 +119,7 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     """Meta-loss of one episode and its metrics. ``net_or_decisions``: a :class:`PolicyNet`
     (called on the episode) or fixed :class:`Decisions` (e.g. a hand-set policy's)."""
     desc = episode.description
-    decisions = net_or_decisions if isinstance(net_or_decisions, Decisions) else \
-        net_or_decisions(desc, episode.task, episode.budget_macs, episode.target_bits)
+    decisions = policy_decisions(net_or_decisions, episode)
     student = episode.family.student
     model = Distillee(student, _adaptors(student, desc, decisions.ratios, episode.index))
     model.to(episode.support_y.device)
@@ -150,6 +149,21 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
         compressed = _unprefixed(compressed, lambda q: quantize_params(q, desc.layers, decisions.p8))
     model.eval()
     query_logits = functional_call(model, {**recalibrated, **compressed}, (episode.query_x,))[:, classes]
+    return outer_loss(decisions, episode, query_logits, config)
+
+
+def policy_decisions(net_or_decisions, episode: MetaEpisode) -> Decisions:
+    """``net_or_decisions`` itself if it is :class:`Decisions`, else the policy net's on ``episode``."""
+    if isinstance(net_or_decisions, Decisions):
+        return net_or_decisions
+    return net_or_decisions(episode.description, episode.task, episode.budget_macs, episode.target_bits)
+
+
+def outer_loss(decisions: Decisions, episode: MetaEpisode, query_logits: torch.Tensor,
+               config: InnerConfig) -> tuple[torch.Tensor, dict]:
+    """The meta-loss (query cross-entropy + budget penalty) and metrics, from the compressed
+    student's ``query_logits`` on the episode's classes."""
+    desc = episode.description
     query_ce = F.cross_entropy(query_logits, episode.query_y)
     over_macs = F.relu(decisions.macs_fraction - episode.budget_macs) if desc.groups else query_ce.new_zeros(())
     over_bits = F.relu(decisions.avg_bits - episode.target_bits) / 8 if episode.target_bits else query_ce.new_zeros(())
@@ -168,3 +182,4 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
         "penalty": penalty.item(),
     }
     return loss, metrics
+

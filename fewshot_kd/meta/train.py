@@ -17,6 +17,7 @@ from fewshot_kd.meta.distributed import all_reduce_gradients_, all_reduce_metric
 from fewshot_kd.meta.episodes import load_family, make_episode
 from fewshot_kd.meta.meta_policy import MetaPolicy
 from fewshot_kd.meta.policy_net import PolicyNet
+from fewshot_kd.meta.vmapped import grouped_meta_losses
 from fewshot_kd.meta.validation import EarlyStopping, score_policy, validation_episodes
 from fewshot_kd.progress import format_metrics, progress_bar
 
@@ -57,16 +58,23 @@ def meta_gradient(net: PolicyNet, families, config: MetaTrainConfig, indices: li
     # precision="bf16": the student under autocast; PolicyNet and the budget projection switch it off (fp32)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     episode_loss = INNER_BACKENDS.get(config.backend)
-    for index in my_episodes(indices, rank, world):
-        episode = make_episode(families, index, config.episode_spec, config.seed)
+    episodes = [make_episode(families, index, config.episode_spec, config.seed)
+                for index in my_episodes(indices, rank, world)]
+    # config.vmap: one torch.func.vmap call per group of same-shaped episodes (MetaTrainConfig checks order="first")
+    groups = grouped_meta_losses(net, episodes, config.inner, episode_loss) if config.vmap else \
+        ([(e, *episode_loss(net, e, config.inner))] for e in episodes)
+    while True:
         with autocast:
-            loss, metrics = episode_loss(net, episode, config.inner)
-        if not math.isfinite(loss.item()):
-            raise FewShotKDError(
-                f"meta-loss is {loss.item()} on episode {index} ({episode.record()}); lower --inner-lr or --outer-lr")
-        (loss / len(indices)).backward()
-        for i, key in enumerate(METRICS):
-            totals[i] += metrics[key]
+            group = next(groups, None)
+        if group is None:
+            break
+        for episode, loss, metrics in group:
+            if not math.isfinite(loss.item()):
+                raise FewShotKDError(f"meta-loss is {loss.item()} on episode {episode.index} ({episode.record()}); "
+                                     f"lower --inner-lr or --outer-lr")
+            for i, key in enumerate(METRICS):
+                totals[i] += metrics[key]
+        (sum(loss for _, loss, _ in group) / len(indices)).backward()
     all_reduce_gradients_(net.parameters(), world)
     totals = all_reduce_metrics(totals, world)
     return {key: value / len(indices) for key, value in zip(METRICS, totals)}
