@@ -43,9 +43,11 @@ def test_version_1_files_and_flat_dicts_load_as_version_2(tmp_path):
     path = tmp_path / "policy.json"
     path.write_text(json.dumps({**VERSION_1, "steps": 50, "per_layer_prune": {"conv": 0.3}}))
     loaded = Policy.load(path)
-    assert loaded == Policy(steps=50, per_layer_prune={"conv": 0.3}) and loaded.version == POLICY_VERSION == 2
+    assert loaded == Policy(steps=50, per_layer_prune={"conv": 0.3}, qat_steps=0, qat_lr=1e-4)  # its own QAT settings
+    assert loaded.version == POLICY_VERSION == 2
     assert Policy.from_dict({"steps": 7}) == Policy(steps=7)
-    assert HAND_SET.to_flat_dict() == {**VERSION_1, "channels_last": False, "prune_round_to": None, "version": 2}
+    assert HAND_SET.to_flat_dict() == {**VERSION_1, "qat_steps": None, "qat_lr": 5e-4, "channels_last": False,
+                                       "prune_round_to": None, "version": 2}  # unset qat_steps: QAT below 8 bits
     assert list(HAND_SET.to_flat_dict()) == ["name", *FLAT_FIELDS, "version"]
 
 

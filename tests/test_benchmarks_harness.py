@@ -25,6 +25,22 @@ def test_aggregate_mean_and_std_over_seeds():
     assert "60.0 ± 14.1" in markdown_table(rows)
 
 
+def test_energy_column_says_estimated_or_measured_and_is_plotted(tmp_path):
+    from benchmarks.harness.plots import accuracy_vs_energy
+
+    estimated = [{**record("a", s, 0.5), "energy_uj": 2.0 + s, "energy_method": "estimated-horowitz2014"} for s in (0, 1)]
+    mixed = [{**record("b", 0, 0.6), "energy_uj": 1.0, "energy_method": "measured-rapl"},
+             {**record("b", 1, 0.6), "energy_uj": 3.0, "energy_method": "estimated-horowitz2014"}]
+    rows = aggregate(estimated + mixed + [record("older", 0, 0.7)])  # a cell from before energy was recorded
+    lines = markdown_table(rows).splitlines()
+    assert "energy µJ/inf (est.\\|meas.)" in lines[0]
+    assert len({line.replace("\\|", "").count("|") for line in lines}) == 1  # every row has every column
+    cells = {row.split("|")[3].strip(): row for row in lines[2:]}
+    assert "| 2.50 ± 0.71 est. |" in cells["a"] and "| 2.00 ± 1.41 mixed |" in cells["b"] and "| – |" in cells["older"]
+    assert accuracy_vs_energy(rows, tmp_path / "energy.png").is_file()
+    assert accuracy_vs_energy(aggregate([record("older", 0, 0.7)]), tmp_path / "none.png") is None
+
+
 def test_store_resumes_and_ignores_a_cut_line(tmp_path):
     path = tmp_path / "cells.jsonl"
     store = CellStore(path)
@@ -74,8 +90,9 @@ def test_smoke_suite_runs_every_method_and_resumes(tmp_path, monkeypatch):
     assert cells["teacher"]["compression_bytes"] == pytest.approx(1.0, rel=0.01)
     assert cells["scratch"]["compression_bytes"] > 5  # tiny_cnn is far smaller than the teacher
     assert 0 <= cells["scratch"]["eval"]["test"]["accuracy"] <= 1
+    assert cells["ptq_int8"]["energy"]["details"]["weight_bits"] == 8 and cells["adapt"]["energy_method"]
     for name in ("results.json", "results.md", "accuracy_vs_compression.png", "accuracy_vs_shots.png", "accuracy_vs_time.png",
-                 "sample_predictions_digits.png"):
+                 "accuracy_vs_energy.png", "sample_predictions_digits.png"):
         assert (tmp_path / "out" / name).is_file(), name
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     first = saved["invocations"][0]

@@ -158,7 +158,7 @@ def test_policy_json_with_a_value_out_of_range_is_refused(tmp_path, field, value
 def test_every_numeric_policy_field_is_checked():
     """A new numeric field needs a range check and a row in BAD_VALUES."""
     numeric = {k for k, v in Policy().to_flat_dict().items() if isinstance(v, (int, float, dict, tuple)) and not isinstance(v, bool)}
-    numeric |= {"crop_padding", "layer_weights"}  # None by default
+    numeric |= {"crop_padding", "layer_weights", "qat_steps"}  # None by default
     assert numeric == {field for field, _ in BAD_VALUES}
 
 

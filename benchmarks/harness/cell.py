@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from fewshot_kd.measure import count_macs, count_params, saved_size_bytes, evaluate, latency_profile, measure_peak_memory, predict
+from fewshot_kd.measure import (count_macs, count_params, evaluate, latency_profile, measure_energy, measure_peak_memory,
+                                predict, saved_size_bytes)
 
 from benchmarks.harness.context import TaskContext
 from benchmarks.harness.store import cell_key
@@ -44,6 +45,7 @@ def run_cell(ctx: TaskContext, task_name: str, method: str, k: int, seed: int, o
     artifact_bytes = out.artifact.stat().st_size if out.artifact is not None else None
     macs = count_macs(module, ctx.example_inputs())
     latency = latency_profile(out.model, ctx.make_inputs, (1, 64), warmup=3, repeats=latency_repeats)
+    energy = measure_energy(out.model, ctx.example_inputs(), estimate_from=module, weight_bits=out.weight_bits)
     record = {
         "key": cell_key(task_name, method, k, seed),
         "task": task_name, "method": method, "k": k, "seed": seed,
@@ -56,6 +58,9 @@ def run_cell(ctx: TaskContext, task_name: str, method: str, k: int, seed: int, o
         "compression_macs": reference["macs"] / macs if macs else None,
         "latency_b1_ms": latency[1].median_ms,
         "latency_b64_ms": latency[64].median_ms,
+        "energy_uj": energy.microjoules,
+        "energy_method": energy.method,
+        "energy": energy.to_dict(),
         "adapt_seconds": adapt_seconds,
         "peak_memory_bytes": peak,
         "integer_arithmetic": out.integer_arithmetic,

@@ -1,5 +1,5 @@
 """PNG plots of a suite's results: accuracy vs compression, accuracy vs shots, accuracy vs
-adapt time, adaptation curves, and a grid of sample predictions for image tasks."""
+adapt time, accuracy vs energy per inference, adaptation curves, and a grid of sample predictions for image tasks."""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ def _per_task_split(rows: list[dict], path: Path, x_of, xlabel: str, log_x: bool
 def accuracy_vs_compression(rows: list[dict], path: Path) -> Path:
     return _per_task_split(rows, path, lambda r: r["compression_bytes"][0],
                            "compression ratio (teacher bytes / artifact bytes)", log_x=True, line=False)
+
+
+def accuracy_vs_energy(rows: list[dict], path: Path) -> Path | None:
+    """Accuracy against energy per inference (µJ, log), for the rows that recorded it."""
+    rows = [r for r in rows if r.get("energy_uj") and r["energy_uj"][0] == r["energy_uj"][0]]
+    if not rows:
+        return None
+    return _per_task_split(rows, path, lambda r: r["energy_uj"][0],
+                           "energy per inference, µJ (log; est. or meas. as in results.md)", log_x=True, line=False)
 
 
 def accuracy_vs_shots(rows: list[dict], path: Path) -> Path:

@@ -122,13 +122,16 @@ def write_outputs(suite: Suite, out_dir: Path, records: list[dict], contexts: di
         f"# Suite `{suite.name}`\n\nInvocations:\n\n{_invocation_lines(invocations)}\n{_cell_commits(records)}"
         f"Machine: {machine.get('cpu_model')}, torch {machine.get('torch')}\n\n"
         f"Mean ± std over seeds. Ratios are teacher / method (bytes of the saved "
-        f"artifact, MACs per example). \"int8 math\" says whether inference ran in integer arithmetic.\n\n"
+        f"artifact, MACs per example). \"int8 math\" says whether inference ran in integer arithmetic. "
+        f"Energy per inference is measured (meas.: RAPL or NVML counters, whole package or GPU) or estimated "
+        f"(est.: Horowitz, ISSCC 2014, op counts and bytes moved at the deployed weight bits).\n\n"
         + markdown_table(rows)
     )
     if rows:
         plots.accuracy_vs_compression(rows, out_dir / "accuracy_vs_compression.png")
         plots.accuracy_vs_shots(rows, out_dir / "accuracy_vs_shots.png")
         plots.accuracy_vs_time(rows, out_dir / "accuracy_vs_time.png")
+        plots.accuracy_vs_energy(rows, out_dir / "accuracy_vs_energy.png")
         plots.adaptation_curves(records, out_dir / "adaptation_curves.png")
     for name, ctx in contexts.items():
         if ctx.task.modality != "image":

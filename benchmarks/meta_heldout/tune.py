@@ -15,10 +15,10 @@ of ``target_options`` (default: the family's own target); episodes cycle through
 
 Search space (Policy fields): ``temperature`` [1, 8], ``alpha`` [0.3, 1], ``feature_weight``
 log [0.1, 10], ``steps`` {100, 200, 300} (adapt time is tuned too), ``views_per_shot``
-{4, 8, 12, 16}, ``qat_steps`` {0, 50, 100}, images ``crop_padding`` {None (an eighth of the side),
-0, 2, 4}, text ``text_word_dropout`` [0, 0.3]; and ``lr_scale`` log [0.1, 3], a multiplier of
-the modality's hand-set learning rate (images 1e-3: lr in [1e-4, 3e-3]; text 3.5e-4: lr in
-[3.5e-5, 1.05e-3]), so image and text families share one searched point. The saved policy
+{4, 8, 12, 16}, ``qat_steps`` {None (the default: QAT below 8 bits), 0, 50, 100}, images
+``crop_padding`` {None (an eighth of the side), 0, 2, 4}, text ``text_word_dropout`` [0, 0.3]; and
+``lr_scale`` log [0.1, 3], a multiplier of the modality's hand-set learning rate (images 1e-3: lr
+in [1e-4, 3e-3]; text 3.5e-4: lr in [3.5e-5, 1.05e-3]), so image and text families share one searched point. The saved policy
 is a plain Policy per modality (``tuned_policy.json``; with both modalities also
 ``tuned_policy.text.json``). ``flip`` is not tuned: each family keeps its hand-set value
 (mirror images only with ``crop_flip`` augmentation), as the harness's hand-set policy does.
@@ -75,7 +75,7 @@ def search_space(image: bool, text: bool) -> list[Dim]:
     space = [Dim("temperature", "float", 1.0, 8.0), Dim("alpha", "float", 0.3, 1.0),
              Dim("feature_weight", "float", 0.1, 10.0, log=True), Dim("lr_scale", "float", 0.1, 3.0, log=True),
              Dim("steps", "choice", choices=(100, 200, 300)), Dim("views_per_shot", "choice", choices=(4, 8, 12, 16)),
-             Dim("qat_steps", "choice", choices=(0, 50, 100))]
+             Dim("qat_steps", "choice", choices=(None, 0, 50, 100))]
     if image:
         space.append(Dim("crop_padding", "choice", choices=(None, 0, 2, 4)))
     if text:
@@ -233,7 +233,7 @@ def _run_trial(params: dict, episodes: list[Episode], steps_scale: float) -> dic
         policy = policy_for(params, ep.family.text, ep.family.task.augment, name="tune trial")
         if steps_scale != 1.0:
             policy = replace(policy, steps=max(1, round(policy.steps * steps_scale)),
-                             qat_steps=round(policy.qat_steps * steps_scale))
+                             qat_steps=None if policy.qat_steps is None else round(policy.qat_steps * steps_scale))
         try:
             result = adapt(ep.family.teacher, None, shots=ep.shots, data=ep.support, target=ep.target, policy=policy,
                            seed=ep.seed, progress=False)

@@ -48,7 +48,8 @@ def _run_with(inp: MethodInput, student, policy, options: AdaptOptions) -> Metho
     notes = {k: result.report[k] for k in ("stages", "compression", "student_kind")}
     notes["policy"] = result.report["policy"]
     notes["history"] = [{"loss": h["loss"]} for h in result.history]
-    return MethodOutput(model=result.student, artifact=result.artifact, notes=notes)
+    return MethodOutput(model=result.student, artifact=result.artifact, notes=notes,
+                        weight_bits=result.report["target"]["bits"])
 
 
 @register_method("adapt", "fewshot_kd.adapt, hand-set policy, student derived from the teacher (task target)",

@@ -84,4 +84,5 @@ def run(inp: MethodInput, options: RandomSearchOptions) -> MethodOutput:
     notes = {"trials": scores, "chosen": chosen, "steps_per_trial": steps,
              "compression": result.report["compression"], "stages": result.report["stages"],
              "history": [{"loss": h["loss"]} for h in result.history]}
-    return MethodOutput(model=result.student, artifact=result.artifact, notes=notes)
+    return MethodOutput(model=result.student, artifact=result.artifact, notes=notes,
+                        weight_bits=result.report["target"]["bits"])

@@ -51,7 +51,8 @@ class MethodInput:
 class MethodOutput:
     """``model`` is what gets evaluated (an ``nn.Module`` or a callable on model inputs);
     ``artifact`` is the saved file whose size is reported; ``float_module`` is the float
-    module whose params and MACs are counted (defaults to ``model``)."""
+    module whose params and MACs are counted (defaults to ``model``); ``weight_bits`` the width its
+    weights are deployed in (``None``: as the module stores them), for the energy estimate."""
 
     model: Any
     artifact: Path | None = None
@@ -59,6 +60,7 @@ class MethodOutput:
     integer_arithmetic: bool = False
     simulated_quantization: bool = False
     notes: dict = field(default_factory=dict)
+    weight_bits: int | None = None
 
     @property
     def counted_module(self) -> nn.Module:

@@ -13,4 +13,5 @@ def run(inp: MethodInput, options: MethodOptions) -> MethodOutput:
     calibration = [inp.shots.input_batch(slice(s, s + 64)) for s in range(0, len(inp.shots), 64)]
     int8 = to_integer_model(inp.teacher, calibration, inp.workdir / "teacher.int8.onnx")
     return MethodOutput(model=CallableModule(int8), artifact=int8.path, float_module=inp.teacher,
-                        integer_arithmetic=int8.integer_arithmetic, notes={"backend": int8.backend})
+                        integer_arithmetic=int8.integer_arithmetic, notes={"backend": int8.backend},
+                        weight_bits=8)

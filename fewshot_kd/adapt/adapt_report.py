@@ -65,6 +65,7 @@ class Stages(_Part):
     batchnorms_recalibrated: int | None = None
     teacher_agreement_on_views: float
     quantize_seconds: float | None = None
+    qat_steps: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +106,7 @@ class AdaptReport:
     heldout_agreement: dict
     warnings: tuple[str, ...] = ()
     eval: dict
+    energy: dict
     integer: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,8 +20,11 @@ from fewshot_kd.adapt.report import AdaptResult, layer_decisions
 from fewshot_kd.adapt.stages import Job, run_stages
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.errors import FewShotKDError
-from fewshot_kd.measure import count_macs, count_params, evaluate, measure_peak_memory, saved_size_bytes
+from fewshot_kd.measure import count_macs, count_params, evaluate, measure_energy, measure_peak_memory, saved_size_bytes
 from fewshot_kd.model_io import CallableModule, model_device
+
+ENERGY_SECONDS = 0.25
+"""How long the report's energy counters time each model's forward passes, where there are counters."""
 
 
 def _policy(policy, is_text: bool):
@@ -71,7 +74,8 @@ def adapt(
     ``nn.Module`` of another architecture (distilled from scratch or from its own init).
     ``data``: a pool to draw exactly ``shots`` per class from (a dataset name, a
     ``LabelledDataset``, a ``DatasetSplits`` or ``(inputs, labels)``). ``target.bits``
-    quantizes weights with quantization-aware finishing (``None``: float). ``policy``: the
+    quantizes weights (``None``: float); below 8 bits the policy's default finishes with
+    quantization-aware steps (``qat_steps``). ``policy``: the
     hand-set default, a ``Policy``, a dict, or a policy JSON file. ``eval_data``: a dataset or
     ``{name: dataset}`` to report accuracy / macro-F1 on (default: the test split when
     ``data`` has one). ``export_dir`` receives the exported files once everything succeeded
@@ -79,7 +83,8 @@ def adapt(
     the int8 onnxruntime model and reports its accuracy and that it computes in integers.
     ``unlabelled``: optional inputs without labels (a tensor, a list of strings, a dataset
     whose labels are ignored, or ``n`` to draw ``n`` from ``data`` beside the shots and drop
-    their labels); the student learns the teacher's soft targets on them too.
+    their labels); the student learns the teacher's soft targets on them too. The report holds
+    both models' energy per inference, measured by the device's counters or else estimated, each labelled.
     """
     pool, default_eval = resolve_pool(data, data_root)
     notes = preflight(teacher, student, pool, shots, seed, target, policy, eval_data, device, export_dir, integer, unlabelled)
@@ -117,7 +122,7 @@ def adapt(
             peak_memory_bytes=peak, stages=done.stages,
             decisions=Decisions(**decisions, layers=layer_decisions(student, decisions, target.bits, policy.per_layer_bits)),
             target=target, policy=policy, meta_policy=meta_info, heldout_agreement=heldout,
-            warnings=tuple(notes + collapsed), eval=evaluated,
+            warnings=tuple(notes + collapsed), eval=evaluated, energy=_energy(teacher, student, support, target),
             integer=_integer_path(student, support, eval_sets, work) if integer else None)
         artifact = _publish(work, Path(export_dir), done.artifact) if export_dir is not None else None
     result = AdaptResult(student=student, adapt_report=report, artifact=artifact, history=done.history)
@@ -148,6 +153,14 @@ def _sizes(teacher, student, support, target, artifact_bytes) -> tuple[ModelSize
                if target.bits else "fp32")
     return (ModelSize(params=count_params(teacher), macs=count_macs(teacher, example), bytes=saved_size_bytes(teacher)),
             StudentSize(params=count_params(student), macs=count_macs(student, example), bytes=artifact_bytes, weights=weights))
+
+
+def _energy(teacher, student, support, target) -> dict:
+    """Joules per inference (batch of 1) of teacher and student, measured or estimated, each labelled;
+    the student's estimate counts its weights at the target's bits."""
+    example = support.input_batch(slice(0, 1))
+    return {"teacher": measure_energy(teacher, example, min_seconds=ENERGY_SECONDS).to_dict(),
+            "student": measure_energy(student, example, weight_bits=target.bits, min_seconds=ENERGY_SECONDS).to_dict()}
 
 
 def _integer_path(student, support, eval_sets, out_dir) -> dict:

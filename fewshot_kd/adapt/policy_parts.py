@@ -168,18 +168,30 @@ class PruningConfig(_Part):
         _frozen_map(self, "per_layer_prune", 0)
 
 
+LOW_BITS_QAT_STEPS = 100
+"""Quantization-aware steps adapt() finishes with below 8 bits when the policy leaves ``qat_steps`` unset.
+Measured at 4 bits, K=10, derived student at 0.5 MACs, mean test accuracy % over seeds 0-3 on 8x8 digits /
+on digits upscaled to 28x28 with a width-16 teacher: float student 97.87 / 99.39; no QAT 97.03 / 97.35;
+50, 100, 200 steps at qat_lr 1e-4: 97.40 / 99.35, 97.63 / 99.25, 97.54 / 99.40; at 5e-4: 96.89 / 99.21,
+97.91 / 99.30, 97.31 / 99.44; at 1e-3: 96.80 / 99.21, 97.50 / 99.35, 97.49 / 99.53. 100 steps at 5e-4
+recover the float accuracy for a third of the distillation's 300 steps (at 3 bits: 97.17 / 99.07; 8x8
+digits without QAT: 94.2). At 8 bits they do not help (97.68 / 99.53 against 97.82 / 99.39 without)."""
+
+
 @dataclass(frozen=True)
 class QuantizationConfig(_Part):
     """``per_layer_bits`` (the target's bits bound their parameter-weighted average) and
-    ``qat_steps`` of quantization-aware finishing at ``qat_lr`` (0: quantize after distillation)."""
+    ``qat_steps`` of quantization-aware finishing at ``qat_lr`` (0: quantize after distillation;
+    ``None``, the default: :data:`LOW_BITS_QAT_STEPS` when any layer has fewer than 8 bits, else 0)."""
 
     KEY = "quantization"
     per_layer_bits: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
-    qat_steps: int = 0
-    qat_lr: float = 1e-4
+    qat_steps: int | None = None
+    qat_lr: float = 5e-4
 
     def __post_init__(self) -> None:
-        _whole(self, ("qat_steps",), 0)
+        if self.qat_steps is not None:
+            _whole(self, ("qat_steps",), 0)
         _real(self, ("qat_lr",), positive=True)
         if not isinstance(self.per_layer_bits, Mapping):
             raise FewShotKDError(f"policy per_layer_bits must map layer names to values, got {self.per_layer_bits!r}")
@@ -187,6 +199,17 @@ class QuantizationConfig(_Part):
             if isinstance(bits, bool) or not isinstance(bits, Integral) or not 2 <= bits <= 8:
                 raise FewShotKDError(f"policy per_layer_bits[{layer!r}] must be a whole number in 2..8, got {bits!r}")
         object.__setattr__(self, "per_layer_bits", MappingProxyType(dict(self.per_layer_bits)))
+
+    def qat_steps_for(self, bits: int | None) -> int:
+        """The quantization-aware steps to run for a target of ``bits`` (``None``: float, none).
+        Quantizing after distillation alone loses accuracy below 8 bits (on digits at 4 bits: 1-3
+        points; a held-out 28x28 digit task fell from 95.5 % to 54.5 %), so there an unset
+        ``qat_steps`` means :data:`LOW_BITS_QAT_STEPS`."""
+        if bits is None:
+            return 0
+        if self.qat_steps is not None:
+            return self.qat_steps
+        return LOW_BITS_QAT_STEPS if min([bits, *self.per_layer_bits.values()]) < 8 else 0
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fewshot_kd.adapt.adapt_report import AdaptReport
 from fewshot_kd.files import write_json
+from fewshot_kd.measure.energy import Energy
 
 
 @dataclass
@@ -47,9 +48,15 @@ class AdaptResult:
             table.add_row(f"accuracy [{split}]", f"{100 * t['accuracy']:.2f}%", f"{100 * s['accuracy']:.2f}%",
                           f"{100 * (s['accuracy'] - t['accuracy']):+.2f} pt")
             table.add_row(f"macro-F1 [{split}]", f"{100 * t['macro_f1']:.2f}%", f"{100 * s['macro_f1']:.2f}%", "")
+        if "energy" in r:
+            t, s = (Energy.from_dict(r["energy"][role]) for role in ("teacher", "student"))
+            ratio = f"{t.joules_per_inference / s.joules_per_inference:.2f}x" if s.joules_per_inference else "–"
+            table.add_row("energy / inference", f"{t.microjoules:,.2f} µJ {t.label}", f"{s.microjoules:,.2f} µJ {s.label}", ratio)
         table.add_row("adapt time", "", f"{r['adapt_seconds']:.1f} s", "")
         table.add_row("peak memory", "", f"{r['peak_memory_bytes'] / 2**20:,.0f} MiB" if r.get("peak_memory_bytes") else "–", "")
         table.add_row("weights", "fp32", r["student"]["weights"], "")
+        if r["stages"].get("qat_steps") is not None:
+            table.add_row("quantization-aware steps", "", str(r["stages"]["qat_steps"]), "")
         return table
 
     def print(self) -> None:

@@ -1,9 +1,10 @@
-"""Measurement of models: size, MACs, latency, memory, classification metrics, reports.
+"""Measurement of models: size, MACs, latency, memory, energy, classification metrics, reports.
 
 Everything that reports numbers in fewshot_kd goes through this package, so teacher and
 student are measured the same way.
 """
 
+from fewshot_kd.measure.energy import Energy, estimate_energy, measure_energy
 from fewshot_kd.measure.environment import cpu_model, environment_info
 from fewshot_kd.measure.latency import LatencyResult, latency_profile, measure_latency
 from fewshot_kd.measure.macs import count_macs
@@ -24,6 +25,7 @@ from fewshot_kd.measure.table import render_table
 __all__ = [
     "METRIC_NAMES",
     "Compression",
+    "Energy",
     "LatencyResult",
     "ModelReport",
     "accuracy",
@@ -35,9 +37,11 @@ __all__ = [
     "cpu_model",
     "cpu_peak_method",
     "environment_info",
+    "estimate_energy",
     "evaluate",
     "latency_profile",
     "macro_f1",
+    "measure_energy",
     "measure_latency",
     "measure_model",
     "measure_peak_memory",

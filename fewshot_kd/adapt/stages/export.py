@@ -20,27 +20,30 @@ from fewshot_kd.measure import saved_size_bytes
 
 @dataclass(frozen=True)
 class Exported:
-    """The exported ``artifact`` in ``job.work`` and its ``bytes``; the QAT loss ``history`` and
-    ``quantize_seconds`` (``None`` for a float student)."""
+    """The exported ``artifact`` in ``job.work`` and its ``bytes``; the QAT loss ``history``,
+    ``quantize_seconds`` and the ``qat_steps`` that ran (both ``None`` for a float student)."""
 
     artifact: Path
     bytes: int
     history: list[dict]
     quantize_seconds: float | None
+    qat_steps: int | None = None
 
 
 def export_stage_(job: Job, student: nn.Module, views: Views, policy: Policy) -> Exported:
-    """Quantize ``student`` to ``job.target.bits`` (QAT for ``policy.qat_steps``), write its
-    files, and leave it a float module again; a :class:`FewShotKDError` if over the size budget."""
+    """Quantize ``student`` to ``job.target.bits`` (QAT for ``policy.quantization.qat_steps_for(bits)``
+    steps), write its files, and leave it a float module again; a :class:`FewShotKDError` if over the
+    size budget."""
     arch = getattr(student, "arch", None)
     bits, history, seconds = job.target.bits, [], None
+    qat_steps = policy.quantization.qat_steps_for(bits)
     if bits is not None:
         from fewshot_kd.quant import dequantize_model_
 
         tick = time.perf_counter()
         quantize_for_export_(student, bits, policy.per_layer_bits)
-        if policy.qat_steps > 0:
-            history = distill_(student, views.bank, [s for _, s in views.pairs], steps=policy.qat_steps,
+        if qat_steps > 0:
+            history = distill_(student, views.bank, [s for _, s in views.pairs], steps=qat_steps,
                                lr=policy.qat_lr, description=f"QAT int{bits}", **loop_options(job, policy))
         artifact, size = export_student(student, bits, job.work, arch)
         dequantize_model_(student)
@@ -53,4 +56,4 @@ def export_stage_(job: Job, student: nn.Module, views: Views, policy: Policy) ->
             f"the exported student takes {size:,} bytes, over the target of {budget:,}; "
             f"give a smaller student, lower target.bits, or raise target.size_bytes / lower target.size_ratio"
         )
-    return Exported(artifact, size, history, seconds)
+    return Exported(artifact, size, history, seconds, qat_steps if bits is not None else None)

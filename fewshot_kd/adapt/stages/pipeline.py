@@ -54,4 +54,5 @@ def _stages(derive_seconds: float, views: Views, repaired, distilled: Distilled,
         teacher_cache_seconds=views.seconds, views=len(views.bank), distilled_layers=[list(p) for p in views.pairs],
         reconstruction=None if repaired is None else repaired.to_dict(), distill_seconds=distilled.seconds,
         batchnorms_recalibrated=distilled.batchnorms_recalibrated,
-        teacher_agreement_on_views=distilled.teacher_agreement_on_views, quantize_seconds=exported.quantize_seconds)
+        teacher_agreement_on_views=distilled.teacher_agreement_on_views, quantize_seconds=exported.quantize_seconds,
+        qat_steps=exported.qat_steps)
