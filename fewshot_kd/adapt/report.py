@@ -56,7 +56,7 @@ class AdaptResult:
         table.add_row("peak memory", "", f"{r['peak_memory_bytes'] / 2**20:,.0f} MiB" if r.get("peak_memory_bytes") else "–", "")
         table.add_row("weights", "fp32", r["student"]["weights"], "")
         if r["stages"].get("qat_steps") is not None:
-            table.add_row("quantization-aware steps", "", str(r["stages"]["qat_steps"]), "")
+            table.add_row("QAT steps", "", str(r["stages"]["qat_steps"]), "")
         return table
 
     def print(self) -> None:
