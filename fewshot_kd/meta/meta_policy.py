@@ -20,6 +20,7 @@ from fewshot_kd._version import __version__
 from fewshot_kd.adapt.policy import HAND_SET, HAND_SET_TEXT, Policy
 from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
+from fewshot_kd.distill.loop import stopped_steps
 from fewshot_kd.meta.descriptors import describe_model, task_features
 from fewshot_kd.meta.policy_net import PolicyNet
 from fewshot_kd.measure import count_macs
@@ -45,6 +46,14 @@ def allocate_bits(p8: list[float], params: list[float], average: float) -> list[
     return bits
 
 
+def _check_keys(net: PolicyNet, state: dict) -> None:
+    """Only the stop head may be missing from a policy file (one made before it existed)."""
+    missing = sorted(set(net.state_dict()) - set(state) - {"stop_head.weight", "stop_head.bias"})
+    unexpected = sorted(set(state) - set(net.state_dict()))
+    if missing or unexpected:
+        raise KeyError(f"missing {missing}, unexpected {unexpected}")
+
+
 class MetaPolicy:
     def __init__(self, net: PolicyNet, config: dict | None = None, trained_on: list | None = None,
                  history: list | None = None, command: str | None = None, seconds: float | None = None,
@@ -58,6 +67,7 @@ class MetaPolicy:
         self.finished = finished
         self.base = base
         self.validation = validation  # meta-validation on held-out families (see fewshot_kd.meta.validation)
+        self.learned_stop = True  # False for files made before the stop head: adapt() then runs every step
 
     # ---- files -------------------------------------------------------------------------
     def save(self, out_dir: str | os.PathLike) -> Path:
@@ -86,15 +96,20 @@ class MetaPolicy:
         weights = meta_path.with_name("policy.safetensors")
         try:
             net = PolicyNet(int(meta["hidden"]))
-            net.load_state_dict(load_tensors(weights))
+            state = load_tensors(weights)
+            learned_stop = any(k.startswith("stop_head.") for k in state)  # files made before the stop head lack it
+            net.load_state_dict(state, strict=learned_stop)
+            _check_keys(net, state)
             base = Policy.from_dict(meta["base"]) if "base" in meta else HAND_SET  # older files lack it
         except FewShotKDError as error:
             raise type(error)(f"{meta_path}: {error}") from None
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CorruptFileError(f"{meta_path} / {weights.name} do not hold a meta-learned policy that "
                                    f"this fewshot_kd can read ({type(error).__name__}: {error}); run meta_train again") from None
-        return cls(net, meta.get("config"), meta.get("trained_on"), meta.get("history"), meta.get("command"),
-                   meta.get("seconds"), meta.get("finished", True), base, meta.get("validation"))
+        policy = cls(net, meta.get("config"), meta.get("trained_on"), meta.get("history"), meta.get("command"),
+                     meta.get("seconds"), meta.get("finished", True), base, meta.get("validation"))
+        policy.learned_stop = learned_stop
+        return policy
 
     @staticmethod
     def is_policy_file(path: str | os.PathLike) -> bool:
@@ -106,6 +121,11 @@ class MetaPolicy:
             return False
 
     # ---- decisions ---------------------------------------------------------------------
+    def _steps(self, decisions, budget: int) -> int:
+        """The steps adapt() runs: the learned stop fraction of ``budget`` (all of it for a
+        policy file made before the stop head)."""
+        return stopped_steps(float(decisions.stop_fraction), budget) if self.learned_stop else budget
+
     @torch.no_grad()
     def decide(self, teacher: nn.Module, shots, target, student: nn.Module | None = None) -> tuple[Policy, dict]:
         """The :class:`Policy` for compressing ``teacher`` (into ``student``, or a student
@@ -146,10 +166,13 @@ class MetaPolicy:
             layer_weights=tuple(round(float(w), 4) for w in decisions.pair_weights) if pairs else None,
             per_layer_prune=ratios if derived_macs is not None else {},
             lr=float(base_lr * decisions.inner_lr_scale),
+            steps=self._steps(decisions, self.base.steps),
+            new_arch_steps=self._steps(decisions, self.base.new_arch_steps),
             layer_lr_scale={n: round(float(s), 4) for n, s in zip(desc.layers, decisions.lr_scale)},
             per_layer_bits={n: b for n, b in zip(desc.layers, bits)} if bits and min(bits) < target.bits else {},
         )
         info = {"predicted_macs_fraction": float(decisions.macs_fraction), "expected_bits": float(decisions.avg_bits),
                 "inner_lr_scale": float(decisions.inner_lr_scale), "trained_on": self.trained_on,
+                "stop_fraction": float(decisions.stop_fraction) if self.learned_stop else None,
                 "layers": len(desc.layers), "groups": len(desc.groups), "pairs": [list(p) for p in pairs]}
         return policy, info

@@ -142,7 +142,7 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     torch.manual_seed(episode.index)  # dropout (text encoders) draws the same masks for every policy
     adapted = run_distillation(model, params, bank, weights, layers, spec, lr_scales(model, desc, decisions),
                                seed=episode.index, buffers=buffers, differentiable_steps=config.differentiable_steps,
-                               compress=gates if desc.groups else None, classes=classes)
+                               compress=gates if desc.groups else None, classes=classes, stop=decisions.stop_fraction)
     compressed = gates(adapted) if desc.groups else adapted
     recalibrated = _recalibrated(model, compressed, buffers, episode.support_x) if config.batchnorm == "train" else buffers
     if episode.target_bits is not None and episode.target_bits < 32:
@@ -179,6 +179,7 @@ def outer_loss(decisions: Decisions, episode: MetaEpisode, query_logits: torch.T
         if episode.target_bits else 1.0 / max(_value(decisions.macs_fraction), 1e-6),
         "temperature": _value(decisions.temperature),
         "alpha": _value(decisions.alpha),
+        "stop_fraction": 1.0 if decisions.stop_fraction is None else _value(decisions.stop_fraction),
         "penalty": penalty.item(),
     }
     return loss, metrics

@@ -3,8 +3,10 @@
 A shared MLP embeds every layer (its descriptor next to the task vector); per-layer heads give
 a pruning preference, a Meta-SGD learning-rate scale and the probability of 8-bit weights; a
 pair head weights every distilled layer pair; a global head on the mean layer embedding gives
-temperature, alpha, feature weight and the inner learning-rate scale. The last layers start
-at zero with biases set so that an untrained policy reproduces the hand-set recipe.
+temperature, alpha, feature weight and the inner learning-rate scale; a stop head gives the
+fraction of the step budget after which the cosine schedule ends (the learned number of steps).
+The last layers start at zero with biases set so that an untrained policy reproduces the
+hand-set recipe (its stop fraction starts at :data:`INITIAL_STOP`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from fewshot_kd.adapt.policy import HAND_SET
 from fewshot_kd.meta.descriptors import LAYER_FEATURES, PAIR_FEATURES, TASK_FEATURES, ModelDescription
 from fewshot_kd.meta.precision import fp32, full_precision
 from fewshot_kd.meta.relax import BIT_CHOICES, expected_bits, project_ratios
+
+
+STOP_RANGE = (0.25, 1.0)
+"""The learned stop fraction's bounds: at least a quarter of the step budget, at most all of it."""
+INITIAL_STOP = 0.98
 
 
 def _inverse_softplus(y: float) -> float:
@@ -54,6 +61,13 @@ class Decisions:
     inner_lr_scale: torch.Tensor
     macs_fraction: torch.Tensor
     avg_bits: torch.Tensor
+    stop_fraction: torch.Tensor | None = None  # None: the full step budget (no stop head)
+
+
+def stop_fraction(logit: torch.Tensor) -> torch.Tensor:
+    """The stop head's output mapped into :data:`STOP_RANGE`."""
+    low, high = STOP_RANGE
+    return low + (high - low) * torch.sigmoid(logit)
 
 
 def project_p8(logits: torch.Tensor, layer_params: torch.Tensor, target_bits: float | None) -> torch.Tensor:
@@ -87,6 +101,9 @@ class PolicyNet(nn.Module):
             _inverse_softplus(HAND_SET.feature_weight),
             0.0,  # inner lr log-scale
         ])
+        low, high = STOP_RANGE
+        with torch.random.fork_rng(devices=[]):  # it starts at zero: draws made after it stay as they were without it
+            self.stop_head = _head(hidden, 1, [_logit((INITIAL_STOP - low) / (high - low))])
 
     def forward(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
                 target_bits: float | None = None, max_ratio: float = 0.9) -> Decisions:
@@ -110,7 +127,8 @@ class PolicyNet(nn.Module):
             pair_weights = F.softplus(self.pair_head(self.pair(torch.cat([fp32(desc.pair_features), task.expand(P, -1)], 1)))).squeeze(1)
         else:
             pair_weights = per_layer.new_zeros(0)
-        g = self.global_head(self.global_(torch.cat([h.mean(0), task])))
+        summary = self.global_(torch.cat([h.mean(0), task]))
+        g = self.global_head(summary)
         p8 = project_p8(per_layer[:, 2], desc.layer_params, target_bits)
         return Decisions(
             ratios=ratios,
@@ -123,4 +141,5 @@ class PolicyNet(nn.Module):
             inner_lr_scale=torch.exp(2.0 * torch.tanh(g[3] / 2.0)),
             macs_fraction=desc.macs_fraction(ratios) if desc.groups else per_layer.new_tensor(1.0),
             avg_bits=expected_bits(p8, desc.layer_params),
+            stop_fraction=stop_fraction(self.stop_head(summary)[0]),
         )

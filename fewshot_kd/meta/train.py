@@ -23,7 +23,7 @@ from fewshot_kd.progress import format_metrics, progress_bar
 
 CHECKPOINT = "checkpoint.pt"
 _KEYS = ("config", "policy", "optimizer", "step", "history")
-METRICS = ("meta_loss", "query_acc", "macs_fraction", "compression", "temperature", "alpha")
+METRICS = ("meta_loss", "query_acc", "macs_fraction", "compression", "temperature", "alpha", "stop_fraction")
 
 
 def _restore(path: Path, config: MetaTrainConfig, net: PolicyNet, optimizer,

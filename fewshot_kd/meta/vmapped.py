@@ -27,7 +27,7 @@ from torch.func import functional_call, grad, vmap
 
 from fewshot_kd.distill.adam import AdamState, adam_direction, cosine_factor
 from fewshot_kd.distill.loop import Distillee, LoopSpec, batch_loss, batch_schedule, distilled_parameters, \
-    recalibrate_batchnorm_
+    recalibrate_batchnorm_, stop_schedule, stopped_steps
 from fewshot_kd.distill.objective import ObjectiveWeights
 from fewshot_kd.meta.episodes import MetaEpisode
 from fewshot_kd.meta.objective import PREFIX, InnerConfig, _adaptors, _unprefixed, episode_loss, lr_scales, \
@@ -94,6 +94,8 @@ def _stacked_decisions(decisions: list[Decisions], scales: list[dict], names: li
     knobs = {k: torch.stack([getattr(d, k) for d in decisions])
              for k in ("ratios", "p8", "temperature", "alpha", "feature_weight", "pair_weights")}
     knobs["scales"] = {n: torch.stack([torch.as_tensor(s[n], device=device) for s in scales]) for n in names}
+    if decisions[0].stop_fraction is not None:  # one policy decides a whole group: all or none have it
+        knobs["stop"] = torch.stack([d.stop_fraction for d in decisions])
     return knobs
 
 
@@ -148,6 +150,9 @@ def vmapped_episode_losses(net_or_decisions, episodes: list[MetaEpisode], config
             return params
         return _unprefixed(params, lambda q: gate_params(q, desc.groups, ratios, quantiles, config.sharpness))
 
+    # each episode stops at its own step; the later ones run on with a factor of 0
+    steps = spec.steps if "stop" not in knobs else \
+        max(stopped_steps(float(d.stop_fraction.detach()), spec.steps) for d in decisions)
     d0, rows = decisions[0], data["schedule"][0, 0]
     unused = _unused(model, {n: p[0] for n, p in start.items()},
                      {**fixed, **counters, **{n: s[0] for n, s in stats.items()}, "episode_classes": classes},
@@ -168,11 +173,13 @@ def vmapped_episode_losses(net_or_decisions, episodes: list[MetaEpisode], config
                               None, {**base, **stats})[0]
 
         step_grad = grad(step_loss)
-        current, state, carried = dict(start), AdamState(), {}
+        current, state, carried, carried_stop = dict(start), AdamState(), {}, {}
+        stop = knobs.get("stop")
         model.train(config.batchnorm == "train")
         with _NoRunningStats(model):
-            for step in range(spec.steps):
-                factor = cosine_factor(step, spec.steps)
+            for step in range(steps):
+                factor, slope = (cosine_factor(step, spec.steps), None) if stop is None else \
+                    stop_schedule(step, spec.steps, stop.detach())
                 index = data["schedule"][step]
                 batch = (data["support_x"][index], data["support_y"][index], data["teacher_logits"][index],
                          [f[index] for f in data["teacher_features"]])
@@ -180,12 +187,18 @@ def vmapped_episode_losses(net_or_decisions, episodes: list[MetaEpisode], config
                 directions, state = adam_direction(current, grads, state, spec.weight_decay, spec.betas, spec.eps)
                 for n, d in directions.items():
                     # the loop's step size is a Python float: the same product, in float64
-                    step_size = (spec.lr * knobs["scales"][n].detach().double() * factor).to(d.dtype)
+                    scale = knobs["scales"][n].detach().double()
+                    step_size = (spec.lr * scale * factor).to(d.dtype)
                     current[n] = current[n] - step_size * d
-                    carried[n] = carried.get(n, 0.0) - factor * d
+                    carried[n] = carried.get(n, 0.0) - torch.as_tensor(factor).to(d.dtype) * d
+                    if stop is not None:
+                        carried_stop[n] = carried_stop.get(n, 0.0) - (spec.lr * scale * slope).to(d.dtype) * d
         # first order (run_distillation's _attach): the value stays, d w / d scale = lr * carried
         adapted = {n: w + spec.lr * (knobs["scales"][n] - knobs["scales"][n].detach()) * carried[n]
                    if n in carried else w for n, w in current.items()}
+        if stop is not None:  # d w / d stop = carried_stop
+            adapted = {n: w + (stop - stop.detach()) * carried_stop[n] if n in carried_stop else w
+                       for n, w in adapted.items()}
         compressed = gates(adapted, knobs["ratios"])
         if config.batchnorm == "train":
             stats = {n: s.clone() for n, s in stats.items()}

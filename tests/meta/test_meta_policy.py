@@ -92,3 +92,31 @@ def test_a_file_that_is_not_a_meta_policy_is_refused(tmp_path):
         MetaPolicy.load(tmp_path)
     with pytest.raises(FewShotKDError, match="meta_train"):
         MetaPolicy.load(tmp_path / "missing")
+
+
+def test_the_learned_stop_fraction_sets_the_steps_adapt_runs(digits, teacher, tmp_path):
+    meta = _random_policy(5)
+    with torch.no_grad():
+        meta.net.stop_head.bias.fill_(0.0)  # stop fraction 0.25 + 0.75 / 2
+    policy, info = meta.decide(teacher, digits.train.few_shot(5), Target.parse({"macs": 0.5, "bits": 8}))
+    assert 0.25 <= info["stop_fraction"] <= 1.0
+    assert policy.steps == max(1, -(-round(info["stop_fraction"] * FAST["steps"], 6) // 1)) < FAST["steps"]
+    assert policy.new_arch_steps < HAND_SET.new_arch_steps
+
+
+def test_a_policy_file_from_before_the_stop_head_runs_every_step(digits, teacher, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    meta = _random_policy(6)
+    with torch.no_grad():
+        meta.net.stop_head.bias.fill_(-3.0)
+    meta.save(tmp_path)
+    state = load_file(tmp_path / "policy.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith("stop_head.")}, tmp_path / "policy.safetensors")
+    loaded = MetaPolicy.load(tmp_path)
+    assert not loaded.learned_stop
+    policy, info = loaded.decide(teacher, digits.train.few_shot(5), Target.parse({"macs": 0.5, "bits": 8}))
+    assert policy.steps == FAST["steps"] and info["stop_fraction"] is None
+    save_file({**state, "extra.weight": torch.zeros(1)}, tmp_path / "policy.safetensors")
+    with pytest.raises(FewShotKDError, match="(?i)unexpected"):
+        MetaPolicy.load(tmp_path)

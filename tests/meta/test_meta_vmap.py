@@ -54,6 +54,28 @@ def test_vmapped_losses_and_meta_gradients_equal_the_loop(family, tiny_config, a
     assert loop_grad.norm() > 0 and _relative(vmap_grad, loop_grad) < grad_rtol
 
 
+def test_episodes_that_stop_at_different_steps_vmap_as_the_loop_runs_them(family, tiny_config):
+    """Stop fractions 0.4 / 0.7 / 1.0 of 5 steps: 2, 4 and 5 steps; the vmapped episodes that
+    stop early run on at a factor of 0, and the stop fractions get the loop's meta-gradient."""
+    config = tiny_config(shots=(5,), inner_steps=5, order="first", vmap=True)
+    inner = replace(config.inner, adam_eps=1e-3)
+    episodes = [make_episode([family], i, config.episode_spec, config.seed) for i in range(3)]
+    torch.manual_seed(0)
+    net = PolicyNet(8)
+
+    def run(losses):
+        stops = [torch.tensor(s, requires_grad=True) for s in (0.4, 0.7, 1.0)]
+        decisions = [replace(vmapped.policy_decisions(net, e), stop_fraction=s) for e, s in zip(episodes, stops)]
+        results = losses(decisions)
+        grads = torch.autograd.grad(sum(loss for loss, _ in results), stops)
+        return [loss.item() for loss, _ in results], torch.stack(grads)
+
+    loop_losses, loop_grads = run(lambda ds: [episode_loss(d, e, inner) for d, e in zip(ds, episodes)])
+    vmap_losses, vmap_grads = run(lambda ds: vmapped.vmapped_episode_losses(ds, episodes, inner))
+    assert vmap_losses == pytest.approx(loop_losses, rel=1e-4)
+    assert loop_grads.abs().min() > 0 and _relative(vmap_grads, loop_grads) < 1e-3
+
+
 def test_meta_gradient_vmaps_same_shaped_episodes_and_loops_the_rest(family, tiny_config, monkeypatch):
     calls = []
     original = vmapped.vmapped_episode_losses
