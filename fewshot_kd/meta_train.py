@@ -32,6 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ways", type=int, default=DEFAULTS.ways)
     p.add_argument("--query-per-class", type=int, default=DEFAULTS.query_per_class, help="query examples per class and episode")
     p.add_argument("--views", type=int, default=DEFAULTS.views, help="augmented views per support shot")
+    p.add_argument("--macs-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=DEFAULTS.macs_range,
+                   help="MACs budgets (fractions of the teacher's) episodes draw from")
+    p.add_argument("--bits", type=_ints, default=DEFAULTS.bits,
+                   help="average weight bit widths episodes draw from, e.g. 8,5,4 (below 8: per-layer 4 or 8 bits)")
     p.add_argument("--inner-steps", type=int, default=DEFAULTS.inner_steps)
     p.add_argument("--inner-lr", type=float, default=DEFAULTS.inner_lr)
     p.add_argument("--outer-lr", type=float, default=DEFAULTS.outer_lr)
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     config = MetaTrainConfig(
         tasks=tuple(t for t in args.tasks.split(",") if t), episodes=args.episodes, meta_batch=args.meta_batch,
         shots=args.shots, ways=args.ways, query_per_class=args.query_per_class, views=args.views,
+        macs_range=tuple(args.macs_range), bits=args.bits,
         inner_steps=args.inner_steps, inner_lr=args.inner_lr,
         outer_lr=args.outer_lr, backend=args.backend, order=args.order, truncate=args.truncate, seed=args.seed,
         checkpoint_every=args.checkpoint_every, validate=tuple(t for t in args.validate.split(",") if t),

@@ -63,6 +63,9 @@ def test_command_line_writes_a_policy_and_a_plot(tmp_path):
     from fewshot_kd.meta_train import main
 
     main(["--episodes", "2", "--meta-batch", "2", "--inner-steps", "1", "--ways", "3", "--shots", "5",
-          "--out", str(tmp_path), "--no-progress"])
+          "--macs-range", "0.3", "0.5", "--bits", "8,5", "--out", str(tmp_path), "--no-progress"])
     assert MetaPolicy.is_policy_file(tmp_path)
+    config = MetaPolicy.load(tmp_path).config
+    assert list(config["macs_range"]) == [0.3, 0.5] and list(config["bits"]) == [8, 5]
     assert (tmp_path / "meta_training.png").stat().st_size > 1000
+
