@@ -25,6 +25,7 @@ DEFAULTS = {  # what each method read from an empty options dict before options 
     "adapt_student_unlabelled": {"overrides": {}, "target": {}, "unlabelled": 2000},
     "adapt_meta": {"overrides": {}, "target": {}, "policy": str(SHIPPED)},
     "adapt_random_search": {"overrides": {}, "trials": 4, "target": {}},
+    "adapt_teachers": {"overrides": {}, "target": {}, "teachers": "cifar10-resnet20-classes0-4,cifar10-resnet20-classes5-9"},
     "teacher": {},
     "ptq_int8": {},
 }

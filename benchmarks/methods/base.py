@@ -68,7 +68,7 @@ class MethodOutput:
 
 
 MethodFn = Callable[[MethodInput], MethodOutput]
-MODULES = ("adapt_handset", "adapt_meta", "adapt_random_search", "hinton_kd", "maml_student", "prune_finetune",
+MODULES = ("adapt_handset", "adapt_meta", "adapt_random_search", "adapt_teachers", "hinton_kd", "maml_student", "prune_finetune",
            "ptq_int8", "scratch", "teacher", "torch_pruning_finetune")
 METHODS: Registry[MethodFn] = Registry("method", modules=tuple(f"benchmarks.methods.{m}" for m in MODULES))
 _OPTIONS: dict[str, type[MethodOptions]] = {}

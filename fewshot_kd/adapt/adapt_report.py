@@ -108,6 +108,7 @@ class AdaptReport:
     eval: dict
     energy: dict
     integer: dict | None = None
+    multi_teacher: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -115,7 +116,7 @@ class AdaptReport:
             out[name] = out[name].to_dict()
         out["policy"] = self.policy.to_flat_dict()  # the flat layout readers of report.json index
         out["warnings"] = list(self.warnings)
-        for name in ("meta_policy", "integer"):
+        for name in ("meta_policy", "integer", "multi_teacher"):
             if out[name] is None:
                 del out[name]
         return out

@@ -19,7 +19,9 @@ from fewshot_kd.adapt.adapt_report import AdaptReport, Compression, Decisions, M
 from fewshot_kd.adapt.report import AdaptResult, layer_decisions
 from fewshot_kd.adapt.stages import Job, run_stages
 from fewshot_kd.adapt.target import Target
-from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.adapt.teachers_arg import resolve_teachers, union_report
+from fewshot_kd.distill.teacher_union import is_teacher_union
+from fewshot_kd.errors import BadInputError, FewShotKDError
 from fewshot_kd.measure import count_macs, count_params, evaluate, measure_energy, measure_peak_memory, saved_size_bytes
 from fewshot_kd.model_io import CallableModule, model_device
 
@@ -52,7 +54,7 @@ def _eval_sets(eval_data, default) -> dict:
 
 
 def adapt(
-    teacher: nn.Module,
+    teacher: nn.Module | None = None,
     student: nn.Module | str | None = None,
     shots: int = 10,
     data=None,
@@ -66,6 +68,7 @@ def adapt(
     data_root=None,
     progress: bool = True,
     unlabelled=None,
+    teachers=None,
 ) -> AdaptResult:
     """Compress ``teacher`` into a student from ``shots`` labelled examples per class.
 
@@ -85,8 +88,13 @@ def adapt(
     whose labels are ignored, or ``n`` to draw ``n`` from ``data`` beside the shots and drop
     their labels); the student learns the teacher's soft targets on them too. The report holds
     both models' energy per inference, measured by the device's counters or else estimated, each labelled.
+    ``teachers=[(model, classes), ...]`` (instead of ``teacher``): specialist teachers, each listing
+    the data's classes its outputs stand for (label ids or names, in output order), every class
+    from exactly one teacher; they are distilled together (``multi_teacher_kd_loss``: the mixture
+    of their softened probabilities) into ``student``, a module with one output per class.
     """
     pool, default_eval = resolve_pool(data, data_root)
+    teacher = resolve_teachers(teacher, teachers, student, pool)
     notes = preflight(teacher, student, pool, shots, seed, target, policy, eval_data, device, export_dir, integer, unlabelled)
     support = pool.few_shot(shots, seed=seed)
     policy, target = _policy(policy, support.is_text), Target.parse(target)
@@ -103,7 +111,12 @@ def adapt(
         check_classes(student, support, "student")
     meta_info = None
     if not isinstance(policy, Policy):
+        if is_teacher_union(teacher):
+            raise BadInputError("a meta-learned policy describes one teacher's layers; with several teachers pass "
+                                "the hand-set default (policy=None), a Policy, a dict or a policy JSON file")
         policy, meta_info = policy.decide(teacher, support, target, None if derive else student)
+    if is_teacher_union(teacher):
+        teacher = _union_for(teacher, policy)
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory(prefix="fewshot_kd-adapt-") as tmp:
         work = Path(tmp)
@@ -123,12 +136,21 @@ def adapt(
             decisions=Decisions(**decisions, layers=layer_decisions(student, decisions, target.bits, policy.per_layer_bits)),
             target=target, policy=policy, meta_policy=meta_info, heldout_agreement=heldout,
             warnings=tuple(notes + collapsed), eval=evaluated, energy=_energy(teacher, student, support, target),
-            integer=_integer_path(student, support, eval_sets, work) if integer else None)
+            integer=_integer_path(student, support, eval_sets, work) if integer else None,
+            multi_teacher=union_report(teacher, support.class_names) if is_teacher_union(teacher) else None)
         artifact = _publish(work, Path(export_dir), done.artifact) if export_dir is not None else None
     result = AdaptResult(student=student, adapt_report=report, artifact=artifact, history=done.history)
     if progress:
         result.print()
     return result
+
+
+def _union_for(union, policy: Policy):
+    """The teachers mixed at the distillation temperature (so the cached KD target is their mixture)."""
+    if policy.synthetic_inputs:
+        raise BadInputError("synthetic_inputs (DeepInversion) inverts one teacher; with several teachers set the "
+                            "policy's synthetic_inputs to 0")
+    return union.at_temperature(policy.temperature)
 
 
 def _publish(work: Path, export_dir: Path, artifact: Path) -> Path:

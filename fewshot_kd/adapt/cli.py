@@ -56,28 +56,39 @@ def _check_onnx_wanted(args: argparse.Namespace, is_text: bool) -> None:
         raise BadInputError("--onnx / --integer need onnx and onnxruntime: pip install 'fewshot_kd[export]'") from None
 
 
+def _one_or_all(values: list | None):
+    """A repeated option as report.json has always held it when given once: the value itself."""
+    return values[0] if values and len(values) == 1 else values
+
+
 def run(args: argparse.Namespace, command: str = "") -> Path:
     """Everything the command does; returns the output folder."""
     from fewshot_kd.adapt.api import adapt
     from fewshot_kd.files import write_json
-    from fewshot_kd.teachers.by_path import load_teacher
+    from fewshot_kd.adapt.cli_teachers import build_student, load_teachers
 
     out = Path(args.out).expanduser()
     check_free(out, args.overwrite)  # before minutes of work, not after
     data = _data(args)
     _check_onnx_wanted(args, data.train.is_text)
-    teacher = load_teacher(args.teacher, weights=args.weights, num_classes=data.num_classes, data_root=args.data_root,
-                           progress=not args.no_progress)
-    policy = resolve_policy(args.policy, args.steps, data.train.is_text)
+    teacher, teachers = load_teachers(args, data)
+    student = build_student(args.student, data, args.data_root)
+    policy = resolve_policy(args.policy, args.steps, data.train.is_text, new_arch=student is not None)
     with staged_folder(out, args.overwrite) as stage:
-        result = adapt(teacher, None, shots=args.shots, data=data, target=args.target, policy=policy,
+        result = adapt(teacher, student, shots=args.shots, data=data, target=args.target, policy=policy,
                        device=_device(args.device), seed=args.seed, export_dir=stage, integer=args.integer,
-                       data_root=args.data_root, progress=not args.no_progress, unlabelled=_unlabelled(args))
+                       data_root=args.data_root, progress=not args.no_progress, unlabelled=_unlabelled(args),
+                       teachers=teachers)
         if args.onnx:
             from fewshot_kd.quant.integer import export_onnx
 
             export_onnx(result.student, data.train.input_batch(slice(0, 1)), stage / ONNX_FILE)
-        cli = {"command": command, "teacher": args.teacher, "weights": args.weights, "data": args.data}
+        cli = {"command": command, "teacher": _one_or_all(args.teacher), "weights": _one_or_all(args.weights),
+               "data": args.data}
+        if teachers is not None:
+            cli["teacher_classes"] = args.teacher_classes
+        if args.student is not None:
+            cli["student"] = args.student
         write_json(stage / "report.json", {**result.report, "history": result.history, "cli": cli})
         files = sorted(p.name for p in stage.iterdir())
     print(f"wrote {out}: {', '.join(files)}")

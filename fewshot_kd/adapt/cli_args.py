@@ -16,6 +16,8 @@ examples:
   python -m fewshot_kd.adapt --teacher resnet18 --weights resnet18_flowers.pt --data photos/ \\
       --image-size 64 --shots 10 --target macs=0.5,bits=8 --onnx --out runs/flowers
   python -m fewshot_kd.adapt --teacher my-bert/ --data reviews.csv --shots 16 --out runs/bert
+  python -m fewshot_kd.adapt --teacher a.safetensors --teacher-classes 0,1,2,3,4 \\
+      --teacher b.safetensors --teacher-classes 5,6,7,8,9 --student small_cnn --data digits --out runs/two
 
 --teacher: a Hugging Face sequence-classification folder (save_pretrained, with its tokenizer);
   a folder this command wrote; a .safetensors with X.arch.json beside it (or written by
@@ -90,10 +92,11 @@ def shipped_policy(name: str) -> Path:
     return Path(__file__).resolve().parents[1] / "policies" / name
 
 
-def resolve_policy(text: str | None, steps: int | None, is_text: bool):
+def resolve_policy(text: str | None, steps: int | None, is_text: bool, new_arch: bool = False):
     """``--policy``: ``hand-set`` (default), ``meta`` (the shipped meta-learned policy), a
     policy JSON file or meta-policy folder, or inline JSON (``'{"steps": 50}'``); ``--steps``
-    then overrides the distillation steps of a hand-set or JSON policy."""
+    then overrides the distillation steps of a hand-set or JSON policy (``new_arch_steps`` for
+    a ``--student`` of another architecture)."""
     from fewshot_kd.adapt.api import _policy
 
     if text is None or text == "hand-set":
@@ -117,7 +120,7 @@ def resolve_policy(text: str | None, steps: int | None, is_text: bool):
 
     if not isinstance(policy, Policy):
         raise BadInputError("--steps sets a hand-set or JSON policy's steps; a meta-learned policy decides its own")
-    return replace(policy, steps=steps)
+    return replace(policy, **{"new_arch_steps" if new_arch else "steps": steps})
 
 
 def _unlabelled(text: str) -> int | str:
@@ -130,12 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compress a teacher into a smaller student from a few labelled examples per class "
                     "(distillation, pruning and quantization), and write the student and a report.")
     need = p.add_argument_group("what to compress")
-    need.add_argument("--teacher", required=True, metavar="PATH_OR_NAME", help="the teacher (see below)")
-    need.add_argument("--weights", metavar="FILE", help="a state-dict file for an architecture-name teacher")
+    need.add_argument("--teacher", required=True, action="append", metavar="PATH_OR_NAME",
+                      help="the teacher (see below); repeat it, each followed by --teacher-classes, to distil "
+                           "several specialist teachers into one --student")
+    need.add_argument("--teacher-classes", action="append", metavar="IDS_OR_NAMES",
+                      help="the data's classes the preceding --teacher's outputs stand for, in its output order: "
+                           "label ids (0,1,2,3,4) or class names (cat,dog); every class from exactly one teacher")
+    need.add_argument("--weights", action="append", metavar="FILE",
+                      help="a state-dict file for an architecture-name teacher (once per --teacher when several)")
     need.add_argument("--data", required=True, metavar="PATH_OR_NAME", help="labelled data to draw the shots from")
     need.add_argument("--shots", type=int, default=10, metavar="K", help="labelled examples per class (default 10)")
     need.add_argument("--out", required=True, metavar="DIR", help="output folder (created; see below)")
     how = p.add_argument_group("how to compress")
+    how.add_argument("--student", metavar="NAME_OR_PATH",
+                     help="a student of another architecture: a fewshot_kd model name (built for the data's classes "
+                          "and image size) or a model file read like --teacher (default: derived from the teacher; "
+                          "required with several teachers)")
     how.add_argument("--target", type=_target_arg, default={"macs": 0.5, "bits": 8}, metavar="KEY=VALUE,...",
                      help="what the student must fit: macs or params (fraction of the teacher's), bits (2-8 or none), "
                           "size_bytes (500kB, 2MB), size_ratio, layers (text: 'last 3'), latency (default macs=0.5,bits=8)")

@@ -20,7 +20,9 @@ class TeacherRecipe:
     ``max_train_examples`` caps the training set (a stratified, seeded subset) so text
     teachers train in minutes on a CPU. ``holdout`` (``{"fraction": f, "seed": s}``) keeps a
     stratified, seeded fraction of the train split from the teacher: meta-training episodes
-    draw from it (see :meth:`pools`). The recipe's :meth:`fingerprint` keys the cache.
+    draw from it (see :meth:`pools`). ``classes`` (label ids, in output order) trains a
+    specialist on those classes only, its outputs relabelled ``0 .. len(classes) - 1``
+    (``model_kwargs`` must give it that many). The recipe's :meth:`fingerprint` keys the cache.
     """
 
     name: str
@@ -31,6 +33,7 @@ class TeacherRecipe:
     max_train_examples: int | None = None
     version: int = 1
     holdout: dict | None = None
+    classes: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,12 +42,15 @@ class TeacherRecipe:
     def from_dict(cls, data: dict) -> "TeacherRecipe":
         data = dict(data)
         data["train"] = TrainConfig(**data.get("train", {}))
+        if data.get("classes") is not None:
+            data["classes"] = tuple(data["classes"])
         return cls(**data)
 
     def fingerprint(self) -> str:
         data = self.to_dict()
-        if data["holdout"] is None:
-            del data["holdout"]  # recipes without a holdout keep the cache key they had before it existed
+        for key in ("holdout", "classes"):
+            if data[key] is None:
+                del data[key]  # recipes without one keep the cache key they had before it existed
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -94,6 +100,27 @@ _add(TeacherRecipe("cr-minilm", "cr", "minilm_classifier", {"num_classes": 2},
                    TrainConfig(epochs=2, lr=5e-5, batch_size=32, weight_decay=0.01, optimizer="adamw"),
                    holdout={"fraction": 1 / 3, "seed": 0}),
      "all-MiniLM-L6-v2 fine-tuned on two thirds of cr's train split (2 epochs; a third held out for meta-training)")
+
+
+# Specialists for the multi-teacher benchmark: CIFAR-10 split into two 5-class halves, each a
+# ResNet-20 started from the pretrained 10-class backbone (fresh 5-way head) and fine-tuned on
+# 2,500 train images of its classes (500 each) for 3 epochs: minutes on a CPU.
+for _classes in ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)):
+    _add(TeacherRecipe(f"cifar10-resnet20-classes{_classes[0]}-{_classes[-1]}", "cifar10", "cifar_resnet20",
+                       {"num_classes": 5, "pretrained": True},
+                       TrainConfig(epochs=3, lr=1e-3, batch_size=64, weight_decay=5e-4, optimizer="adamw",
+                                   augment="crop_flip"),
+                       max_train_examples=2500, classes=_classes),
+         f"ResNet-20 specialist on CIFAR-10 classes {_classes[0]}-{_classes[-1]} (pretrained backbone, new 5-way "
+         f"head, 3 epochs on 2,500 images of its classes)")
+
+
+# The same split of digits, tiny: each half's specialist on the digits-cnn teacher pool (a dry run of the cell).
+for _classes in ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)):
+    _add(TeacherRecipe(f"digits-cnn-classes{_classes[0]}-{_classes[-1]}", "digits", "small_cnn",
+                       {"in_channels": 1, "num_classes": 5, "input_size": 8}, _CNN,
+                       holdout={"fraction": 0.5, "seed": 0}, classes=_classes),
+         f"small CNN specialist on digits {_classes[0]}-{_classes[-1]} (digits-cnn's half of the train split)")
 
 
 def get_recipe(name: str) -> TeacherRecipe:

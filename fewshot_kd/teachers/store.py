@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from fewshot_kd.data._split import indices_digest, stratified_cap_indices
 from fewshot_kd.data.catalog import load_dataset
+from fewshot_kd.data.class_subset import class_subset
 from fewshot_kd.data.dataset import LabelledDataset
 from fewshot_kd.data.roots import cache_dir
 from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
@@ -35,6 +36,19 @@ def test_accuracy(model: nn.Module, data: LabelledDataset) -> float:
     return (logits.argmax(-1) == data.labels).float().mean().item()
 
 
+def _build(recipe: TeacherRecipe, data_root) -> nn.Module:
+    """The recipe's model, untrained (a pretrained backbone reads its weights from ``data_root``)."""
+    kwargs = dict(recipe.model_kwargs)
+    if kwargs.get("pretrained"):
+        kwargs.setdefault("data_root", data_root)
+    return create_model(recipe.model, **kwargs)
+
+
+def _own_classes(recipe: TeacherRecipe, data: LabelledDataset) -> LabelledDataset:
+    """``data`` cut to a specialist recipe's classes (relabelled in its output order)."""
+    return data if recipe.classes is None else class_subset(data, recipe.classes)
+
+
 def load_or_train_teacher(
     recipe: TeacherRecipe | str,
     data_root: str | os.PathLike | None = None,
@@ -48,15 +62,16 @@ def load_or_train_teacher(
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     folder = teacher_dir(recipe, store_root)
     weights, info_path = folder / "model.safetensors", folder / "teacher.json"
-    model = create_model(recipe.model, **recipe.model_kwargs)
+    model = _build(recipe, data_root)
     if weights.is_file() and info_path.is_file() and not retrain:
         model.load_state_dict(load_tensors(weights), strict=True)
         return model.eval(), read_json(info_path)
     splits = load_dataset(recipe.dataset, data_root=data_root)
     pool, _ = recipe.pools(splits.train.labels)
-    train = stratified_cap(splits.train.subset(pool), recipe.max_train_examples, recipe.train.seed)
+    train, test = _own_classes(recipe, splits.train.subset(pool)), _own_classes(recipe, splits.test)
+    train = stratified_cap(train, recipe.max_train_examples, recipe.train.seed)
     torch.manual_seed(recipe.train.seed)
-    model = create_model(recipe.model, **recipe.model_kwargs)
+    model = _build(recipe, data_root)
     start = time.perf_counter()
     history = fit(model, train, recipe.train, progress=progress, description=f"teacher {recipe.name}")
     info = {
@@ -66,8 +81,8 @@ def load_or_train_teacher(
         "teacher_pool": {"split": "train", "holdout": recipe.holdout, "count": len(pool), "indices_sha256": indices_digest(pool)},
         "train_seconds": round(time.perf_counter() - start, 2),
         "history": history,
-        "test_accuracy": test_accuracy(model, splits.test),
-        "test_split_size": len(splits.test),
+        "test_accuracy": test_accuracy(model, test),
+        "test_split_size": len(test),
     }
     save_tensors(weights, model.state_dict(), metadata={"recipe": recipe.name, "fingerprint": recipe.fingerprint()})
     write_json(info_path, info)
