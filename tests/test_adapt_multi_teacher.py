@@ -160,3 +160,15 @@ def test_command_line_errors_for_several_teachers(specialists, tmp_path, extra, 
         _run("--teacher", files[0], "--teacher", files[1], *extra, "--data", "digits", "--shots", "2", "--steps", "1",
              "--out", str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_one_teacher_with_a_named_student_on_the_command_line(specialists, tmp_path, digits):
+    wide = _small_cnn(10)
+    fit(wide, digits.train, TrainConfig(epochs=1, lr=5e-3), progress=False)
+    teacher = str(save_pruned(wide.eval(), tmp_path / "teacher.safetensors"))
+    out = tmp_path / "one"
+    _run("--teacher", teacher, "--student", "tiny_cnn", "--data", "digits", "--shots", "2", "--steps", "2",
+         "--out", str(out))
+    report = json.loads((out / "report.json").read_text())
+    assert report["student_kind"] == "new-architecture" and report["policy"]["new_arch_steps"] == 2
+    assert report["cli"]["teacher"] == teacher and "multi_teacher" not in report
