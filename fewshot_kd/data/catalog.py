@@ -1,6 +1,8 @@
 """The dataset registry: ``load_dataset(name)`` and ``list_datasets()``.
 
-Every entry is a function ``(data_root, download) -> DatasetSplits``. The modules that
+Every entry is a function ``(data_root, download) -> DatasetSplits`` (classification);
+``squad`` / ``hf:squad`` return :class:`~fewshot_kd.data.qa_examples.QASplits` and
+``tinyshakespeare`` / ``hf:wikitext`` a :class:`~fewshot_kd.data.lm_corpus.TextCorpus`. The modules that
 define them are named here, explicitly, and imported by the registry on first use.
 """
 
@@ -15,7 +17,8 @@ from fewshot_kd.registry import Registry
 
 DatasetFactory = Callable[..., DatasetSplits]
 DATASETS: Registry[DatasetFactory] = Registry(
-    "dataset", modules=("fewshot_kd.data.digits", "fewshot_kd.data.local_files", "fewshot_kd.data.online"))
+    "dataset", modules=("fewshot_kd.data.digits", "fewshot_kd.data.local_files", "fewshot_kd.data.online",
+                        "fewshot_kd.data.squad", "fewshot_kd.data.tinyshakespeare", "fewshot_kd.data.online_qa_lm"))
 
 
 def register_dataset(name: str, help: str = ""):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence, Union
+from dataclasses import dataclass
+from typing import Iterator, Sequence, Union
 
 import torch
 
+from fewshot_kd.data.named_splits import NamedSplits
 from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
 
 Inputs = Union[torch.Tensor, Sequence[str]]
@@ -122,28 +123,15 @@ class LabelledDataset:
 
 
 @dataclass
-class DatasetSplits(Mapping[str, LabelledDataset]):
+class DatasetSplits(NamedSplits[LabelledDataset]):
     """Named splits of one dataset. ``train`` and ``test`` always exist; others are extra
     evaluation sets (e.g. CIFAR-10's pixel-exact ``test_exact``)."""
 
-    name: str
-    splits: dict[str, LabelledDataset] = field(default_factory=dict)
-
     def __post_init__(self) -> None:
-        missing = {"train", "test"} - set(self.splits)
-        if missing:
-            raise FewShotKDError(f"{self.name}: splits {sorted(missing)} are missing")
+        super().__post_init__()
         names = {s.class_names for s in self.splits.values()}
         if len(names) != 1:
             raise FewShotKDError(f"{self.name}: splits disagree on class names")
-
-    @property
-    def train(self) -> LabelledDataset:
-        return self.splits["train"]
-
-    @property
-    def test(self) -> LabelledDataset:
-        return self.splits["test"]
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -152,14 +140,3 @@ class DatasetSplits(Mapping[str, LabelledDataset]):
     @property
     def num_classes(self) -> int:
         return self.train.num_classes
-
-    def __getitem__(self, key: str) -> LabelledDataset:
-        if key not in self.splits:
-            raise KeyError(f"{self.name} has no split {key!r}; it has {sorted(self.splits)}")
-        return self.splits[key]
-
-    def __iter__(self):
-        return iter(self.splits)
-
-    def __len__(self) -> int:
-        return len(self.splits)

@@ -51,15 +51,21 @@ def layer_indices(keep: Sequence[int] | str, num_layers: int) -> list[int]:
     return indices
 
 
+def renumber_blocks_(blocks: list[nn.Module]) -> list[nn.Module]:
+    """Set every ``layer_idx`` inside ``blocks`` to the block's new position (transformers
+    uses it to index the key-value cache), in place; returns ``blocks``."""
+    for position, block in enumerate(blocks):
+        for module in block.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = position
+    return blocks
+
+
 def keep_layers_(encoder: nn.Module, indices: Sequence[int]) -> nn.Module:
     """Drop every block of ``encoder`` except ``indices`` (in place), renumber the kept
     blocks' ``layer_idx`` and set ``config.num_hidden_layers``."""
     layers = encoder_layers(encoder)
-    kept = [layers[i] for i in indices]
-    for position, layer in enumerate(kept):
-        for module in layer.modules():
-            if hasattr(module, "layer_idx"):
-                module.layer_idx = position
+    kept = renumber_blocks_([layers[i] for i in indices])
     _layers_owner(encoder).layer = nn.ModuleList(kept)
     encoder.config.num_hidden_layers = len(kept)
     return encoder

@@ -17,7 +17,7 @@ from fewshot_kd.data import online
 from fewshot_kd.errors import DataNotFoundError
 
 TORCHVISION = ["CIFAR10", "CIFAR100", "MNIST", "FashionMNIST", "Omniglot", "SVHN"]
-HUB = ["ag_news", "glue/sst2", "imdb", "trec", "rotten_tomatoes"]
+HUB = ["ag_news", "glue/sst2", "imdb", "trec", "rotten_tomatoes", "squad", "squad_v2", "wikitext"]
 
 
 @pytest.fixture
