@@ -15,22 +15,42 @@ from fewshot_kd.distill.objective import UNLABELLED  # the label of views that g
 from fewshot_kd.errors import FewShotKDError
 
 
+FEATURE_CACHE_BYTES = 2 * 2**30
+"""Teacher features over every view are cached up to this size; beyond it (many classes, large
+images: 242-way Omniglot at 105x105 would need tens of GB) the bank runs the teacher per batch."""
+
+
 @dataclass
 class ViewBank:
     """``inputs[i]`` (a tensor row or a string) with ``labels[i]``, the teacher's logits and,
-    for every distilled teacher layer, its feature. Everything stays on the inputs' device."""
+    for every distilled teacher layer, its feature. Everything stays on the inputs' device.
+    With ``teacher`` set, the features are not cached: :meth:`batch` runs the frozen
+    teacher on the batch's inputs and captures ``layers`` (the same values, computed again)."""
 
     inputs: torch.Tensor | list
     labels: torch.Tensor
     teacher_logits: torch.Tensor
     teacher_features: list[torch.Tensor]
+    teacher: nn.Module | None = None
+    layers: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def batch(self, index: torch.Tensor):
         inputs = self.inputs[index] if isinstance(self.inputs, torch.Tensor) else [self.inputs[i] for i in index.tolist()]
+        if self.teacher is not None:
+            return inputs, self.labels[index], self.teacher_logits[index], _teacher_outputs(self.teacher, self.layers, inputs)[1]
         return inputs, self.labels[index], self.teacher_logits[index], [f[index] for f in self.teacher_features]
+
+
+@torch.no_grad()
+def _teacher_outputs(teacher: nn.Module, layers, inputs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The frozen teacher's float logits and the named features on ``inputs``."""
+    teacher.eval()
+    with FeatureCapture(teacher, list(layers), detach=True) as capture:
+        logits = teacher(inputs).float()
+        return logits, [capture.outputs[name].float() for name in layers]
 
 
 def word_dropout(text: str, rate: float, rng: random.Random) -> str:
@@ -85,14 +105,22 @@ def mixed_views(views: torch.Tensor, count: int, per_round: int, kind: str, alph
 
 
 @torch.no_grad()
-def build_bank(teacher: nn.Module, inputs, labels: torch.Tensor, layers: list[str], batch_size: int = 128) -> ViewBank:
-    """Run the frozen teacher once over every view, keeping logits and the named features."""
-    teacher.eval()
+def build_bank(teacher: nn.Module, inputs, labels: torch.Tensor, layers: list[str], batch_size: int = 128,
+               cache_bytes: int | None = FEATURE_CACHE_BYTES) -> ViewBank:
+    """Run the frozen teacher once over every view, keeping logits and the named features;
+    when the features of all views would exceed ``cache_bytes`` (None: no limit), keep the
+    logits only and let the bank compute features per batch."""
     logits, features = [], [[] for _ in layers]
-    with FeatureCapture(teacher, layers, detach=True) as capture:
-        for start in range(0, len(labels), batch_size):
-            chunk = inputs[start : start + batch_size]
-            logits.append(teacher(chunk).float())
-            for i, name in enumerate(layers):
-                features[i].append(capture.outputs[name].float())
+    for start in range(0, len(labels), batch_size):
+        chunk_logits, chunk_features = _teacher_outputs(teacher, layers, inputs[start : start + batch_size])
+        logits.append(chunk_logits)
+        if start == 0 and cache_bytes is not None and layers:
+            per_row = sum(f[0].numel() * f.element_size() for f in chunk_features)
+            if per_row * len(labels) > cache_bytes:
+                features = None
+        if features is not None:
+            for i, f in enumerate(chunk_features):
+                features[i].append(f)
+    if features is None:
+        return ViewBank(inputs, labels, torch.cat(logits), [], teacher=teacher, layers=tuple(layers))
     return ViewBank(inputs, labels, torch.cat(logits), [torch.cat(f) for f in features])

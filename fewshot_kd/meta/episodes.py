@@ -185,7 +185,8 @@ def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed
     support_x = to_device(_views(family, episode.support_x, spec.views, view_seed), device)
     support_y = episode.support_y.repeat(spec.views).to(device)
     # the teacher runs once over all views (adapt()'s view bank), logits cut to the episode's classes
-    bank = build_bank(family.teacher, support_x, support_y, [t for t, _ in family.pairs], batch_size=len(support_y))
+    bank = build_bank(family.teacher, support_x, support_y, [t for t, _ in family.pairs], batch_size=len(support_y),
+                      cache_bytes=None)  # the inner loop and vmap read the cached features
     teacher_logits, teacher_features = bank.teacher_logits[:, list(episode.classes)], bank.teacher_features
     # sensitivities cost a forward per layer: fewer sentences keep text cheap (as MetaPolicy.decide)
     description = describe_model(family.student, family.example, to_device(episode.support_x, device), family.pairs,
