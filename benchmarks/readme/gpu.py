@@ -74,6 +74,9 @@ def gpu() -> str:
                          f"**{ratio:.2f}x, {'met' if ratio >= EPISODES_TARGET else 'missed'}**; adapt() at most "
                          f"{ADAPT_TARGET_S:.0f} s: **{_fmt(adapt_s, 1)} s, "
                          f"{'met' if adapt_s is not None and adapt_s <= ADAPT_TARGET_S else 'missed'}**.")
+            same = [(s, _episodes(g, s), _episodes(cpu, s)) for s in settings]
+            lines.append("Same setting on both: " + ", ".join(
+                f"{s[0]} {s[1]}{' vmap' if s[2] else ''} {gr / cr:.2f}x" for s, gr, cr in same if gr and cr) + ".")
         agreement = g.get("meta_gradient_bf16_vs_fp32")
         if isinstance(agreement, list):
             lines.append("Cosine of the bf16 and fp32 policy meta-gradients on one episode: " + ", ".join(
