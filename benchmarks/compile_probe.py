@@ -2,8 +2,9 @@
 
 The derived half-MACs CIFAR-10 ResNet-56 student (channel-pruned, pretrained weights), a plain
 Adam training step at batch 32, eager against ``torch.compile`` (inductor): the compile time (the
-first compiled step), the median step after it, and the steps after which compiling breaks even
-against adapt()'s 300 hand-set steps. Writes ``results.json`` and ``results.md`` (command, commit
+first compiled step) with an empty compile cache (a new architecture: every pruned student is one)
+and again with the cache that run left (the same shapes compiled before), the median step after
+it, and the steps after which compiling breaks even against adapt()'s 300 hand-set steps. Writes ``results.json`` and ``results.md`` (command, commit
 and machine inside) to ``benchmarks/results/compile_probe/``.
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,26 +55,37 @@ def probe(data_root, steps: int) -> dict:
     student = copy.deepcopy(teacher)
     prune_(student, batch[:1], target_macs=0.5)
     eager = step_seconds(copy.deepcopy(student), batch, steps)
-    compiled = step_seconds(torch.compile(copy.deepcopy(student)), batch, steps)
-    eager_s, compiled_s = _median(eager[2:]), _median(compiled[2:])
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # an empty cache: nothing compiled before
+        cold = step_seconds(torch.compile(copy.deepcopy(student)), batch, steps)
+        torch._dynamo.reset()
+        warm = step_seconds(torch.compile(copy.deepcopy(student)), batch, 3)
+    eager_s, compiled_s = _median(eager[2:]), _median(cold[2:])
     saving = eager_s - compiled_s
     return {"macs_fraction": count_macs(student, batch[:1]) / count_macs(teacher, batch[:1]), "batch": 32,
-            "eager_step_s": eager_s, "compiled_step_s": compiled_s, "first_compiled_step_s": compiled[0],
-            "speedup": eager_s / compiled_s, "break_even_steps": compiled[0] / saving if saving > 0 else None,
+            "eager_step_s": eager_s, "compiled_step_s": compiled_s, "first_compiled_step_s": cold[0],
+            "first_compiled_step_warm_cache_s": warm[0], "speedup": eager_s / compiled_s,
+            "break_even_steps": cold[0] / saving if saving > 0 else None,
+            "break_even_steps_warm_cache": warm[0] / saving if saving > 0 else None,
             "adapt_steps": HAND_SET.steps, "threads": torch.get_num_threads()}
 
 
 def render(results: dict) -> str:
     r = results["probe"]
     even = "never" if r["break_even_steps"] is None else f"{r['break_even_steps']:.0f} steps"
+    warm = r.get("break_even_steps_warm_cache")
     pays = r["break_even_steps"] is not None and r["break_even_steps"] < r["adapt_steps"]
     return (f"# torch.compile on this CPU\n\nCommand: `{results['command']}`  \n"
             f"Commit: `{results['environment'].get('git_commit')}`  \nMachine: {results['environment'].get('cpu_model')}, "
             f"{r['threads']} thread(s), torch {results['environment'].get('torch')}\n\n"
             f"| half-MACs ResNet-56 student ({r['macs_fraction']:.3f} MACs), Adam step at batch {r['batch']} | value |\n"
             f"|---|---:|\n| eager, median s | {r['eager_step_s']:.3f} |\n| compiled, median s | {r['compiled_step_s']:.3f} |\n"
-            f"| speed-up | {r['speedup']:.2f}x |\n| first compiled step (compile), s | {r['first_compiled_step_s']:.1f} |\n"
-            f"| break-even | {even} |\n\nadapt() runs {r['adapt_steps']} steps: compiling "
+            f"| speed-up | {r['speedup']:.2f}x |\n| first compiled step (compile, empty cache), s | "
+            f"{r['first_compiled_step_s']:.1f} |\n| break-even (empty cache) | {even} |\n"
+            + (f"| first compiled step (cache of the same shapes), s | {r['first_compiled_step_warm_cache_s']:.1f} |\n"
+               f"| break-even (cached) | {'never' if warm is None else f'{warm:.0f} steps'} |\n"
+               if "first_compiled_step_warm_cache_s" in r else "")
+            + f"\nadapt() runs {r['adapt_steps']} steps: compiling a new student "
             f"{'pays' if pays else 'does not pay'} for one adapt() call here.\n")
 
 

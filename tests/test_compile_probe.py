@@ -14,5 +14,5 @@ def _results(eager, compiled, first, steps=300):
 
 def test_the_verdict_follows_the_break_even_point():
     assert "does not pay" in render(_results(0.25, 0.19, 64.0))  # 1,067 steps to break even
-    assert "compiling pays" in render(_results(0.25, 0.10, 6.0))  # 40 steps
+    assert "student pays" in render(_results(0.25, 0.10, 6.0))  # 40 steps
     assert "never" in render(_results(0.2, 0.3, 10.0))
