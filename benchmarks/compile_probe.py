@@ -13,40 +13,20 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import shlex
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from fewshot_kd import create_model
 from fewshot_kd.adapt.policy import HAND_SET
-from fewshot_kd.files import write_json
 from fewshot_kd.measure import count_macs, environment_info
 from fewshot_kd.prune import prune_
 
+from benchmarks.cpu_speed import adam_step_times, command_line, median, write_results
+
 RESULTS = Path(__file__).resolve().parent / "results" / "compile_probe"
-
-
-def step_seconds(model: torch.nn.Module, batch: torch.Tensor, steps: int) -> list[float]:
-    """Seconds of each of ``steps`` Adam steps (forward, cross-entropy, backward, update)."""
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    labels = torch.randint(0, 10, (len(batch),), generator=torch.Generator().manual_seed(0))
-    model.train()
-    times = []
-    for _ in range(steps):
-        tick = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(batch), labels).backward()
-        optimizer.step()
-        times.append(time.perf_counter() - tick)
-    return times
-
-
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
 
 
 def probe(data_root, steps: int) -> dict:
@@ -54,13 +34,20 @@ def probe(data_root, steps: int) -> dict:
     batch = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     student = copy.deepcopy(teacher)
     prune_(student, batch[:1], target_macs=0.5)
-    eager = step_seconds(copy.deepcopy(student), batch, steps)
+    eager = adam_step_times(copy.deepcopy(student), batch, steps)
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # an empty cache: nothing compiled before
-        cold = step_seconds(torch.compile(copy.deepcopy(student)), batch, steps)
-        torch._dynamo.reset()
-        warm = step_seconds(torch.compile(copy.deepcopy(student)), batch, 3)
-    eager_s, compiled_s = _median(eager[2:]), _median(cold[2:])
+        try:
+            cold = adam_step_times(torch.compile(copy.deepcopy(student)), batch, steps)
+            torch._dynamo.reset()
+            warm = adam_step_times(torch.compile(copy.deepcopy(student)), batch, 3)
+        finally:
+            if before is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
+    eager_s, compiled_s = median(eager[2:]), median(cold[2:])
     saving = eager_s - compiled_s
     return {"macs_fraction": count_macs(student, batch[:1]) / count_macs(teacher, batch[:1]), "batch": 32,
             "eager_step_s": eager_s, "compiled_step_s": compiled_s, "first_compiled_step_s": cold[0],
@@ -98,12 +85,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = {"command": "python -m benchmarks.compile_probe " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+    results = {"command": command_line("benchmarks.compile_probe", argv),
                "environment": environment_info(), "probe": probe(args.data_root, args.steps)}
-    out = Path(args.out)
-    write_json(out / "results.json", results)
-    (out / "results.md").write_text(render(results))
-    print(render(results))
+    write_results(args.out, results, render)
     return 0
 
 

@@ -36,20 +36,41 @@ from fewshot_kd.prune.blocks import drop_blocks_
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu_speed"
 
 
-def train_step_seconds(model, batch, repeats: int) -> float:
-    """Median seconds of one Adam step (forward, cross-entropy, backward, update) at ``batch``."""
+def adam_step_times(model, batch, steps: int) -> list[float]:
+    """Seconds of each of ``steps`` Adam steps (forward, cross-entropy, backward, update) at ``batch``."""
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    labels = torch.randint(0, 10, (len(batch),))
+    labels = torch.randint(0, 10, (len(batch),), generator=torch.Generator().manual_seed(0))
     model.train()
     times = []
-    for i in range(repeats + 2):
+    for _ in range(steps):
         tick = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(batch), labels).backward()
         optimizer.step()
-        if i >= 2:
-            times.append(time.perf_counter() - tick)
-    return sorted(times)[len(times) // 2]
+        times.append(time.perf_counter() - tick)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def train_step_seconds(model, batch, repeats: int) -> float:
+    """Median seconds of one Adam step at ``batch``, after two untimed warm-up steps."""
+    return median(adam_step_times(model, batch, repeats + 2)[2:])
+
+
+def command_line(module: str, argv) -> str:
+    """How ``python -m module`` was called (``argv``, else the process's arguments)."""
+    return f"python -m {module} " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+
+
+def write_results(out: str | Path, results: dict, render) -> None:
+    """``results.json`` and ``render(results)`` as ``results.md`` in ``out``; the markdown is printed too."""
+    out = Path(out)
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text(render(results))
+    print(render(results))
 
 
 def gflops(macs_per_example: int, batch: int, seconds: float) -> float:
@@ -165,16 +186,13 @@ def main(argv=None) -> int:
     shots = data.train.few_shot(10, seed=0).all_inputs()
     macs = count_macs(teacher, shots[:1])
     seconds = train_step_seconds(copy.deepcopy(teacher), shots[:32], args.repeats)
-    results = {"command": "python -m benchmarks.cpu_speed " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+    results = {"command": command_line("benchmarks.cpu_speed", argv),
                "environment": environment_info(),
                "plain_train_step": {"seconds": seconds, "batch": 32, "macs": macs, "gflops": gflops(macs, 32, seconds)},
                "distill_step": distill_rates(teacher, data, args.steps),
                "latency": latencies(students(teacher, shots), args.repeats),
                "latency_target": latency_target(teacher, data)}
-    out = Path(args.out)
-    write_json(out / "results.json", results)
-    (out / "results.md").write_text(render(results))
-    print(render(results))
+    write_results(args.out, results, render)
     return 0
 
 
