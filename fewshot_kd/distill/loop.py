@@ -135,14 +135,14 @@ def run_distillation(model: Distillee, params: Params, bank, weights: ObjectiveW
         if not differentiable:
             with torch.no_grad():  # adapt()'s path: the update builds no graph
                 directions, state = adam_direction(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
+                value, slope = float(factor), float(slope)
                 for n, d in directions.items():
                     scale = float(lr_scales.get(n, 1.0))
-                    value = float(factor)
                     current[n] = trained[n].detach() - spec.lr * scale * value * d
                     if track:
                         carried[n] = carried.get(n, 0.0) - value * d
                     if track_stop:
-                        carried_stop[n] = carried_stop.get(n, 0.0) - spec.lr * scale * float(slope) * d
+                        carried_stop[n] = carried_stop.get(n, 0.0) - spec.lr * scale * slope * d
         else:
             directions, state = adam_direction(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
             current = {n: trained[n] - spec.lr * lr_scales.get(n, 1.0) * in_graph * directions[n]

@@ -46,18 +46,24 @@ def allocate_bits(p8: list[float], params: list[float], average: float) -> list[
     return bits
 
 
-def _check_keys(net: PolicyNet, state: dict) -> None:
-    """Only the stop head may be missing from a policy file (one made before it existed)."""
-    missing = sorted(set(net.state_dict()) - set(state) - {"stop_head.weight", "stop_head.bias"})
-    unexpected = sorted(set(state) - set(net.state_dict()))
-    if missing or unexpected:
-        raise KeyError(f"missing {missing}, unexpected {unexpected}")
+STOP_HEAD_KEYS = {"stop_head.weight", "stop_head.bias"}
+
+
+def _load_weights(net: PolicyNet, state: dict) -> bool:
+    """Load ``state`` into ``net``; only the stop head may be missing (a file made before it
+    existed). Returns whether the file has the stop head."""
+    result = net.load_state_dict(state, strict=False)
+    missing = sorted(set(result.missing_keys) - STOP_HEAD_KEYS)
+    if missing or result.unexpected_keys:
+        raise KeyError(f"missing {missing}, unexpected {sorted(result.unexpected_keys)}")
+    return not result.missing_keys
 
 
 class MetaPolicy:
     def __init__(self, net: PolicyNet, config: dict | None = None, trained_on: list | None = None,
                  history: list | None = None, command: str | None = None, seconds: float | None = None,
-                 finished: bool = True, base: Policy = HAND_SET, validation: dict | None = None) -> None:
+                 finished: bool = True, base: Policy = HAND_SET, validation: dict | None = None,
+                 learned_stop: bool = True) -> None:
         self.net = net.eval()
         self.config = config or {}
         self.trained_on = trained_on or []
@@ -67,7 +73,7 @@ class MetaPolicy:
         self.finished = finished
         self.base = base
         self.validation = validation  # meta-validation on held-out families (see fewshot_kd.meta.validation)
-        self.learned_stop = True  # False for files made before the stop head: adapt() then runs every step
+        self.learned_stop = learned_stop  # False for files made before the stop head: adapt() runs every step
 
     # ---- files -------------------------------------------------------------------------
     def save(self, out_dir: str | os.PathLike) -> Path:
@@ -96,20 +102,15 @@ class MetaPolicy:
         weights = meta_path.with_name("policy.safetensors")
         try:
             net = PolicyNet(int(meta["hidden"]))
-            state = load_tensors(weights)
-            learned_stop = any(k.startswith("stop_head.") for k in state)  # files made before the stop head lack it
-            net.load_state_dict(state, strict=learned_stop)
-            _check_keys(net, state)
+            learned_stop = _load_weights(net, load_tensors(weights))
             base = Policy.from_dict(meta["base"]) if "base" in meta else HAND_SET  # older files lack it
         except FewShotKDError as error:
             raise type(error)(f"{meta_path}: {error}") from None
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CorruptFileError(f"{meta_path} / {weights.name} do not hold a meta-learned policy that "
                                    f"this fewshot_kd can read ({type(error).__name__}: {error}); run meta_train again") from None
-        policy = cls(net, meta.get("config"), meta.get("trained_on"), meta.get("history"), meta.get("command"),
-                     meta.get("seconds"), meta.get("finished", True), base, meta.get("validation"))
-        policy.learned_stop = learned_stop
-        return policy
+        return cls(net, meta.get("config"), meta.get("trained_on"), meta.get("history"), meta.get("command"),
+                   meta.get("seconds"), meta.get("finished", True), base, meta.get("validation"), learned_stop)
 
     @staticmethod
     def is_policy_file(path: str | os.PathLike) -> bool:
