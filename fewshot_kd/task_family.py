@@ -8,6 +8,7 @@ A file is parsed with ``yaml.safe_load`` only (no code runs) and fills :class:`T
     student: {model: cifar_resnet20, kwargs: {}}         # or {derive: {macs: 0.5, bits: 8}}
     shots: [5, 10, 20]
     ways: null                        # null = every class; an int = N-way episodes
+    classes: null                     # null = every class; N = the first N; [ids] = those (relabelled 0..)
     eval_splits: [test_exact, test]
     augment: crop_flip                # crop_flip, crop (no mirror: digits) or none
     target: {macs: 0.5, bits: 8}      # what a derived student must fit
@@ -44,6 +45,7 @@ class TaskFamily:
     student: dict
     shots: tuple[int, ...] = (5, 10, 20)
     ways: int | None = None
+    classes: tuple[int, ...] | None = None
     eval_splits: tuple[str, ...] = ("test",)
     modality: str = "image"
     augment: str = "crop_flip"
@@ -70,6 +72,7 @@ class TaskFamily:
         if unknown:
             raise FewShotKDError(f"task {self.name}: episodes takes 'split' and 'exclude', got unknown keys {unknown}")
         object.__setattr__(self, "shots", tuple(int(k) for k in self.shots))
+        object.__setattr__(self, "classes", _class_ids(self.name, self.classes))
         object.__setattr__(self, "eval_splits", tuple(self.eval_splits))
 
     def to_dict(self) -> dict:
@@ -79,6 +82,18 @@ class TaskFamily:
     def from_dict(cls, data: dict) -> "TaskFamily":
         check_known_keys(cls, data, "task file")
         return cls(**data)
+
+
+def _class_ids(task: str, classes) -> tuple[int, ...] | None:
+    """A task file's ``classes``: null, a count N (the first N class ids) or a list of ids."""
+    if classes is None:
+        return None
+    ids = tuple(range(classes)) if isinstance(classes, int) and not isinstance(classes, bool) else classes
+    if (not isinstance(ids, (list, tuple)) or len(ids) < 2 or not all(isinstance(c, int) and c >= 0 for c in ids)
+            or len(set(ids)) != len(ids)):
+        raise FewShotKDError(f"task {task}: classes must be a count of at least 2 or a list of at least 2 distinct "
+                             f"class ids (non-negative integers), got {classes!r}")
+    return tuple(int(c) for c in ids)
 
 
 def load_task_family(path: str | os.PathLike) -> TaskFamily:
@@ -127,16 +142,42 @@ def find_task_family(name_or_path: str | os.PathLike) -> TaskFamily:
     return load_task_family(path)
 
 
+def load_task_splits(task: TaskFamily, data_root=None):
+    """The task's dataset splits; with ``classes``, every split cut to them (relabelled ``0..N-1``)."""
+    from fewshot_kd.data.catalog import load_dataset
+    from fewshot_kd.data.class_subset import class_subset
+    from fewshot_kd.data.dataset import DatasetSplits
+
+    splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
+    if task.classes is None:
+        return splits
+    _check_class_ids(task, splits.num_classes)
+    return DatasetSplits(f"{splits.name}[{len(task.classes)} classes]",
+                         {name: class_subset(split, task.classes) for name, split in splits.items()})
+
+
+def _check_class_ids(task: TaskFamily, num_classes: int) -> None:
+    if max(task.classes) >= num_classes:
+        raise FewShotKDError(f"task {task.name}: classes name id {max(task.classes)}, but {task.dataset} has "
+                             f"{num_classes} classes (ids 0..{num_classes - 1})")
+
+
 def build_teacher(task: TaskFamily, data_root=None, progress: bool = True) -> nn.Module:
-    """The task's teacher: a pretrained zoo model, or one trained (once, then cached) by recipe."""
+    """The task's teacher: a pretrained zoo model, or one trained (once, then cached) by recipe;
+    with ``classes``, its classifier cut to them."""
     from fewshot_kd.models.catalog import create_model
+    from fewshot_kd.models.class_head import keep_classes_, output_layer
     from fewshot_kd.teachers.store import load_or_train_teacher
 
     spec = dict(task.teacher)
     if "recipe" in spec:
         model, _ = load_or_train_teacher(spec["recipe"], data_root=data_root, progress=progress)
-        return model
-    name = spec.pop("model")
-    if spec.get("pretrained"):
-        spec.setdefault("data_root", data_root)
-    return create_model(name, **spec).eval()
+    else:
+        name = spec.pop("model")
+        if spec.get("pretrained"):
+            spec.setdefault("data_root", data_root)
+        model = create_model(name, **spec).eval()
+    if task.classes is not None:
+        _check_class_ids(task, output_layer(model)[1].out_features)
+        keep_classes_(model, task.classes)
+    return model

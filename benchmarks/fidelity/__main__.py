@@ -67,11 +67,11 @@ def _append(path: Path, cell: dict) -> None:
 
 
 def _family_setup(name: str, args):
-    from fewshot_kd.data.catalog import load_dataset
+    from fewshot_kd.task_family import load_task_splits
     from fewshot_kd.meta.episodes import load_family
 
     family = load_family(name, 10, args.data_root)
-    splits = load_dataset(family.task.dataset, data_root=args.data_root, **family.task.dataset_kwargs)
+    splits = load_task_splits(family.task, args.data_root)
     return family, splits[FAMILIES.get(name, {}).get("eval_split", "test")]
 
 

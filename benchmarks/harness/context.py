@@ -8,11 +8,10 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.data.dataset import DatasetSplits, LabelledDataset
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.models.catalog import create_model
-from fewshot_kd.task_family import TaskFamily, build_teacher
+from fewshot_kd.task_family import TaskFamily, build_teacher, load_task_splits
 from fewshot_kd.teachers.store import stratified_cap
 
 
@@ -35,7 +34,7 @@ class TaskContext:
 
 
 def prepare_task(task: TaskFamily, data_root=None, eval_limit: int | None = None, progress: bool = True) -> TaskContext:
-    splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
+    splits = load_task_splits(task, data_root)
     missing = [s for s in task.eval_splits if s not in splits]
     if missing:
         raise FewShotKDError(f"task {task.name}: eval splits {missing} not in {task.dataset} (it has {list(splits)})")

@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from fewshot_kd.augment import AUGMENTATIONS
 from fewshot_kd.data.catalog import load_dataset
+from fewshot_kd.data.class_subset import class_subset
 from fewshot_kd.data.episodes import EpisodeSampler
 from fewshot_kd.distill.views import augmented_copies, build_bank
 from fewshot_kd.adapt.policy import HAND_SET
@@ -84,6 +85,8 @@ def load_family(name: str, ways: int, data_root=None, classes=None, progress: bo
     splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
     pools = family_pools(task, splits, data_root)
     train = splits[pools.episode_split].subset(pools.episode_indices, f"{task.dataset}/episode-pool")
+    if task.classes is not None:  # the pools index the full dataset; the task is its class subset
+        train = class_subset(train, task.classes, f"{task.dataset}/episode-pool")
     return make_family(task, teacher, train, pools, ways, classes)
 
 
