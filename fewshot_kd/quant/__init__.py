@@ -26,6 +26,7 @@ from fewshot_kd.quant.fake import (
 )
 from fewshot_kd.quant.integer import IntegerModel, compare_latency, to_integer_model
 from fewshot_kd.quant.modules import (
+    QuantConv1D,
     QuantConv2d,
     QuantEmbedding,
     QuantLinear,
@@ -40,6 +41,7 @@ __all__ = [
     "ActivationQuantizer",
     "DynamicInt8Model",
     "IntegerModel",
+    "QuantConv1D",
     "QuantConv2d",
     "QuantEmbedding",
     "QuantLinear",

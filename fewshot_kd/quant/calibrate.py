@@ -53,7 +53,7 @@ def calibrate_(
     device = next(model.parameters()).device
     if weight_init is not None:
         for layer in layers.values():
-            layer.weight_quant.init_from_(layer.weight, weight_init)
+            layer.weight_quant.init_from_(layer.weight_by_output(), weight_init)
     act_quants = {n: l.input_quant for n, l in layers.items() if l.input_quant is not None}
     for q in act_quants.values():
         q.reset_observer_()

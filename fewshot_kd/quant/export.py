@@ -8,7 +8,10 @@ The safetensors metadata holds JSON: the format tag, and per layer the bits, the
 container width, the weight shape and the activation quantizer settings. With
 ``fold_batchnorm=True`` each BatchNorm that directly follows a quantized convolution is
 folded into its steps (same codes, see :mod:`fewshot_kd.quant.bn_fold`); the file then keeps
-only the BatchNorm's folded bias and the metadata lists the folded pairs.
+only the BatchNorm's folded bias and the metadata lists the folded pairs. A GPT-2 ``Conv1D``
+(weight ``[in, out]``) is stored output-major like a linear layer, marked ``"transposed"``. A
+layer whose weight is the very Parameter of an earlier one quantized by the same quantizer
+(a language model's head tied to its token embedding) is stored once, marked ``"tied_to"``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import reading, save_tensors
 from fewshot_kd.quant._packing import container_bits, pack_signed, unpack_signed
 from fewshot_kd.quant.bn_fold import conv_bn_pairs, fold_into_codes, folded_bias, folded_bn_keys, identity_bn_state
-from fewshot_kd.quant.modules import quantize_model_, quantized_layers
+from fewshot_kd.quant.modules import QuantConv1D, quantize_model_, quantized_layers
 
 FORMAT = "fewshot_kd.quant/1"
 _CODES, _SCALE = ".weight.codes", ".weight.scale"
@@ -47,8 +50,14 @@ def export_quantized(model: nn.Module, path: str | os.PathLike, *, scale_dtype: 
     bn_of = {conv: bn for bn, conv in folds.items()}
     tensors: dict[str, torch.Tensor] = {}
     meta_layers: dict[str, Any] = {}
+    stored: dict[tuple[int, int], str] = {}
     for name, layer in layers.items():
-        codes = layer.weight_quant.integer_weight(layer.weight)
+        tie = (id(layer.weight), id(layer.weight_quant))
+        if tie in stored:
+            meta_layers[name] = {**meta_layers[stored[tie]], "tied_to": stored[tie]}
+            continue
+        stored[tie] = name
+        codes = layer.weight_quant.integer_weight(layer.weight_by_output())
         step = layer.weight_quant.step.detach()
         if name in bn_of:
             folded = fold_into_codes(codes, step, modules[bn_of[name]], layer.weight_quant.qmax)
@@ -62,7 +71,8 @@ def export_quantized(model: nn.Module, path: str | os.PathLike, *, scale_dtype: 
         meta_layers[name] = {
             "weight_bits": layer.weight_bits,
             "container_bits": container_bits(layer.weight_bits),
-            "shape": list(layer.weight.shape),
+            "shape": list(layer.weight_by_output().shape),
+            **({"transposed": True} if isinstance(layer, QuantConv1D) else {}),
             "act_bits": None if q is None else q.bits,
             "act_symmetric": None if q is None else q.symmetric,
         }
@@ -112,11 +122,17 @@ def folded_batchnorm(path: str | os.PathLike) -> dict[str, str]:
 def _dequantize(tensors: dict[str, torch.Tensor], layers: dict[str, Any]) -> dict[str, torch.Tensor]:
     out = {}
     for name, info in layers.items():
+        if "tied_to" in info:
+            continue
         shape = info["shape"]
         numel = int(torch.Size(shape).numel())
         codes = unpack_signed(tensors[name + _CODES], info["weight_bits"], numel).reshape(shape)
         scale = tensors[name + _SCALE].float().reshape([-1] + [1] * (len(shape) - 1))
-        out[name + ".weight"] = codes.float() * scale
+        weight = codes.float() * scale
+        out[name + ".weight"] = weight.t().contiguous() if info.get("transposed") else weight
+    for name, info in layers.items():
+        if "tied_to" in info:
+            out[name + ".weight"] = out[info["tied_to"] + ".weight"]
     return out
 
 
@@ -177,8 +193,8 @@ def load_quantized(
         quantize_model_(model, {n: i["weight_bits"] for n, i in layers.items()},
                         {n: i["act_bits"] for n, i in layers.items()},
                         act_symmetric=any(i["act_symmetric"] for i in layers.values()))
-        for name in layers:
-            state[f"{name}.weight_quant.step"] = tensors[name + _SCALE].float()
+        for name, info in layers.items():
+            state[f"{name}.weight_quant.step"] = tensors[info.get("tied_to", name) + _SCALE].float()
             state[f"{name}.weight_quant.initialized"] = torch.tensor(True)
     else:
         state = {k: v for k, v in state.items() if "_quant." not in k}

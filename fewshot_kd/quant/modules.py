@@ -1,15 +1,18 @@
-"""Quantization-aware Conv2d/Linear/Embedding and ``quantize_model_``, which swaps them in place.
+"""Quantization-aware Conv2d/Linear/Embedding (and transformers' GPT-2 ``Conv1D``) and
+``quantize_model_``, which swaps them in place.
 
 ``QuantConv2d``/``QuantLinear``/``QuantEmbedding`` subclass the float layers and keep their
 parameters (``weight``, ``bias``) under the same names, so a float state dict still loads (the
 quantizers add ``weight_quant.*`` and ``input_quant.*`` entries). The weight is
 fake-quantized per output channel (per token row for an embedding); the layer's input per
-tensor (never for an embedding, whose inputs are token ids).
+tensor (never for an embedding, whose inputs are token ids). ``QuantConv1D`` wraps GPT-2's
+``Conv1D``, whose weight is stored ``[in, out]``: its steps are per output column.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Callable, Mapping, Union
 
 import torch
@@ -43,7 +46,7 @@ class _QuantMixin:
         return new
 
     def _attach(self, weight_bits: int, act_bits: int | None, act_symmetric: bool, learnable: bool) -> None:
-        self.weight_quant = WeightQuantizer(weight_bits, self.weight.shape[0], learnable)
+        self.weight_quant = WeightQuantizer(weight_bits, self.weight_by_output().shape[0], learnable)
         self.input_quant = ActivationQuantizer(act_bits, act_symmetric, learnable) if act_bits else None
         self.to(self.weight.device)
 
@@ -55,10 +58,14 @@ class _QuantMixin:
     def act_bits(self) -> int | None:
         return None if self.input_quant is None else self.input_quant.bits
 
+    def weight_by_output(self) -> torch.Tensor:
+        """The weight with output channels first (what the per-channel steps index)."""
+        return self.weight
+
     def quantized_weight(self) -> torch.Tensor:
-        """The fake-quantized weight (what the forward pass uses), detached."""
+        """The fake-quantized weight (what the forward pass uses, output channels first), detached."""
         with torch.no_grad():
-            return self.weight_quant(self.weight).detach()
+            return self.weight_quant(self.weight_by_output()).detach()
 
     def _quant_input(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.input_quant is None else self.input_quant(x)
@@ -119,13 +126,41 @@ class QuantEmbedding(_QuantMixin, nn.Embedding):
         return embedding
 
 
-QUANT_LAYERS = (QuantConv2d, QuantLinear, QuantEmbedding)
+class QuantConv1D(_QuantMixin, nn.Module):
+    """transformers' ``Conv1D`` (GPT-2's projections: ``x @ weight + bias``, weight ``[in, out]``)
+    with a per-output-column weight fake quantizer and an optional input quantizer."""
+
+    def weight_by_output(self) -> torch.Tensor:
+        return self.weight.t()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self._quant_input(x), self.weight_quant(self.weight.t()), self.bias)
+
+    def to_float(self) -> nn.Module:
+        """A plain ``Conv1D`` holding the fake-quantized weight."""
+        conv = conv1d_type()(self.nf, self.nx).to(self.weight.device, self.weight.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(self.quantized_weight().t())
+            conv.bias.copy_(self.bias)
+        return conv
+
+
+def conv1d_type() -> type | None:
+    """transformers' ``Conv1D`` class when transformers is loaded (a model holding one has
+    loaded it), else ``None``; transformers is never imported here."""
+    return getattr(sys.modules.get("transformers.pytorch_utils"), "Conv1D", None)
+
+
+QUANT_LAYERS = (QuantConv2d, QuantLinear, QuantEmbedding, QuantConv1D)
 _SWAPS: dict[type, type] = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear, nn.Embedding: QuantEmbedding}
 
 
 def _swap_class(module: nn.Module) -> type | None:
-    """The quant class for exact ``nn.Conv2d``/``nn.Linear`` (subclasses such as the
-    ``out_proj`` of ``nn.MultiheadAttention`` read their weight directly and cannot be wrapped)."""
+    """The quant class for exact ``nn.Conv2d``/``nn.Linear``/``nn.Embedding`` and transformers'
+    ``Conv1D`` (subclasses such as the ``out_proj`` of ``nn.MultiheadAttention`` read their
+    weight directly and cannot be wrapped)."""
+    if type(module) is conv1d_type():
+        return QuantConv1D
     return _SWAPS.get(type(module))
 
 
@@ -166,7 +201,8 @@ def quantize_model_(
     ``(name, module) -> bits | None``. ``act_bits=None`` quantizes weights only.
     ``layers`` restricts the swap to these names; naming a layer that is not a plain
     Conv2d/Linear raises :class:`UnsupportedLayerError` (so does a dict key that names one).
-    Weight steps are initialised with ``weight_init`` ("minmax", "mse", "lsq"); activation
+    transformers' ``Conv1D`` (GPT-2) counts as a linear layer. Weight steps are initialised
+    with ``weight_init`` ("minmax", "mse", "lsq"); activation
     steps by :func:`calibrate_` (or lazily from the first batch). Returns ``model``.
     """
     named = dict(model.named_modules())
@@ -181,8 +217,8 @@ def quantize_model_(
         module = named[name]
         if _swap_class(module) is None and not isinstance(module, QUANT_LAYERS):
             raise UnsupportedLayerError(
-                f"quantize_model_: layer {name!r} is a {type(module).__name__}; only nn.Conv2d, nn.Linear and "
-                f"nn.Embedding can be quantized. Remove it from the requested layers/bit widths.")
+                f"quantize_model_: layer {name!r} is a {type(module).__name__}; only nn.Conv2d, nn.Linear, "
+                f"nn.Embedding and transformers' Conv1D can be quantized. Remove it from the requested layers/bit widths.")
     for name, module in list(named.items()):
         cls = _swap_class(module)
         if cls is None or (layers is not None and name not in requested) or name in exclude:
@@ -194,12 +230,12 @@ def quantize_model_(
             continue
         abits = _bits_for(act_bits, name, module, "act_bits") if act_bits is not None else None
         new = cls.from_float(module, wbits, abits, act_symmetric, learnable)
-        new.weight_quant.init_from_(new.weight, weight_init)
+        new.weight_quant.init_from_(new.weight_by_output(), weight_init)
         _set_submodule(model, name, new)
     return model
 
 
-def quantized_layers(model: nn.Module) -> dict[str, QuantConv2d | QuantLinear | QuantEmbedding]:
+def quantized_layers(model: nn.Module) -> dict[str, QuantConv2d | QuantLinear | QuantEmbedding | QuantConv1D]:
     """Name → quant-aware layer, in module order."""
     return {n: m for n, m in model.named_modules() if isinstance(m, QUANT_LAYERS)}
 
