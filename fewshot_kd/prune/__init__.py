@@ -14,6 +14,7 @@ Torch-Pruning (``pip install 'fewshot_kd[prune]'``) is imported only when a grap
 from fewshot_kd.prune.group_scores import channel_scores
 from fewshot_kd.prune.importance import (
     IMPORTANCES, Importance, accumulate_gradients_, importance_names, make_importance, resolve_importance)
+from fewshot_kd.prune.gpt2 import GPT2Layer, find_gpt2_layers
 from fewshot_kd.prune.masks import SoftChannelMask, SoftMasks, attach_soft_masks, find_mask_groups, harden_
 from fewshot_kd.prune.physical import prune_, prune_channels_
 from fewshot_kd.prune.report import PruneReport
@@ -29,6 +30,7 @@ from fewshot_kd.prune.transformer import (
 )
 
 __all__ = [
+    "GPT2Layer",
     "IMPORTANCES",
     "Importance",
     "PruneReport",
@@ -42,6 +44,7 @@ __all__ = [
     "count_macs",
     "count_macs_params",
     "describe_architecture",
+    "find_gpt2_layers",
     "find_mask_groups",
     "find_transformer_layers",
     "harden_",

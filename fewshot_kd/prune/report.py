@@ -65,6 +65,8 @@ def output_widths(model: nn.Module) -> dict[str, int]:
             widths[name] = module.out_channels
         elif isinstance(module, nn.Linear):
             widths[name] = module.out_features
+        elif hasattr(module, "nf") and hasattr(module, "nx"):  # transformers' Conv1D (GPT-2)
+            widths[name] = module.nf
     return widths
 
 

@@ -6,7 +6,9 @@ ELECTRA): ``attention.self.{query,key,value}``, ``attention.output.dense``,
 query/key/value projections and its columns of the attention output projection, and sets
 that layer's ``num_attention_heads`` / ``all_head_size`` (layers may differ; the shared
 ``config`` is left alone). Removing FFN neuron ``j`` removes row ``j`` of
-``intermediate.dense`` and column ``j`` of ``output.dense``.
+``intermediate.dense`` and column ``j`` of ``output.dense``. GPT-2 blocks (transformers'
+``Conv1D`` projections, fused query/key/value) are pruned the same way by
+:mod:`fewshot_kd.prune.gpt2`; :func:`prune_transformer_` takes either kind.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.prune._util import LossFn, count_params, resolve_modules
+from fewshot_kd.prune.gpt2 import GPT2Layer, find_gpt2_layers
 from fewshot_kd.prune.importance import (
     Importance, accumulate_gradients_, resolve_importance, slice_importance_names)
 from fewshot_kd.prune.report import PruneReport, output_widths, pair_widths
@@ -49,6 +52,22 @@ class TransformerLayer:
     def head_size(self) -> int:
         return int(self.attention.attention_head_size)
 
+    @property
+    def ffn_width(self) -> int:
+        return int(self.ffn_in.out_features)
+
+    def prune_heads_(self, keep: Sequence[int]) -> None:
+        prune_heads_(self, keep)
+
+    def prune_ffn_(self, keep: Sequence[int]) -> None:
+        prune_ffn_(self, keep)
+
+    def head_scores(self, importance: str | Importance) -> torch.Tensor:
+        return head_scores(self, importance)
+
+    def ffn_scores(self, importance: str | Importance) -> torch.Tensor:
+        return ffn_scores(self, importance)
+
 
 def _linear(module: Any, attr: str) -> nn.Linear | None:
     child = getattr(module, attr, None)
@@ -76,9 +95,14 @@ def find_transformer_layers(model: nn.Module) -> list[TransformerLayer]:
     return layers
 
 
+def prunable_layers(model: nn.Module) -> list[TransformerLayer | GPT2Layer]:
+    """Every BERT-style encoder layer and GPT-2 block of ``model``."""
+    return find_transformer_layers(model) + find_gpt2_layers(model)
+
+
 def head_counts(model: nn.Module) -> dict[str, int]:
     """Attention heads per self-attention module, by name."""
-    return {layer.attention_name: layer.num_heads for layer in find_transformer_layers(model)}
+    return {layer.attention_name: layer.num_heads for layer in prunable_layers(model)}
 
 
 @torch.no_grad()
@@ -145,7 +169,7 @@ def ffn_scores(layer: TransformerLayer, importance: str | Importance) -> torch.T
 
 
 def _layer_ratios(
-    model: nn.Module, layers: list[TransformerLayer], per_layer: PerLayer, head_ratio: float, ffn_ratio: float
+    model: nn.Module, layers: list[TransformerLayer | GPT2Layer], per_layer: PerLayer, head_ratio: float, ffn_ratio: float
 ) -> tuple[dict[str, float], dict[str, float]]:
     heads = {layer.name: head_ratio for layer in layers}
     ffn = {layer.name: ffn_ratio for layer in layers}
@@ -173,12 +197,13 @@ def _layer_ratios(
         if not hit:
             raise ValueError(
                 f"per_layer[{key!r}]: for transformers use an encoder layer (or a container of "
-                "layers), its 'attention.self' (heads) or its 'intermediate.dense' (FFN neurons)"
+                "layers), its 'attention.self' (heads) or its 'intermediate.dense' (FFN neurons); for "
+                "GPT-2 a block, its 'attn' (heads) or its 'mlp.c_fc' (FFN neurons)"
             )
     return heads, ffn
 
 
-def _containers(model: nn.Module, layer: TransformerLayer) -> list[nn.Module]:
+def _containers(model: nn.Module, layer: TransformerLayer | GPT2Layer) -> list[nn.Module]:
     """The encoder-layer module and every module that contains it."""
     modules = dict(model.named_modules())
     parts = layer.name.split(".") if layer.name else []
@@ -198,7 +223,7 @@ def prune_transformer_(
     round_to: int | None = None,
 ) -> PruneReport:
     """Remove ``head_ratio`` of the attention heads and ``ffn_ratio`` of the FFN neurons of
-    every BERT-style layer of ``model`` in place (at least one of each is kept).
+    every BERT-style layer and GPT-2 block of ``model`` in place (at least one of each is kept).
 
     ``per_layer`` maps an encoder layer's name (both), its ``attention.self`` (heads) or its
     ``intermediate.dense`` (FFN) to a ratio, or is a callable ``(name, module) -> ratio | None``
@@ -207,9 +232,10 @@ def prune_transformer_(
     if the output has no logits). ``round_to`` rounds the FFN width down to a multiple.
     MACs in the report are measured on ``example_inputs`` (0 if it is ``None``)."""
     start = time.perf_counter()
-    layers = find_transformer_layers(model)
+    layers = prunable_layers(model)
     if not layers:
-        raise ValueError("no BERT-style encoder layer (attention.self.query/key/value, intermediate.dense) found")
+        raise ValueError("no BERT-style encoder layer (attention.self.query/key/value, intermediate.dense) "
+                         "or GPT-2 block (attn.c_attn, mlp.c_fc) found")
     head_ratio, ffn_ratio = check_ratio(head_ratio, "head_ratio"), check_ratio(ffn_ratio, "ffn_ratio")
     if not isinstance(importance, str):
         raise TypeError(f"transformer pruning takes importance as one of {slice_importance_names()}")
@@ -224,13 +250,13 @@ def prune_transformer_(
         accumulate_gradients_(model, data, loss_fn)
     for layer in layers:
         h_keep = n_keep(layer.num_heads, heads[layer.name])
-        f_keep = n_keep(layer.ffn_in.out_features, ffn[layer.name], round_to)
-        head_order = torch.argsort(head_scores(layer, importance), descending=True, stable=True)
-        ffn_order = torch.argsort(ffn_scores(layer, importance), descending=True, stable=True)
+        f_keep = n_keep(layer.ffn_width, ffn[layer.name], round_to)
+        head_order = torch.argsort(layer.head_scores(importance), descending=True, stable=True)
+        ffn_order = torch.argsort(layer.ffn_scores(importance), descending=True, stable=True)
         if h_keep < layer.num_heads:
-            prune_heads_(layer, head_order[:h_keep].tolist())
-        if f_keep < layer.ffn_in.out_features:
-            prune_ffn_(layer, ffn_order[:f_keep].tolist())
+            layer.prune_heads_(head_order[:h_keep].tolist())
+        if f_keep < layer.ffn_width:
+            layer.prune_ffn_(ffn_order[:f_keep].tolist())
     model.zero_grad(set_to_none=True)
     return PruneReport(
         params_before=params_before,
