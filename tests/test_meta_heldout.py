@@ -62,3 +62,11 @@ def test_summary_averages_seeds_over_k_and_renders(tmp_path):
     text = render(tmp_path)
     assert "| meta-learned | 81.0 ± 1.0 | 81.0 ± 1.0 | 81.0 ± 1.0 |" in text
     assert "at budget (b): 1 of 1 families" in text
+
+
+def test_harness_only_refuses_a_folder_without_finished_policies(tmp_path):
+    from benchmarks.meta_heldout.__main__ import main
+
+    with pytest.raises(SystemExit, match="--harness-only needs a finished meta policy"):
+        main(["--held-out", "digits", "--train", "fashion-mnist", "--harness-only", "--out", str(tmp_path)])
+    assert not (tmp_path / "digits" / "cells.jsonl").exists()

@@ -34,6 +34,20 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
 
 
+def _record_harness_only(family_dir: Path, meta_dir: Path, tuned_dir: Path, command: str) -> None:
+    """Check the earlier run's policies are there and finished; add the scoring command to ``plan.json``."""
+    from fewshot_kd.files import read_json, write_json
+    from fewshot_kd.meta import MetaPolicy
+
+    plan = family_dir / "plan.json"
+    if not (MetaPolicy.is_policy_file(meta_dir) and MetaPolicy.load(meta_dir).finished
+            and (tuned_dir / "tune.json").is_file() and read_json(tuned_dir / "tune.json").get("finished")
+            and plan.is_file()):
+        raise SystemExit(f"error: --harness-only needs a finished meta policy in {meta_dir}, a finished recipe search "
+                         f"in {tuned_dir} and {plan}; run without --harness-only to make them")
+    write_json(plan, {**read_json(plan), "harness_command": command})
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.meta_heldout", description=__doc__.split("\n\n")[0])
     p.add_argument("--held-out", required=True, help="the task family scored (never meta-trained or tuned on)")
@@ -61,6 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--harness-only", action="store_true",
+                   help="score the meta policy and tuned recipe already in the family's folder (part 3 and 4 only; "
+                        "for policies made by an earlier run, perhaps for another task of the same family)")
     return p.parse_args(argv)
 
 
@@ -92,22 +109,25 @@ def main(argv=None) -> None:
         shots=args.shots, query_per_class=args.query_per_class, views=args.views, macs_range=tuple(args.macs_range),
         bits=args.bits, inner_steps=args.inner_steps, seed=args.seed, validate_every=args.validate_every,
         validate_episodes=args.validate_episodes, patience=args.patience, checkpoint_every=1)
-    done = MetaPolicy.is_policy_file(meta_dir) and MetaPolicy.load(meta_dir).finished
-    meta = MetaPolicy.load(meta_dir) if done else meta_train(
-        config, meta_dir, resume=True, data_root=args.data_root, command=command)
-    console.print(f"[bold]meta-training[/bold] on {', '.join(train)}: {meta.seconds:.0f} s")
-    seconds = args.tune_seconds if args.tune_seconds is not None else meta.seconds
-    families = [load_family(name, args.ways, args.data_root) for name in train]
-    tuned = tune_fixed_policy(families, seconds=seconds, seed=args.seed, shots=args.shots,
-                              query_per_class=args.query_per_class,
-                              target_options=[BUDGETS[b] for b in _names(args.budgets)], out_dir=tuned_dir,
-                              episodes=args.tune_episodes)
-    console.print(f"[bold]tuned fixed recipe[/bold]: {tuned_dir / 'tuned_policy.json'}")
-    write_json(family_dir / "plan.json", {
-        "command": command, "held_out": held_out, "train": list(train), "validate": list(validate),
-        "meta_config": config.to_dict(), "meta_seconds": meta.seconds, "tune_seconds_budget": seconds,
-        "tune_seconds_used": tuned.seconds_used, "tune_trials": len(tuned.trials), "tune_sampler": tuned.sampler,
-        "budgets": {b: BUDGETS[b] for b in _names(args.budgets)}})
+    if args.harness_only:
+        _record_harness_only(family_dir, meta_dir, tuned_dir, command)
+    else:
+        done = MetaPolicy.is_policy_file(meta_dir) and MetaPolicy.load(meta_dir).finished
+        meta = MetaPolicy.load(meta_dir) if done else meta_train(
+            config, meta_dir, resume=True, data_root=args.data_root, command=command)
+        console.print(f"[bold]meta-training[/bold] on {', '.join(train)}: {meta.seconds:.0f} s")
+        seconds = args.tune_seconds if args.tune_seconds is not None else meta.seconds
+        families = [load_family(name, args.ways, args.data_root) for name in train]
+        tuned = tune_fixed_policy(families, seconds=seconds, seed=args.seed, shots=args.shots,
+                                  query_per_class=args.query_per_class,
+                                  target_options=[BUDGETS[b] for b in _names(args.budgets)], out_dir=tuned_dir,
+                                  episodes=args.tune_episodes)
+        console.print(f"[bold]tuned fixed recipe[/bold]: {tuned_dir / 'tuned_policy.json'}")
+        write_json(family_dir / "plan.json", {
+            "command": command, "held_out": held_out, "train": list(train), "validate": list(validate),
+            "meta_config": config.to_dict(), "meta_seconds": meta.seconds, "tune_seconds_budget": seconds,
+            "tune_seconds_used": tuned.seconds_used, "tune_trials": len(tuned.trials), "tune_sampler": tuned.sampler,
+            "budgets": {b: BUDGETS[b] for b in _names(args.budgets)}})
     suite = heldout_suite(args.held_out, meta_dir, tuned_dir, budgets=_names(args.budgets),
                           shots=args.shots, seeds=args.seeds, eval_limit=args.eval_limit)
     run_suite(suite, family_dir, data_root=args.data_root, console=console)
