@@ -14,12 +14,14 @@ import torch.nn as nn
 from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabelled
 from fewshot_kd.adapt._fidelity import heldout_agreement
 from fewshot_kd.adapt._preflight import preflight
+from fewshot_kd.adapt.lm_data import is_causal_lm
 from fewshot_kd.adapt.policy import Policy, hand_set_for
 from fewshot_kd.adapt.adapt_report import AdaptReport, Compression, Decisions, ModelSize, StudentSize
 from fewshot_kd.adapt.report import AdaptResult, layer_decisions
 from fewshot_kd.adapt.stages import Job, run_stages
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.adapt.teachers_arg import resolve_teachers, union_report
+from fewshot_kd.data.lm_corpus import TextCorpus
 from fewshot_kd.distill.teacher_union import is_teacher_union
 from fewshot_kd.errors import BadInputError, FewShotKDError
 from fewshot_kd.measure import count_macs, count_params, evaluate, measure_energy, measure_peak_memory, saved_size_bytes
@@ -92,7 +94,15 @@ def adapt(
     the data's classes its outputs stand for (label ids or names, in output order), every class
     from exactly one teacher; they are distilled together (``multi_teacher_kd_loss``: the mixture
     of their softened probabilities) into ``student``, a module with one output per class.
+    A causal language-model ``teacher`` (GPT-2 architecture) with running text as ``data`` (a
+    ``TextCorpus`` or its name) takes the language-model path (:func:`~fewshot_kd.adapt.lm.adapt_lm`):
+    ``shots`` sequences, an :class:`~fewshot_kd.adapt.lm_policy.LMPolicy`, perplexity in the report.
     """
+    if is_causal_lm(teacher) or isinstance(data, TextCorpus):
+        from fewshot_kd.adapt.lm import adapt_lm
+
+        return adapt_lm(teacher, student, shots, data, target, policy, eval_data, device, seed, export_dir, data_root,
+                        progress, unlabelled, integer, teachers)
     pool, default_eval = resolve_pool(data, data_root)
     teacher = resolve_teachers(teacher, teachers, student, pool)
     notes = preflight(teacher, student, pool, shots, seed, target, policy, eval_data, device, export_dir, integer, unlabelled)

@@ -32,6 +32,10 @@ def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") 
         raise FewShotKDError(f"{folder / ARCH_FILE} is missing: load_student reads a folder written by "
                              f"adapt(..., export_dir=...) for a model from fewshot_kd.create_model")
     description = read_json(folder / ARCH_FILE)
+    if isinstance(description, dict) and description.get("kind") == "causal_lm":
+        from fewshot_kd.adapt.lm_export import load_lm_student
+
+        return load_lm_student(folder, description, _weights_file(folder)).to(device).eval()
     if not (isinstance(description, dict) and isinstance(description.get("arch"), dict)
             and "name" in description["arch"] and isinstance(description.get("modules"), dict)):
         raise CorruptFileError(f"{folder / ARCH_FILE} does not describe an architecture (needs 'arch' with a "

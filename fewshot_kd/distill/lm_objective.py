@@ -10,9 +10,8 @@ counted positions: ``alpha * T^2 * KL + (1 - alpha) * CE``, as
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from fewshot_kd.distill.objective import ObjectiveWeights
+from fewshot_kd.distill.objective import ObjectiveWeights, logit_terms
 
 IGNORE = -100
 
@@ -28,17 +27,17 @@ def next_token_targets(input_ids: torch.Tensor, attention_mask: torch.Tensor | N
 def token_terms(logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
                 temperature) -> tuple[torch.Tensor, torch.Tensor]:
     """``(T^2 * KL(teacher_T || student_T), CE)``, means over the counted positions;
-    ``logits`` ``[B, L, V]``, ``targets`` ``[B, L-1]`` from :func:`next_token_targets`."""
-    counted = (targets != IGNORE).to(logits.dtype)
-    student, teacher = logits[:, :-1], teacher_logits[:, :-1].detach()
-    log_student = F.log_softmax(student / temperature, -1)
-    soft = F.softmax(teacher / temperature, -1)
-    kl_per_position = (soft * (soft.clamp_min(1e-12).log() - log_student)).sum(-1)
-    count = counted.sum().clamp_min(1.0)
-    kl = (kl_per_position * counted).sum() / count * temperature**2
-    ce_per_position = F.cross_entropy(student.transpose(1, 2), targets.clamp_min(0), reduction="none")
-    ce = (ce_per_position * counted).sum() / count
-    return kl, ce
+    ``logits`` ``[B, L, V]``, ``targets`` ``[B, L-1]`` from :func:`next_token_targets`. Every
+    counted position is one row of :func:`~fewshot_kd.distill.objective.logit_terms`, the
+    classification objective's logit terms."""
+    vocab = logits.shape[-1]
+    counted = (targets != IGNORE).reshape(-1)
+    if not bool(counted.any()):
+        zero = logits.sum() * 0.0
+        return zero, zero
+    rows = logits[:, :-1].reshape(-1, vocab)[counted]
+    teacher_rows = teacher_logits[:, :-1].reshape(-1, vocab)[counted]
+    return logit_terms(rows, teacher_rows, targets.reshape(-1)[counted], temperature)
 
 
 def lm_distillation_objective(logits: torch.Tensor, teacher_logits: torch.Tensor, input_ids: torch.Tensor,

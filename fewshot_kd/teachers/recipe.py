@@ -10,6 +10,7 @@ import torch
 
 from fewshot_kd.data._split import stratified_split
 from fewshot_kd.registry import Registry
+from fewshot_kd.teachers.lm_recipe import LMTeacherRecipe, LMTrainConfig
 from fewshot_kd.training import TrainConfig
 
 
@@ -62,10 +63,10 @@ class TeacherRecipe:
         return stratified_split(labels, float(self.holdout["fraction"]), int(self.holdout["seed"]))
 
 
-RECIPES: Registry[TeacherRecipe] = Registry("teacher recipe")
+RECIPES: Registry[TeacherRecipe | LMTeacherRecipe] = Registry("teacher recipe")
 
 
-def _add(recipe: TeacherRecipe, help: str) -> None:
+def _add(recipe: TeacherRecipe | LMTeacherRecipe, help: str) -> None:
     RECIPES.register(recipe.name, help)(recipe)
 
 
@@ -123,7 +124,15 @@ for _classes in ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)):
          f"small CNN specialist on digits {_classes[0]}-{_classes[-1]} (digits-cnn's half of the train split)")
 
 
-def get_recipe(name: str) -> TeacherRecipe:
+# A small byte-level GPT-2 (6 blocks, width 128, 4 heads, 1.26 M parameters) on Tiny Shakespeare's
+# train split (the first 90 %): 400 steps of 32 random 128-token windows, a few minutes on one CPU core.
+_add(LMTeacherRecipe("tinyshakespeare-gpt2", "tinyshakespeare",
+                     {"n_layer": 6, "n_embd": 128, "n_head": 4, "n_positions": 256, "dropout": 0.0},
+                     LMTrainConfig(steps=400, lr=3e-3, batch_size=32, sequence_length=128, warmup_steps=40)),
+     "byte-level GPT-2 (6 blocks, width 128) trained on Tiny Shakespeare's train split (400 steps)")
+
+
+def get_recipe(name: str) -> TeacherRecipe | LMTeacherRecipe:
     return RECIPES.get(name)
 
 

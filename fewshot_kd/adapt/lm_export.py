@@ -1,0 +1,100 @@
+"""A causal-LM student's files: packed int weights (or fp32) and an architecture JSON (the
+GPT-2 config plus every block's heads and FFN width), and reading them back without code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch.nn as nn
+
+from fewshot_kd.adapt.export import ARCH_FILE
+from fewshot_kd.errors import CorruptFileError
+from fewshot_kd.files import save_tensors, write_json
+from fewshot_kd.models.lm_state import lm_state_dict, load_lm_state_
+from fewshot_kd.prune.gpt2 import find_gpt2_layers
+
+LM_KIND = "causal_lm"
+
+
+def lm_architecture(student: nn.Module) -> dict:
+    """What rebuilds ``student``: its GPT-2 config and the heads / FFN width of every block."""
+    layers = find_gpt2_layers(student)
+    return {"kind": LM_KIND, "model": "gpt2", "config": json.loads(student.config.to_json_string()),
+            "heads": [layer.num_heads for layer in layers], "ffn": [layer.ffn_width for layer in layers]}
+
+
+def share_tied_quantizers_(model: nn.Module) -> nn.Module:
+    """Quantized layers holding one weight Parameter (a head tied to the token embedding) use
+    the first one's quantizer, so they quantize it alike and the file stores it once."""
+    from fewshot_kd.quant import quantized_layers
+
+    first: dict[int, nn.Module] = {}
+    for layer in quantized_layers(model).values():
+        owner = first.setdefault(id(layer.weight), layer)
+        if owner is not layer and owner.weight_quant.step.shape == layer.weight_quant.step.shape:
+            layer.weight_quant = owner.weight_quant
+    return model
+
+
+def quantize_lm_(student: nn.Module, bits: int) -> nn.Module:
+    """Weight fake-quantizers at ``bits`` on every projection, the head and the embedding tables."""
+    from fewshot_kd.quant import quantize_model_
+
+    quantize_model_(student, weight_bits=bits, act_bits=None, embeddings=True)
+    return share_tied_quantizers_(student)
+
+
+def export_lm_student(student: nn.Module, bits: int | None, out_dir: Path) -> tuple[Path, int]:
+    """Write the weights (packed ints after :func:`quantize_lm_`, else fp32) and the architecture
+    JSON; returns the weights path and the bytes of both files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if bits is not None:
+        from fewshot_kd.quant import export_quantized
+
+        weights = export_quantized(student, out_dir / f"student.int{bits}.safetensors")
+    else:
+        weights = save_tensors(out_dir / "student.safetensors", lm_state_dict(student))
+    arch = write_json(out_dir / ARCH_FILE, lm_architecture(student), compact=True)
+    return weights, weights.stat().st_size + arch.stat().st_size
+
+
+def build_lm_skeleton(description: dict, source: str = "the architecture") -> nn.Module:
+    """An untrained GPT-2 of the described config, each block cut to its recorded heads and FFN width."""
+    from transformers import GPT2Config
+
+    from fewshot_kd.models.causal_lm import gpt2_lm
+
+    try:
+        model = gpt2_lm(GPT2Config.from_dict(description["config"]))
+        layers = find_gpt2_layers(model)
+        heads, ffn = description["heads"], description["ffn"]
+        if len(heads) != len(layers) or len(ffn) != len(layers):
+            raise CorruptFileError(f"{source} lists {len(heads)} blocks' heads for a config of {len(layers)} blocks")
+        for layer, h, f in zip(layers, heads, ffn):
+            if h < layer.num_heads:
+                layer.prune_heads_(range(int(h)))
+            if f < layer.ffn_width:
+                layer.prune_ffn_(range(int(f)))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CorruptFileError(f"{source} does not describe a causal LM ({error}); export the student again") from None
+    return model
+
+
+def load_lm_student(folder: Path, description: dict, weights: Path) -> nn.Module:
+    """The causal-LM student in ``folder`` (float, dequantized weights), the byte tokenizer
+    attached when its vocabulary is the 256 bytes."""
+    from fewshot_kd.files import load_tensors
+    from fewshot_kd.models.byte_tokenizer import BYTE_VOCAB_SIZE, ByteTokenizer
+
+    skeleton = build_lm_skeleton(description, str(folder / ARCH_FILE))
+    if weights.name == "student.safetensors":
+        model = load_lm_state_(skeleton, load_tensors(weights), str(weights))
+    else:
+        from fewshot_kd.quant.export import load_quantized
+
+        model = load_quantized(weights, skeleton)
+        model.tie_weights()
+    if model.config.vocab_size == BYTE_VOCAB_SIZE:
+        model.tokenizer = ByteTokenizer()
+    return model

@@ -1,0 +1,76 @@
+"""The settings of adapt()'s causal-LM path, one frozen, versioned config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from numbers import Integral, Real
+
+from fewshot_kd.config_keys import check_known_keys
+from fewshot_kd.errors import BadInputError
+
+LM_POLICY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LMPolicy:
+    """How adapt() compresses a causal LM. The shots are ``shots`` sequences of
+    ``sequence_length`` tokens of the train split; unlabelled sequences (same length) add the
+    teacher's soft targets only. Distillation: ``steps`` Adam steps at ``lr`` (cosine) on
+    batches of ``batch_size`` sequences, loss ``alpha * T^2 * KL + (1 - alpha) * CE`` per
+    position (``alpha=0``: cross-entropy on the shots alone; the shots' next tokens are
+    labels). ``qat_steps`` quantization-aware steps at ``qat_lr`` after the weights are
+    quantized (0: post-training quantization). Perplexity: sliding windows of ``eval_window``
+    tokens every ``eval_stride``. ``generations`` greedy continuations of ``generation_tokens``
+    tokens, from prompts of ``prompt_chars`` characters of the evaluated split."""
+
+    sequence_length: int = 128
+    steps: int = 300
+    lr: float = 1e-3
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    temperature: float = 2.0
+    alpha: float = 0.5
+    qat_steps: int = 0
+    qat_lr: float = 1e-4
+    eval_window: int = 256
+    eval_stride: int = 128
+    generations: int = 3
+    generation_tokens: int = 60
+    prompt_chars: int = 40
+    version: int = LM_POLICY_VERSION
+
+    def __post_init__(self) -> None:
+        for name in ("sequence_length", "steps", "batch_size", "qat_steps", "eval_window", "eval_stride",
+                     "generations", "generation_tokens", "prompt_chars"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+                raise BadInputError(f"LM policy {name} must be a whole number >= 0, got {value!r}")
+        for name in ("lr", "weight_decay", "temperature", "alpha", "qat_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
+                raise BadInputError(f"LM policy {name} must be a number >= 0, got {value!r}")
+        if self.sequence_length < 2 or self.batch_size < 1 or self.temperature <= 0 or self.alpha > 1:
+            raise BadInputError("LM policy needs sequence_length >= 2, batch_size >= 1, temperature > 0, alpha <= 1")
+        if not 1 <= self.eval_stride <= self.eval_window or self.eval_window < 2:
+            raise BadInputError(f"LM policy needs 2 <= eval_window and 1 <= eval_stride <= eval_window, got "
+                                f"{self.eval_window} / {self.eval_stride}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LMPolicy":
+        check_known_keys(cls, data, "LM policy")
+        return cls(**data)
+
+    @classmethod
+    def parse(cls, policy) -> "LMPolicy":
+        """An LMPolicy from ``None`` (the hand-set one), an LMPolicy, or a dict of its fields."""
+        if policy is None:
+            return cls()
+        if isinstance(policy, cls):
+            return policy
+        if isinstance(policy, dict):
+            return cls.from_dict(policy)
+        raise BadInputError(f"for a causal language model, policy must be None, an LMPolicy or a dict of its "
+                            f"fields, got {type(policy).__name__}")
