@@ -118,10 +118,26 @@ def test_bad_arguments_end_with_one_clear_error(teacher_file, tmp_path, argv, me
     assert not (tmp_path / "o").exists()
 
 
-def test_onnx_is_refused_for_text_before_any_work(tmp_path):
-    (tmp_path / "t.csv").write_text("text,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(20)))
-    with pytest.raises(SystemExit, match="error: --onnx / --integer export image students"):
-        _run("--teacher", "no_teacher_needed_yet", "--data", str(tmp_path / "t.csv"), "--onnx", "--out", str(tmp_path / "o"))
+def test_a_text_student_gets_onnx_files_that_take_token_ids_and_reloads(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    tiny_bert_folder(tmp_path / "bert")
+    words = ["good", "bad", "movie", "the", "is", "not"]
+    rows = [(" ".join(words[(i + j) % 6] for j in range(1 + i % 5)), "pos" if i % 2 else "neg") for i in range(30)]
+    (tmp_path / "reviews.csv").write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows))
+    out = tmp_path / "out"
+    _run("--teacher", str(tmp_path / "bert"), "--data", str(tmp_path / "reviews.csv"), "--shots", "4", "--steps", "2",
+         "--onnx", "--integer", "--out", str(out))
+    assert {"student.onnx", "student.int8.onnx", "student.arch.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    report = json.loads((out / "report.json").read_text())
+    assert report["integer"]["integer_arithmetic"] is True and "dynamic" in report["integer"]["scheme"]
+    student = load_student(out)  # rebuilt from its config JSON, with the tokenizer saved beside it
+    batch = [t for t, _ in rows[:7]]
+    tokens = student.tokenizer(batch, padding=True, return_tensors="np")
+    session = ort.InferenceSession(str(out / "student.onnx"), providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]})[0]
+    with torch.no_grad():
+        torch_logits = student(batch)
+    assert torch.allclose(torch.from_numpy(onnx_logits), torch_logits, atol=1e-4)
 
 
 def test_targets_read_as_typed_values():

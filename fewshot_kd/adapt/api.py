@@ -85,7 +85,9 @@ def adapt(
     ``{name: dataset}`` to report accuracy / macro-F1 on (default: the test split when
     ``data`` has one). ``export_dir`` receives the exported files once everything succeeded
     (default: they are written to a temporary folder, measured, and removed). ``integer=True`` also builds
-    the int8 onnxruntime model and reports its accuracy and that it computes in integers.
+    the int8 onnxruntime model and reports its accuracy and that it computes in integers (a text
+    student's takes token ids: dynamic int8, with the tokenizer files beside it and its logits'
+    agreement with the student on the shots in the report).
     ``unlabelled``: optional inputs without labels (a tensor, a list of strings, a dataset
     whose labels are ignored, or ``n`` to draw ``n`` from ``data`` beside the shots and drop
     their labels); the student learns the teacher's soft targets on them too. The report holds
@@ -196,15 +198,27 @@ def _energy(teacher, student, support, target) -> dict:
 
 
 def _integer_path(student, support, eval_sets, out_dir) -> dict:
-    from fewshot_kd.quant import to_integer_model
+    """Build student.int8.onnx (static int8 for images; for text dynamic int8 taking token ids,
+    with the tokenizer files beside it) and evaluate it; for text also its logits' agreement
+    with the student on the shots."""
+    from fewshot_kd.quant import logit_agreement, to_integer_model, to_integer_text_model
+    from fewshot_kd.quant.text_onnx import save_tokenizer
 
-    calibration = [support.input_batch(slice(s, s + 64)) for s in range(0, len(support), 64)]
     on_cpu = student if model_device(student).type == "cpu" else copy.deepcopy(student).cpu()  # ONNX runs on the CPU
-    int8 = to_integer_model(on_cpu, calibration, out_dir / "student.int8.onnx")
+    agreement = None
+    if support.is_text:
+        int8 = to_integer_text_model(on_cpu, out_dir / "student.int8.onnx")
+        save_tokenizer(on_cpu, out_dir)
+        agreement = logit_agreement(on_cpu, int8, support.input_batch(slice(0, 64)))
+    else:
+        calibration = [support.input_batch(slice(s, s + 64)) for s in range(0, len(support), 64)]
+        int8 = to_integer_model(on_cpu, calibration, out_dir / "student.int8.onnx")
     wrapped = CallableModule(int8)
-    return {
+    report = {
         "backend": int8.backend,
+        "scheme": int8.scheme,
         "integer_arithmetic": int8.integer_arithmetic,
         "bytes": int8.size_bytes,
         "eval": {name: _metrics(wrapped, d) for name, d in eval_sets.items()},
     }
+    return report if agreement is None else {**report, "agreement_on_shots": agreement}

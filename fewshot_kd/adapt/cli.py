@@ -1,6 +1,6 @@
 """``python -m fewshot_kd.adapt``: load the teacher and the data named on the command line,
 run :func:`~fewshot_kd.adapt.adapt`, and write the student, report.json and (``--onnx``)
-student.onnx to ``--out``, all at once when everything succeeded."""
+student.onnx (for text, with the tokenizer files) to ``--out``, all at once when everything succeeded."""
 
 from __future__ import annotations
 
@@ -43,12 +43,9 @@ def _device(name: str) -> str:
     return name
 
 
-def _check_onnx_wanted(args: argparse.Namespace, is_text: bool) -> None:
+def _check_onnx_wanted(args: argparse.Namespace) -> None:
     if not (args.onnx or args.integer):
         return
-    if is_text:
-        raise BadInputError("--onnx / --integer export image students; a text student has no ONNX export here "
-                            "(leave them out: the student is saved as safetensors)")
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -70,7 +67,7 @@ def run(args: argparse.Namespace, command: str = "") -> Path:
     out = Path(args.out).expanduser()
     check_free(out, args.overwrite)  # before minutes of work, not after
     data = _data(args)
-    _check_onnx_wanted(args, data.train.is_text)
+    _check_onnx_wanted(args)
     teacher, teachers = load_teachers(args, data)
     student = build_student(args.student, data, args.data_root)
     policy = resolve_policy(args.policy, args.steps, data.train.is_text, new_arch=student is not None)
@@ -83,6 +80,10 @@ def run(args: argparse.Namespace, command: str = "") -> Path:
             from fewshot_kd.quant.integer import export_onnx
 
             export_onnx(result.student, data.train.input_batch(slice(0, 1)), stage / ONNX_FILE)
+        if (args.onnx or args.integer) and data.train.is_text:
+            from fewshot_kd.quant.text_onnx import save_tokenizer
+
+            save_tokenizer(result.student, stage)
         cli = {"command": command, "teacher": _one_or_all(args.teacher), "weights": _one_or_all(args.weights),
                "data": args.data}
         if teachers is not None:

@@ -30,7 +30,8 @@ examples:
   of every class is held out to report accuracy on.
 --out receives report.json, the student (student.int8.safetensors or student.safetensors, and
   student.arch.json; fewshot_kd.adapt.load_student reads them back) and, with --onnx,
-  student.onnx, which onnxruntime runs without fewshot_kd. It is written only once everything
+  student.onnx, which onnxruntime runs without fewshot_kd (a text student's takes input_ids and
+  attention_mask; its tokenizer.json is written beside it). It is written only once everything
   succeeded.
 """
 
@@ -168,9 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label-column", default="label", help="a table's label column (default label)")
     data.add_argument("--data-root", metavar="DIR", help="where named datasets live (default $FEWSHOT_KD_DATA)")
     out = p.add_argument_group("output")
-    out.add_argument("--onnx", action="store_true", help="also write student.onnx (float graph, image students)")
+    out.add_argument("--onnx", action="store_true",
+                     help="also write student.onnx (float graph; text students take token ids)")
     out.add_argument("--integer", action="store_true",
-                     help="also build and evaluate the int8 onnxruntime model (student.int8.onnx; image students)")
+                     help="also build and evaluate the int8 onnxruntime model (student.int8.onnx: static int8 for "
+                          "images, dynamic int8 for text)")
     out.add_argument("--overwrite", action="store_true", help="replace --out if it already holds files")
     out.add_argument("--no-progress", action="store_true", help="no progress bars and no report table")
     return p

@@ -107,12 +107,14 @@ def scaled_per_layer(model: nn.Module, example, ratios: dict, budget: dict, impo
 
 
 def distilled_layers(teacher: nn.Module, student: nn.Module, policy: Policy, example) -> list[tuple[str, str]]:
-    """Teacher/student layer pairs for block-wise feature distillation (none for text, nor for
-    several teachers: each one's features speak for its classes only)."""
+    """Teacher/student layer pairs for block-wise feature distillation (none for text, whose
+    token features change length with each batch's padding, nor for several teachers: each
+    one's features speak for its classes only)."""
     from fewshot_kd.distill import map_layers
     from fewshot_kd.distill.teacher_union import is_teacher_union
 
-    if policy.feature_weight <= 0 or is_text_model(teacher) or is_text_model(student) or is_teacher_union(teacher):
+    text = not isinstance(example, torch.Tensor) or is_text_model(teacher) or is_text_model(student)
+    if policy.feature_weight <= 0 or text or is_teacher_union(teacher):
         return []
     with torch.no_grad():
         return map_layers(teacher, student, policy.feature_layers, example_inputs=example)

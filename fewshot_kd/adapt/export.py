@@ -12,12 +12,25 @@ from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.files import save_tensors, write_json
 
 ARCH_FILE = "student.arch.json"
+TOKENIZER_IN_FOLDER = "<the student's folder>"
+"""What student.arch.json records as ``tokenizer`` when the tokenizer files lie beside it."""
 
 
-def export_student(student: nn.Module, bits: int | None, out_dir: Path, arch: dict | None) -> tuple[Path, int]:
+def _tokenizer_beside(student: nn.Module, arch: dict) -> bool:
+    """A Hugging Face student's tokenizer is saved with it (its source folder may not travel)."""
+    from fewshot_kd.teachers.hf_folder import HFSequenceClassifier
+
+    return isinstance(student, HFSequenceClassifier) and student.tokenizer is not None and "tokenizer" in arch
+
+
+def export_student(student: nn.Module, bits: int | None, out_dir: Path, arch: dict | None,
+                   tokenizer_files: bool = True) -> tuple[Path, int]:
     """Write the student's weights (packed ints when quantized, BatchNorm folded into the
     convolutions) and its architecture JSON (compact); returns the weights path and the
-    bytes of both files together. :func:`fewshot_kd.adapt.load_student` reads them back."""
+    bytes of both files together. :func:`fewshot_kd.adapt.load_student` reads them back.
+    A Hugging Face student's tokenizer files (``tokenizer.json``, ``tokenizer_config.json``)
+    are written beside them unless ``tokenizer_files=False``; they are not counted (the
+    teacher reads the same ones)."""
     from fewshot_kd.quant import export_quantized
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -29,6 +42,10 @@ def export_student(student: nn.Module, bits: int | None, out_dir: Path, arch: di
     if arch is not None:
         from fewshot_kd.prune.serialize import describe_architecture
 
+        if _tokenizer_beside(student, arch):
+            arch = {**arch, "tokenizer": TOKENIZER_IN_FOLDER}
+            if tokenizer_files:
+                student.tokenizer.save_pretrained(str(out_dir))
         arch_path = write_json(out_dir / ARCH_FILE, describe_architecture(student, arch), compact=True)
         total += arch_path.stat().st_size
     return weights, total
@@ -63,4 +80,4 @@ def exported_bytes(student: nn.Module, bits: int | None, per_layer_bits: dict) -
     if bits is not None:
         quantize_for_export_(trial, bits, per_layer_bits)
     with tempfile.TemporaryDirectory(prefix="fewshot_kd-size-") as tmp:
-        return export_student(trial, bits, Path(tmp), getattr(student, "arch", None))[1]
+        return export_student(trial, bits, Path(tmp), getattr(student, "arch", None), tokenizer_files=False)[1]

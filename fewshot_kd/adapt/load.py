@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from fewshot_kd.adapt.export import ARCH_FILE
+from fewshot_kd.adapt.export import ARCH_FILE, TOKENIZER_IN_FOLDER
 from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import load_tensors, read_json
 
@@ -21,10 +21,22 @@ def _weights_file(folder: Path) -> Path:
     return found[0]
 
 
+def _tokenizer_in(folder: Path, description: dict) -> dict:
+    """``description`` with a tokenizer saved beside the weights named by this folder's path."""
+    if description["arch"].get("tokenizer") != TOKENIZER_IN_FOLDER:
+        return description
+    if not (folder / "tokenizer_config.json").is_file():
+        raise CorruptFileError(f"{folder / ARCH_FILE} says the tokenizer lies beside it, but {folder} has no "
+                               f"tokenizer_config.json; export the student again with adapt(..., export_dir=...)")
+    return {**description, "arch": {**description["arch"], "tokenizer": str(folder)}}
+
+
 def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """The student adapt() wrote to ``export_dir``, rebuilt from the model registry (no code
     is unpickled): a float model holding the dequantized weights (BatchNorm restored from
-    the folded file), in eval mode. It computes what ``result.student`` computes."""
+    the folded file), in eval mode. It computes what ``result.student`` computes. A student
+    derived from a Hugging Face folder is rebuilt from its config JSON, with the tokenizer
+    files saved beside it."""
     from fewshot_kd.prune.serialize import build_skeleton
 
     folder = Path(folder)
@@ -40,6 +52,7 @@ def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") 
             and "name" in description["arch"] and isinstance(description.get("modules"), dict)):
         raise CorruptFileError(f"{folder / ARCH_FILE} does not describe an architecture (needs 'arch' with a "
                                f"'name', and 'modules'); export the student again with adapt(..., export_dir=...)")
+    description = _tokenizer_in(folder, description)
     weights = _weights_file(folder)
     if weights.name == "student.safetensors":
         state = load_tensors(weights, device="cpu")

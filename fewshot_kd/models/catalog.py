@@ -16,7 +16,7 @@ from fewshot_kd.registry import Registry
 ModelFactory = Callable[..., nn.Module]
 MODELS: Registry[ModelFactory] = Registry("model", modules=(
     "fewshot_kd.models.cifar_resnet", "fewshot_kd.models.small_cnn", "fewshot_kd.models.text",
-    "fewshot_kd.models.torchvision_32", "fewshot_kd.models.torchvision_any"))
+    "fewshot_kd.models.torchvision_32", "fewshot_kd.models.torchvision_any", "fewshot_kd.models.hf_sequence"))
 
 
 def register_model(name: str, help: str = ""):

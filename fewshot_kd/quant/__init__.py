@@ -9,6 +9,7 @@ Typical use::
     ... train as usual (QAT) ...
     export_quantized(student, "student.w4.safetensors", fold_batchnorm=True)
     int8 = to_integer_model(student, few_shots)              # onnxruntime QLinearConv
+    int8_text = to_integer_text_model(text_student)          # token ids in, MatMulInteger
     rows = compare_latency(student_float, int8, (3, 32, 32))
 """
 
@@ -36,11 +37,13 @@ from fewshot_kd.quant.modules import (
     set_quantization_,
 )
 from fewshot_kd.quant.qat import qat_param_groups, qat_step, step_parameters
+from fewshot_kd.quant.text_onnx import IntegerTextModel, export_text_onnx, logit_agreement, to_integer_text_model
 
 __all__ = [
     "ActivationQuantizer",
     "DynamicInt8Model",
     "IntegerModel",
+    "IntegerTextModel",
     "QuantConv1D",
     "QuantConv2d",
     "QuantEmbedding",
@@ -51,8 +54,10 @@ __all__ = [
     "dequantize_model_",
     "dequantized_weights",
     "export_quantized",
+    "export_text_onnx",
     "fake_quantize",
     "folded_batchnorm",
+    "logit_agreement",
     "load_quantized",
     "lsq_grad_scale",
     "measure_latency",
@@ -67,4 +72,5 @@ __all__ = [
     "step_parameters",
     "to_dynamic_int8",
     "to_integer_model",
+    "to_integer_text_model",
 ]

@@ -51,12 +51,19 @@ def float_copy(model: nn.Module) -> nn.Module:
     return dequantize_model_(clone) if quantized_layers(clone) else clone
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, opset: int = 17) -> Path:
+def export_onnx(model: nn.Module, example: Any, path: str | os.PathLike, opset: int = 17) -> Path:
     """Export a tensor-input model to ONNX (TorchScript exporter, batch axis dynamic,
-    BatchNorm folded into the convolutions)."""
+    BatchNorm folded into the convolutions). A text classifier is exported by
+    :func:`~fewshot_kd.quant.text_onnx.export_text_onnx` instead (token ids in; ``example``
+    unused)."""
+    from fewshot_kd.quant.text_onnx import export_text_onnx, is_text_classifier
+
+    if is_text_classifier(model):
+        return export_text_onnx(model, path, opset)
     if not isinstance(example, torch.Tensor):
-        raise UnsupportedLayerError("the int8 ONNX path handles models with one tensor input; "
-                                    f"got an input of type {type(example).__name__} (text models are not supported)")
+        raise UnsupportedLayerError("the ONNX export handles models with one tensor input and text classifiers that "
+                                    f"take token ids; got {type(model).__name__} with an input of type "
+                                    f"{type(example).__name__}")
     model = float_copy(model).cpu()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated but needs no onnxscript
@@ -81,7 +88,8 @@ def _calibration_reader(batches: Any, max_batches: int | None, batch_size: int):
         if max_batches is not None and i >= max_batches:
             break
         if not isinstance(inputs, torch.Tensor):
-            raise UnsupportedLayerError("int8 calibration batches must be tensors (images); text is not supported")
+            raise UnsupportedLayerError("int8 calibration batches must be tensors (images); text classifiers take "
+                                        "to_integer_text_model (dynamic int8, no calibration)")
         feeds.append({"input": inputs.detach().cpu().float().numpy()})
     if not feeds:
         raise ValueError("to_integer_model: no calibration batches were given; pass the few-shot examples")
@@ -101,10 +109,13 @@ class IntegerModel:
 
     ``backend`` names the runtime and the integer operators it found (e.g.
     ``"onnxruntime-int8 (QGemm, QLinearConv)"``); ``path``/``size_bytes`` the int8 file;
-    ``float_path`` the float ONNX file it came from; ``op_counts`` the graph's operators."""
+    ``float_path`` the float ONNX file it came from; ``op_counts`` the graph's operators;
+    ``scheme`` what is integer."""
 
     simulated = False
     integer_arithmetic = True
+    scheme = ("onnxruntime static int8 (QOperator): int8 weights, uint8 activations with "
+              "per-tensor scales calibrated on the few shots")
 
     def __init__(self, path: str | os.PathLike, float_path: str | os.PathLike | None = None,
                  num_threads: int | None = None) -> None:
@@ -166,9 +177,17 @@ def to_integer_model(
     LabelledDataset, a tensor or batches). ``path`` is the int8 ``.onnx`` file (default: a
     new temporary folder); the float export is written beside it as ``*.float.onnx``.
     ``calibrate_method``: "minmax" or "percentile" (onnxruntime's calibrators).
-    ``reduce_range=True`` uses 7-bit weights, advisable on x86 CPUs without VNNI."""
+    ``reduce_range=True`` uses 7-bit weights, advisable on x86 CPUs without VNNI. Text
+    classifiers take :func:`~fewshot_kd.quant.text_onnx.to_integer_text_model` instead."""
     _require_onnxruntime()
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from fewshot_kd.quant.text_onnx import is_text_classifier
+
+    if is_text_classifier(model):
+        raise UnsupportedLayerError(f"{type(model).__name__} is a text classifier: its int8 model comes from "
+                                    f"to_integer_text_model(model, path) (dynamic int8, no calibration), not from "
+                                    f"static calibration, whose per-tensor activation scales do not suit attention")
 
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
     if calibrate_method not in methods:

@@ -3,6 +3,7 @@ weights, tokenizer) as a teacher that takes a list of strings and returns logits
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -21,7 +22,9 @@ def is_hf_folder(folder: Path) -> bool:
 
 
 class HFSequenceClassifier(SharesTokenizerOnCopy, nn.Module):
-    """``texts -> tokenizer -> model -> logits`` for any ``*ForSequenceClassification`` model."""
+    """``texts -> tokenizer -> model -> logits`` for any ``*ForSequenceClassification`` model.
+    ``arch`` describes it (``create_model(**model.arch)`` builds a randomly initialised twin),
+    so adapt() exports it with its architecture and ``load_student`` rebuilds it."""
 
     def __init__(self, model: nn.Module, tokenizer, max_length: int = 128) -> None:
         super().__init__()
@@ -33,9 +36,26 @@ class HFSequenceClassifier(SharesTokenizerOnCopy, nn.Module):
     def num_classes(self) -> int:
         return int(self.model.config.num_labels)
 
+    @property
+    def arch(self) -> dict:
+        """The registry name ``hf_sequence_classifier`` with the model's config as JSON, its
+        ``max_length`` and where its tokenizer was read from (``None`` without one)."""
+        source = getattr(self.tokenizer, "name_or_path", None) if self.tokenizer is not None else None
+        config = json.loads(self.model.config.to_json_string(use_diff=False))
+        config.pop("_name_or_path", None)
+        return {"name": "hf_sequence_classifier", "config": config, "max_length": self.max_length,
+                "tokenizer": str(source) if source else None}
+
+    def forward_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from token ids ``[N, T]`` (and their mask; token types are all zeros)."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
     def forward(self, texts: list[str]) -> torch.Tensor:
         if isinstance(texts, str):
             raise TypeError("pass a list of strings, not one string: model([text])")
+        if self.tokenizer is None:
+            raise BadInputError("this model was built without a tokenizer: call forward_ids(input_ids, attention_mask), "
+                                "or build it with tokenizer=<a folder holding the tokenizer files>")
         encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
         device = next(self.model.parameters()).device
