@@ -1,6 +1,7 @@
-"""adapt()'s files for text students: a student derived from a Hugging Face folder reloads
-with load_student (safetensors + JSON + its tokenizer files, no pickles) and computes the
-same logits; integer=True builds the dynamic-int8 ONNX model taking token ids."""
+"""adapt()'s files for text students: a student derived from a Hugging Face folder (or a
+TextClassifier with a folder's tokenizer) reloads with load_student (safetensors + JSON + its
+tokenizer files, no pickles) and computes the same logits; integer=True builds the
+dynamic-int8 ONNX model taking token ids."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ def _data(n: int = 30) -> LabelledDataset:
 
 
 @pytest.mark.parametrize("bits", [8, None])
-def test_a_student_derived_from_a_hugging_face_folder_reloads_with_the_same_logits(bits, tmp_path):
-    teacher = tiny_hf_classifier(tmp_path / "teacher")
+@pytest.mark.parametrize("kind", ["hugging_face", "text_classifier"])
+def test_a_student_with_its_own_tokenizer_reloads_with_the_same_logits(kind, bits, tmp_path):
+    make = tiny_hf_classifier if kind == "hugging_face" else tiny_text_classifier
+    teacher = make(tmp_path / "teacher")
     out = tmp_path / "out"
     result = adapt(teacher, None, shots=4, data=_data(), target={"macs": 0.5, "bits": bits}, policy=FAST,
                    export_dir=out, progress=False)
@@ -38,7 +41,7 @@ def test_a_student_derived_from_a_hugging_face_folder_reloads_with_the_same_logi
     with torch.no_grad():
         expected, got = result.student.eval()(batch), loaded(batch)
     assert torch.allclose(got, expected, atol=1e-5 * max(1.0, float(expected.abs().max())))
-    assert type(loaded.model).__name__ == "BertForSequenceClassification" and not loaded.training
+    assert type(loaded).__name__ == type(teacher).__name__ and not loaded.training
 
 
 def test_the_architecture_rebuilds_by_name_and_bad_configs_are_named(tmp_path):

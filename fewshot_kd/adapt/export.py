@@ -17,10 +17,13 @@ TOKENIZER_IN_FOLDER = "<the student's folder>"
 
 
 def _tokenizer_beside(student: nn.Module, arch: dict) -> bool:
-    """A Hugging Face student's tokenizer is saved with it (its source folder may not travel)."""
-    from fewshot_kd.teachers.hf_folder import HFSequenceClassifier
+    """A text student whose tokenizer came from a folder or the Hub (not the packaged MiniLM)
+    is saved with it: its source may not travel with the student's folder."""
+    from fewshot_kd.models._minilm import MINILM_SOURCE
 
-    return isinstance(student, HFSequenceClassifier) and student.tokenizer is not None and "tokenizer" in arch
+    if arch.get("tokenizer") in (None, MINILM_SOURCE):
+        return False
+    return callable(getattr(getattr(student, "tokenizer", None), "save_pretrained", None))
 
 
 def export_student(student: nn.Module, bits: int | None, out_dir: Path, arch: dict | None,
@@ -28,9 +31,9 @@ def export_student(student: nn.Module, bits: int | None, out_dir: Path, arch: di
     """Write the student's weights (packed ints when quantized, BatchNorm folded into the
     convolutions) and its architecture JSON (compact); returns the weights path and the
     bytes of both files together. :func:`fewshot_kd.adapt.load_student` reads them back.
-    A Hugging Face student's tokenizer files (``tokenizer.json``, ``tokenizer_config.json``)
-    are written beside them unless ``tokenizer_files=False``; they are not counted (the
-    teacher reads the same ones)."""
+    A text student's tokenizer files (``tokenizer.json``, ``tokenizer_config.json``), unless
+    it is the packaged MiniLM's, are written beside them (not with ``tokenizer_files=False``)
+    and student.arch.json says so; they are not counted (the teacher reads the same ones)."""
     from fewshot_kd.quant import export_quantized
 
     out_dir.mkdir(parents=True, exist_ok=True)
