@@ -36,6 +36,10 @@ def _live_table(records: list[dict], last: int = 12) -> Table:
 
 def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None) -> dict:
     """Run every cell of ``suite`` not already in ``out_dir/cells.jsonl`` and write the results."""
+    from benchmarks.harness.lm_runner import is_lm_suite, run_lm_suite
+
+    if is_lm_suite(suite):  # causal language models: perplexity, not accuracy
+        return run_lm_suite(suite, out_dir, data_root, fresh, console)
     console = console or Console()
     for method in suite.methods:  # an unknown or mistyped option fails now, not hours into the run
         method_options(method, suite.method_options.get(method, {}))

@@ -1,0 +1,181 @@
+"""The harness for causal-LM suites (task families of modality ``lm``): every cell runs a
+method of :mod:`benchmarks.methods.lm`, records the student's sliding-window perplexity next to
+the teacher's, sizes and greedy generations, and resumes like the classification harness."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from fewshot_kd.adapt.lm_data import encode, eval_split, prompts_from
+from fewshot_kd.adapt.lm_policy import LMPolicy
+from fewshot_kd.data.catalog import load_dataset
+from fewshot_kd.files import write_json
+from fewshot_kd.measure import count_macs, count_params, saved_size_bytes
+from fewshot_kd.measure.generations import greedy_generations
+from fewshot_kd.measure.perplexity import sliding_window_perplexity
+from fewshot_kd.task_family import build_teacher, find_task_family
+
+from benchmarks.harness.records import cell_stamp, dirty_reasons, previous_invocations, start_invocation
+from benchmarks.harness.store import CellStore, cell_key
+from benchmarks.harness.suite import Suite
+from benchmarks.methods.lm import LMMethodInput, get_lm_method, lm_options
+
+TARGET_RATIO = 1.15
+"""The issue's target: the student's perplexity within 15 % of the teacher's."""
+
+
+def is_lm_suite(suite: Suite) -> bool:
+    return all(find_task_family(t).modality == "lm" for t in suite.tasks)
+
+
+def teacher_reference(teacher, corpus, policy: LMPolicy) -> dict:
+    """The teacher's perplexity on the evaluated split, its size and greedy generations."""
+    split = eval_split(corpus, None)
+    text = corpus[split]
+    ids = encode(teacher.tokenizer, text)
+    ppl = sliding_window_perplexity(teacher, ids, policy.eval_window, policy.eval_stride)
+    prompts = prompts_from(text, policy.generations, policy.prompt_chars)
+    example = {"input_ids": ids[: policy.sequence_length][None]}
+    return {"split": split, "window": policy.eval_window, "stride": policy.eval_stride, "tokens": ppl["tokens"],
+            "perplexity": ppl["perplexity"], "params": count_params(teacher), "macs": count_macs(teacher, example),
+            "bytes": saved_size_bytes(teacher), "prompts": prompts,
+            "generations": greedy_generations(teacher, teacher.tokenizer, prompts, policy.generation_tokens)}
+
+
+def _record(task: str, method: str, k: int, seed: int, result, reference: dict, seconds: float) -> dict:
+    if result is None:  # the teacher itself
+        return {"key": cell_key(task, method, k, seed), "task": task, "method": method, "k": k, "seed": seed,
+                "perplexity": reference["perplexity"], "ratio_to_teacher": 1.0, "params": reference["params"],
+                "macs": reference["macs"], "bytes": reference["bytes"], "compression_bytes": 1.0,
+                "compression_macs": 1.0, "adapt_seconds": 0.0, "generations": reference["generations"], "notes": {}}
+    r = result.report
+    return {"key": cell_key(task, method, k, seed), "task": task, "method": method, "k": k, "seed": seed,
+            "perplexity": r["perplexity"]["student"], "ratio_to_teacher": r["perplexity"]["ratio"],
+            "teacher_perplexity": r["perplexity"]["teacher"], "params": r["student"]["params"],
+            "macs": r["student"]["macs"], "bytes": r["student"]["bytes"], "artifact": result.artifact.name,
+            "compression_bytes": reference["bytes"] / r["student"]["bytes"],
+            "compression_macs": reference["macs"] / r["student"]["macs"], "adapt_seconds": r["adapt_seconds"],
+            "wall_seconds": seconds, "generations": r["generations"]["student"],
+            "history": [h["loss"] for h in result.history[:: max(1, len(result.history) // 30)]],
+            "notes": {"policy": r["policy"], "target": r["target"], "decisions": r["decisions"],
+                      "shot_tokens": r["shot_tokens"], "unlabelled_sequences": r["unlabelled_sequences"],
+                      "weights": r["student"]["weights"]}}
+
+
+def run_lm_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None) -> dict:
+    """Run every cell of an LM ``suite`` not already in ``out_dir/cells.jsonl``; write the results."""
+    console = console or Console()
+    for method in suite.methods:  # an unknown method or option fails now, not after the first cells
+        if method != "teacher":
+            lm_options(method, suite.method_options.get(method, {}))
+    invocation = start_invocation(suite.to_dict(), out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells_path = out_dir / "cells.jsonl"
+    if fresh and cells_path.exists():
+        cells_path.unlink()
+    invocations = [] if fresh else previous_invocations(out_dir / "results.json")
+    invocations.append(invocation)
+    stamp = cell_stamp(invocation, len(invocations) - 1)
+    store, started = CellStore(cells_path), time.time()
+    contexts: dict = {}
+    for task_name, method, k, seed in suite.cells():
+        family = find_task_family(task_name)
+        key = cell_key(family.name, method, k, seed)
+        if family.name not in contexts:
+            teacher = build_teacher(family, data_root=data_root, progress=False)
+            corpus = load_dataset(family.dataset, data_root=data_root)
+            contexts[family.name] = (teacher, corpus, teacher_reference(teacher, corpus, LMPolicy()))
+        if key in store:
+            continue
+        teacher, corpus, reference = contexts[family.name]
+        console.print(f"{family.name} · {method} · K={k} · seed={seed}")
+        tick = time.perf_counter()
+        result = None
+        if method != "teacher":
+            workdir = out_dir / "work" / family.name / f"{method}-k{k}-s{seed}"
+            inp = LMMethodInput(teacher, corpus, k, seed, dict(family.target), workdir,
+                                dict(suite.method_options.get(method, {})))
+            result = get_lm_method(method)(inp)
+        record = _record(family.name, method, k, seed, result, reference, time.perf_counter() - tick)
+        record.update(stamp)
+        store.add(record)
+        console.print(f"  perplexity {record['perplexity']:.3f} (x{record['ratio_to_teacher']:.3f} the teacher's)")
+    invocation["wall_seconds"] = round(time.time() - started, 1)
+    references = {name: ctx[2] for name, ctx in contexts.items()}
+    return write_lm_outputs(suite, out_dir, store.all(), references, invocations)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate_lm(records: list[dict]) -> list[dict]:
+    """Per (task, method, K): perplexity and its ratio to the teacher's, mean and std over seeds."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["task"], r["method"], r["k"]), []).append(r)
+    rows = []
+    for (task, method, k), group in groups.items():
+        ratios = [r["ratio_to_teacher"] for r in group]
+        rows.append({"task": task, "method": method, "k": k, "seeds": len(group),
+                     "perplexity": _mean_std([r["perplexity"] for r in group]), "ratio_to_teacher": _mean_std(ratios),
+                     "within_target": sum(x <= TARGET_RATIO for x in ratios),
+                     "compression_bytes": statistics.fmean(r["compression_bytes"] for r in group),
+                     "compression_macs": statistics.fmean(r["compression_macs"] for r in group),
+                     "bytes": statistics.fmean(r["bytes"] for r in group),
+                     "adapt_seconds": statistics.fmean(r["adapt_seconds"] for r in group)})
+    return rows
+
+
+def lm_table(rows: list[dict]) -> str:
+    lines = ["| task | method | K | seeds | perplexity | × teacher's perplexity | within 15 % | × bytes | × MACs | bytes | adapt s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        (p, ps), (x, xs) = r["perplexity"], r["ratio_to_teacher"]
+        lines.append(f"| {r['task']} | {r['method']} | {r['k']} | {r['seeds']} | {p:.3f} ± {ps:.3f} | {x:.3f} ± {xs:.3f} "
+                     f"| {r['within_target']}/{r['seeds']} | {r['compression_bytes']:.2f} | {r['compression_macs']:.2f} "
+                     f"| {r['bytes']:,.0f} | {r['adapt_seconds']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _generations_md(records: list[dict], references: dict) -> str:
+    out = []
+    for task, ref in references.items():
+        out.append(f"\n### Greedy generations, {task} (seed 0, {len(ref['prompts'])} prompts from the {ref['split']} split)\n")
+        shown = [r for r in records if r["task"] == task and r["seed"] == min(x["seed"] for x in records)]
+        for i, prompt in enumerate(ref["prompts"]):
+            out.append(f"\nPrompt {i + 1}: `{prompt!r}`\n")
+            for r in sorted(shown, key=lambda r: r["method"]):
+                if i < len(r["generations"]):
+                    out.append(f"- {r['method']} (K={r['k']}): `{r['generations'][i]!r}`")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def write_lm_outputs(suite: Suite, out_dir: Path, records: list[dict], references: dict, invocations: list[dict]) -> dict:
+    rows = aggregate_lm(records)
+    result = {"suite": suite.name, "invocations": invocations,
+              "clean": not dirty_reasons({"invocations": invocations, "cells": records}),
+              "teacher_reference": references, "summary": rows, "cells": records}
+    write_json(out_dir / "results.json", result)
+    machine = invocations[-1]["machine"]
+    commands = "\n".join(f"{i}. `{inv.get('command')}` at `{inv.get('commit')}`, "
+                         f"{'dirty tree' if inv.get('dirty') else 'clean'}" for i, inv in enumerate(invocations))
+    refs = "\n".join(f"- {task}: teacher perplexity {ref['perplexity']:.3f} on the {ref['split']} split "
+                     f"({ref['tokens']:,} tokens scored; window {ref['window']}, stride {ref['stride']}), "
+                     f"{ref['params']:,} params, {ref['bytes']:,} bytes" for task, ref in references.items())
+    (out_dir / "results.md").write_text(
+        f"# Suite `{suite.name}`\n\nInvocations:\n\n{commands}\n\nMachine: {machine.get('cpu_model')}, "
+        f"torch {machine.get('torch')}\n\n{refs}\n\nMean ± std over seeds. Perplexity by a sliding window (stated "
+        f"above), byte-level tokens. Ratios: teacher / method for bytes (the saved artifact) and MACs (one "
+        f"sequence); method / teacher for perplexity. \"within 15 %\": seeds whose student perplexity is at most "
+        f"{TARGET_RATIO:.2f}x the teacher's.\n\n" + lm_table(rows) + _generations_md(records, references))
+    if rows:
+        from benchmarks.harness.lm_plots import perplexity_by_method
+
+        perplexity_by_method(rows, references, out_dir / "perplexity_by_method.png")
+    return result
