@@ -85,3 +85,20 @@ def test_integer_builds_the_dynamic_int8_text_model_and_reports_it(tmp_path):
     tokens = teacher.tokenizer(texts(4), padding=True, return_tensors="np")
     logits = session.run(None, {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]})[0]
     assert logits.shape == (4, 3)
+
+
+class _WordCounts(torch.nn.Module):
+    """A text model without token ids: word counts into a linear layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(1, 3)
+
+    def forward(self, batch: list[str]) -> torch.Tensor:
+        return self.linear(torch.tensor([[float(len(t.split()))] for t in batch]))
+
+
+def test_integer_for_a_text_model_without_token_ids_is_refused_before_any_work(tmp_path):
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(BadInputError, match="integer=True exports a text student.*_WordCounts"):
+        adapt(_WordCounts(), None, shots=4, data=_data(), policy=FAST, integer=True, progress=False)

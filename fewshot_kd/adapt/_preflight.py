@@ -37,6 +37,8 @@ def preflight(teacher, student, pool: LabelledDataset, shots, seed, target, poli
     _export_dir(export_dir)
     if integer and not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
         raise BadInputError("integer=True needs onnx and onnxruntime: pip install 'fewshot_kd[export]'")
+    if integer and pool.is_text:
+        check_text_export(student if isinstance(student, nn.Module) else teacher, "integer=True")
     example = pool.input_batch(slice(0, 2))
     notes = _fits("teacher", teacher, example, pool.num_classes)
     if isinstance(student, nn.Module):
@@ -47,6 +49,18 @@ def preflight(teacher, student, pool: LabelledDataset, shots, seed, target, poli
     for note in notes:
         warnings.warn(note, stacklevel=3)
     return notes
+
+
+def check_text_export(model: nn.Module, what: str) -> None:
+    """A text student's ONNX export takes token ids: ``model`` (the student, or the teacher it
+    is derived from) must be a text classifier that has them, else a :class:`BadInputError`."""
+    from fewshot_kd.quant.text_onnx import is_text_classifier
+
+    if not is_text_classifier(model):
+        raise BadInputError(f"{what} exports a text student as an ONNX graph taking token ids, which needs a "
+                            f"TextClassifier (fewshot_kd's text models), a Hugging Face sequence-classification "
+                            f"folder's model or a transformers *ForSequenceClassification; this student would be a "
+                            f"{type(model).__name__}: leave {what} out (the student is still saved as safetensors)")
 
 
 def _kind(value) -> str:

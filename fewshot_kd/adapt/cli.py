@@ -70,6 +70,10 @@ def run(args: argparse.Namespace, command: str = "") -> Path:
     _check_onnx_wanted(args)
     teacher, teachers = load_teachers(args, data)
     student = build_student(args.student, data, args.data_root)
+    if args.onnx and data.train.is_text:
+        from fewshot_kd.adapt._preflight import check_text_export
+
+        check_text_export(student if student is not None else teacher, "--onnx")
     policy = resolve_policy(args.policy, args.steps, data.train.is_text, new_arch=student is not None)
     with staged_folder(out, args.overwrite) as stage:
         result = adapt(teacher, student, shots=args.shots, data=data, target=args.target, policy=policy,
