@@ -70,7 +70,8 @@ class Stages(_Part):
 
 @dataclass(frozen=True, kw_only=True)
 class Decisions(_Part):
-    """What the derive stage cut (absent for a given student) and, per layer, channels and bits."""
+    """What the derive stage cut (absent for a given student), what was grafted (``schedule="graft"``)
+    and, per layer, channels and bits."""
 
     derived_from_teacher: bool
     kept_layers: str | None = None
@@ -81,6 +82,7 @@ class Decisions(_Part):
     params_fraction: float | None = None
     size_fit: dict | None = None
     latency_fit: dict | None = None
+    graft: dict | None = None
     layers: dict
 
 

@@ -120,6 +120,10 @@ class ViewsConfig(_Part):
             raise FewShotKDError(f"policy mix must be one of {MIXES.names()}, got {self.mix!r}")
 
 
+SCHEDULES = ("one_shot", "graft")
+"""How a derived student is distilled: all at once, or grafted into the teacher block by block first."""
+
+
 @dataclass(frozen=True)
 class OptimisationConfig(_Part):
     """``steps`` Adam steps at ``lr`` for a student derived from the teacher, ``new_arch_steps``
@@ -127,7 +131,10 @@ class OptimisationConfig(_Part):
     ``channels_last``: a convolutional student trains in channels-last memory format and is handed
     back in the default one (off by default: in adapt()'s distillation step of a half-MACs ResNet-56
     student on 2 CPU threads it measured 0.157 s against 0.159 s, benchmarks/results/cpu_speed;
-    a bare training step at 1 thread was about 20 % faster)."""
+    a bare training step at 1 thread was about 20 % faster).
+    ``schedule``: ``"one_shot"`` distils the whole derived student at once; ``"graft"`` first grafts
+    its blocks into the teacher in ``graft_stages`` stages (:mod:`fewshot_kd.distill.graft`), which
+    take ``graft_share`` of ``steps``, then finishes end to end with the rest."""
 
     KEY = "optimisation"
     batch_size: int = 32
@@ -138,9 +145,16 @@ class OptimisationConfig(_Part):
     weight_decay: float = 5e-4
     layer_lr_scale: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     channels_last: bool = False
+    schedule: str = "one_shot"
+    graft_stages: int = 3
+    graft_share: float = 0.5
 
     def __post_init__(self) -> None:
-        _whole(self, ("batch_size", "steps", "new_arch_steps"), 1)
+        _whole(self, ("batch_size", "steps", "new_arch_steps", "graft_stages"), 1)
+        if self.schedule not in SCHEDULES:
+            raise FewShotKDError(f"policy schedule must be one of {', '.join(map(repr, SCHEDULES))}, got {self.schedule!r}")
+        if _number(self.graft_share, "graft_share", 0.0, 1.0) in (0.0, 1.0):
+            raise FewShotKDError(f"policy graft_share must lie strictly between 0 and 1, got {self.graft_share}")
         _real(self, ("lr", "new_arch_lr"), positive=True)
         _real(self, ("weight_decay",))
         _frozen_map(self, "layer_lr_scale", 1e-12)

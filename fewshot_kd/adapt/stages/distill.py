@@ -24,6 +24,7 @@ class Distilled:
     seconds: float
     batchnorms_recalibrated: int | None
     teacher_agreement_on_views: float
+    graft: dict | None = None
 
 
 def loop_options(job: Job, policy: Policy) -> dict:
@@ -34,16 +35,28 @@ def loop_options(job: Job, policy: Policy) -> dict:
                 channels_last=policy.channels_last)
 
 
-def distill_stage_(job: Job, student: nn.Module, views: Views, policy: Policy) -> Distilled:
+def distill_stage_(job: Job, student: nn.Module, views: Views, policy: Policy,
+                   decisions: dict | None = None) -> Distilled:
     """Train ``student`` in place: ``policy.steps`` at ``policy.lr`` when derived, else
-    ``new_arch_steps`` at ``new_arch_lr``."""
+    ``new_arch_steps`` at ``new_arch_lr``. A derived student with ``schedule="graft"`` is first
+    grafted into the teacher stage by stage (``decisions``: what derive cut), then distilled
+    end to end for the steps left."""
     tick = time.perf_counter()
-    history = distill_(student, views.bank, [s for _, s in views.pairs],
-                       steps=policy.steps if job.derive else policy.new_arch_steps,
-                       lr=policy.lr if job.derive else policy.new_arch_lr, description="distilling",
-                       **loop_options(job, policy))
+    steps = policy.steps if job.derive else policy.new_arch_steps
+    history, graft = [], None
+    if job.derive and policy.schedule == "graft":
+        from fewshot_kd.adapt.stages.graft import graft_stage_
+
+        history, graft = graft_stage_(job, student, views, policy, decisions or {}, loop_options(job, policy))
+        steps = graft["end_to_end_steps"]
+    if steps > 0:
+        done = len(history)  # steps count on from the grafting stages'
+        history += [{**entry, "step": entry["step"] + done, **({"stage": "end to end"} if graft else {})}
+                    for entry in distill_(student, views.bank, [s for _, s in views.pairs], steps=steps,
+                                          lr=policy.lr if job.derive else policy.new_arch_lr,
+                                          description="distilling", **loop_options(job, policy))]
     seconds = time.perf_counter() - tick
     recalibrated = None
     if policy.bn_recalibrate and isinstance(views.bank.inputs, torch.Tensor):
         recalibrated = recalibrate_batchnorm_(student, views.real_inputs)
-    return Distilled(history, seconds, recalibrated, agreement(student, views.bank))
+    return Distilled(history, seconds, recalibrated, agreement(student, views.bank), graft)

@@ -36,10 +36,11 @@ def run_stages(job: Job, student: nn.Module | None, policy: Policy) -> Finished:
     student = derived.student
     views = cache_views(job, student, policy)
     repaired = repair_(job, student, views, policy)
-    distilled = distill_stage_(job, student, views, policy)
+    distilled = distill_stage_(job, student, views, policy, derived.decisions)
     exported = export_stage_(job, student, views, policy)
     stages = _stages(derived.seconds, views, repaired, distilled, exported)
-    return Finished(student.eval(), derived.decisions, distilled.history + exported.history, exported.artifact,
+    decisions = derived.decisions if distilled.graft is None else {**derived.decisions, "graft": distilled.graft}
+    return Finished(student.eval(), decisions, distilled.history + exported.history, exported.artifact,
                     exported.bytes, stages)
 
 
