@@ -1,6 +1,6 @@
 """Datasets read from local files in the shared-data formats (see the data folder's README).
 
-Named entries: ``cifar10``, ``omniglot``, ``fashion_mnist``, ``sst2``, ``ag_news``, ``mr``, ``subj``,
+Named entries: ``cifar10``, ``omniglot`` (and ``omniglot28``, at 28x28), ``fashion_mnist``, ``sst2``, ``ag_news``, ``mr``, ``subj``,
 ``cr``, ``mpqa``, ``dbpedia``. They find
 their files under the data root (``data_root=``, else ``$FEWSHOT_KD_DATA``, else
 ``../shared/data``) and never download; a missing file raises
@@ -164,6 +164,27 @@ def load_omniglot(data_root: PathLike | None = None, download: bool = False, inv
             "test": full.subset(torch.nonzero(~is_train).flatten(), "omniglot/test"),
         },
     )
+
+
+OMNIGLOT_SMALL_SIZE = 28
+
+
+@register_dataset("omniglot28", "Omniglot background-small at 28x28 (area-resized), ink = 255: the size few-shot work uses")
+def load_omniglot28(data_root: PathLike | None = None, download: bool = False) -> DatasetSplits:
+    """:func:`load_omniglot` with every image area-averaged to 28x28 and inverted (``uint8``,
+    255 = ink stroke, 0 = background, as MNIST), the resolution of the few-shot literature
+    (Vinyals et al. 2016; Finn et al. 2017): a CNN learns the 242 characters from 5 drawers
+    each at this size on a CPU, where the 105x105 originals took minutes an epoch."""
+    splits = load_omniglot(data_root, download, invert=True)
+    return DatasetSplits("omniglot28", {name: _area_resized(split, OMNIGLOT_SMALL_SIZE, f"omniglot28/{name}")
+                                        for name, split in splits.items()})
+
+
+def _area_resized(data: LabelledDataset, size: int, name: str) -> LabelledDataset:
+    import torch.nn.functional as F
+
+    small = F.interpolate(data.inputs.float(), size=(size, size), mode="area")
+    return LabelledDataset(small.round().clamp(0, 255).to(torch.uint8), data.labels, data.class_names, name)
 
 
 FASHION_MNIST_FILES = {"train": "fashion_mnist/train.npz", "test": "fashion_mnist/test.npz"}

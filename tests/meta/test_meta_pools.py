@@ -49,7 +49,7 @@ def test_digits_pools_disjoint_deterministic_stratified():
 
 
 def test_omniglot_pools(shared_data_root):
-    _check_recipe_pools("omniglot", load_dataset("omniglot", data_root=shared_data_root), teacher_per_class=5)
+    _check_recipe_pools("omniglot", load_dataset("omniglot28", data_root=shared_data_root), teacher_per_class=5)
 
 
 def test_cifar10_episodes_avoid_the_teachers_data_and_deployed_evaluation(shared_data_root):
