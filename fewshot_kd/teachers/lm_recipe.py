@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass, field
 @dataclass(frozen=True)
 class LMTrainConfig:
     """``steps`` AdamW steps on batches of ``batch_size`` random windows of ``sequence_length``
-    tokens of the train split; ``warmup_steps`` linear warm-up, then cosine to 0."""
+    tokens of the train split (at most the model's context); ``warmup_steps`` linear warm-up,
+    then cosine to 0."""
 
-    steps: int = 1500
+    steps: int = 400
     lr: float = 3e-3
-    batch_size: int = 32
-    sequence_length: int = 128
+    batch_size: int = 16
+    sequence_length: int = 256
     weight_decay: float = 0.1
     warmup_steps: int = 50
     grad_clip: float = 1.0

@@ -38,6 +38,9 @@ def load_or_train_lm_teacher(recipe: LMTeacherRecipe, data_root: str | os.PathLi
     if weights.is_file() and info_path.is_file() and not retrain:
         load_lm_state_(model, load_tensors(weights), str(weights))
         return model.eval(), read_json(info_path)
+    if recipe.train.sequence_length > model.config.n_positions:
+        raise BadInputError(f"recipe {recipe.name}: training windows of {recipe.train.sequence_length} tokens exceed "
+                            f"the model's context of {model.config.n_positions}")
     corpus = load_dataset(recipe.dataset, data_root=data_root)
     if not isinstance(corpus, TextCorpus):
         raise BadInputError(f"recipe {recipe.name}: dataset {recipe.dataset!r} is not running text (a TextCorpus)")

@@ -38,7 +38,8 @@ def next_token_loss(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
 
 def train_causal_lm(model: nn.Module, token_ids: torch.Tensor, config: LMTrainConfig, progress: bool = True,
                     description: str = "training") -> list[dict]:
-    """Train ``model`` in place on ``token_ids`` (1-D) by ``config``; the loss every 50 steps."""
+    """Train ``model`` in place on ``token_ids`` (1-D) by ``config`` (windows of ``sequence_length``
+    tokens, each position predicting the next); the loss every 50 steps."""
     device = next(model.parameters()).device
     ids = torch.as_tensor(token_ids).long()
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2]
@@ -53,7 +54,7 @@ def train_causal_lm(model: nn.Module, token_ids: torch.Tensor, config: LMTrainCo
         for step in range(config.steps):
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * warmup_cosine(step, config.steps, config.warmup_steps)
-            batch = random_windows(ids, config.batch_size, config.sequence_length + 1, generator).to(device)
+            batch = random_windows(ids, config.batch_size, config.sequence_length, generator).to(device)
             loss = next_token_loss(model, batch)
             check_finite(loss, description)
             optimizer.zero_grad(set_to_none=True)
