@@ -35,8 +35,8 @@ def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") 
     """The student adapt() wrote to ``export_dir``, rebuilt from the model registry (no code
     is unpickled): a float model holding the dequantized weights (BatchNorm restored from
     the folded file), in eval mode. It computes what ``result.student`` computes. A student
-    derived from a Hugging Face folder is rebuilt from its config JSON, with the tokenizer
-    files saved beside it."""
+    derived from a Hugging Face folder is rebuilt from its config JSON; a text student whose
+    tokenizer is not the packaged MiniLM's reads the tokenizer files saved beside it."""
     from fewshot_kd.prune.serialize import build_skeleton
 
     folder = Path(folder)
