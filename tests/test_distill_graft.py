@@ -111,3 +111,32 @@ def test_bad_graft_settings_are_refused(bad, match):
         Policy(**bad)
     assert Policy.from_dict(Policy(schedule="graft").to_dict()).schedule == "graft"
     assert GraftUnit("layer1", 0, (0,)).name == "layer1.0"
+
+
+def test_pruning_rounds_ramp_the_macs_down_to_the_one_shot_students():
+    from fewshot_kd.adapt.stages.ramp import round_steps
+
+    assert round_steps(10, 3) == [3, 3, 4] and round_steps(2, 3) == [0, 1, 1] and sum(round_steps(300, 4)) == 300
+    torch.manual_seed(0)
+    teacher = create_model("cifar_resnet20", num_classes=4).eval()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    data, target = _images(40, 0), {"macs": 0.5, "bits": 8, "size_ratio": 6}
+    fast = dict(steps=9, views_per_shot=2)
+    once = adapt(teacher, None, shots=3, data=data, target=target, policy=Policy(**fast), progress=False)
+    ramped = adapt(teacher, None, shots=3, data=data, target=target, policy=Policy(prune_rounds=3, **fast),
+                   progress=False)
+    ramp = ramped.report["decisions"]["ramp"]
+    fractions = [r["macs_fraction"] for r in ramp["rounds"]]
+    goal = once.report["decisions"]["macs_fraction"]
+    assert fractions[0] > fractions[1] > fractions[2] and abs(fractions[2] - goal) < 0.05
+    assert abs(fractions[0] - (1 - (1 - goal) / 3)) < 0.05
+    assert [r["steps"] for r in ramp["rounds"]] == [3, 3, 3]
+    assert ramped.report["decisions"]["macs_fraction"] == fractions[2]
+    assert ramped.report["decisions"]["prune"]["channels"] == ramp["channels"] and ramp["channels"]
+    assert ramped.report["compression"]["bytes"] >= 6  # the same file budget as the one-shot student
+    assert [e["stage"] for e in ramped.history if e.get("stage", "").startswith("round")] == \
+        ["round 1"] * 3 + ["round 2"] * 3 + ["round 3"] * 3
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(FewShotKDError, match="choose one"):
+        adapt(teacher, None, shots=3, data=data, target=target, progress=False,
+              policy=Policy(prune_rounds=2, schedule="graft", **fast))

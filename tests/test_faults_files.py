@@ -143,7 +143,7 @@ BAD_VALUES = [
     ("synthetic_steps", -5), ("reconstruct_inputs", -1), ("crop_padding", -1), ("crop_padding", 1.5),
     ("version", 0), ("layer_weights", [1.0, -0.5]), ("per_layer_prune", {"conv1": -0.2}),
     ("per_layer_prune", [0.5]), ("per_layer_bits", {"conv1": 9}), ("per_layer_bits", {"conv1": 4.5}),
-    ("layer_lr_scale", {"conv1": 0}), ("graft_stages", 0), ("graft_share", 1.0), ("graft_share", -0.5),
+    ("layer_lr_scale", {"conv1": 0}), ("graft_stages", 0), ("graft_share", 1.0), ("graft_share", -0.5), ("prune_rounds", 0),
 ]
 
 

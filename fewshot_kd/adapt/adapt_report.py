@@ -70,7 +70,8 @@ class Stages(_Part):
 
 @dataclass(frozen=True, kw_only=True)
 class Decisions(_Part):
-    """What the derive stage cut (absent for a given student), what was grafted (``schedule="graft"``)
+    """What the derive stage cut (absent for a given student), what was grafted (``schedule="graft"``) or cut
+    round by round (``prune_rounds``)
     and, per layer, channels and bits."""
 
     derived_from_teacher: bool
@@ -83,6 +84,7 @@ class Decisions(_Part):
     size_fit: dict | None = None
     latency_fit: dict | None = None
     graft: dict | None = None
+    ramp: dict | None = None
     layers: dict
 
 

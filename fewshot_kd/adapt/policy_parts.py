@@ -165,15 +165,20 @@ class PruningConfig(_Part):
     """``structure`` ``"channels"`` (physical channel / head pruning by ``prune_importance``,
     optional relative ``per_layer_prune`` ratios rescaled to the target) or ``"blocks"`` (drop
     whole residual blocks first). ``prune_round_to``: pruned channel counts kept at multiples of
-    it (Torch-Pruning's ``round_to``; 8 suits SIMD and tensor-core kernels), or ``None``."""
+    it (Torch-Pruning's ``round_to``; 8 suits SIMD and tensor-core kernels), or ``None``.
+    ``prune_rounds``: 1 derives the student in one cut; ``R > 1`` cuts a copy of the teacher in ``R``
+    rounds, MACs falling linearly to the target, with ``steps / R`` distillation steps after each
+    (image students; :mod:`fewshot_kd.adapt.stages.ramp`)."""
 
     KEY = "pruning"
     structure: str = "channels"
     prune_importance: str = "l1"
     per_layer_prune: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     prune_round_to: int | None = None
+    prune_rounds: int = 1
 
     def __post_init__(self) -> None:
+        _whole(self, ("prune_rounds",), 1)
         if self.structure not in ("channels", "blocks"):
             raise FewShotKDError(f"policy structure must be 'channels' or 'blocks', got {self.structure!r}")
         if self.prune_round_to is not None and (isinstance(self.prune_round_to, bool) or

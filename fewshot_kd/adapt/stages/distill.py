@@ -13,6 +13,7 @@ from fewshot_kd.adapt.policy import Policy
 from fewshot_kd.adapt.stages.job import Job
 from fewshot_kd.adapt.stages.views import Views
 from fewshot_kd.distill.loop import recalibrate_batchnorm_
+from fewshot_kd.errors import FewShotKDError
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Distilled:
     batchnorms_recalibrated: int | None
     teacher_agreement_on_views: float
     graft: dict | None = None
+    ramp: dict | None = None
+    student: nn.Module | None = None
 
 
 def loop_options(job: Job, policy: Policy) -> dict:
@@ -40,11 +43,19 @@ def distill_stage_(job: Job, student: nn.Module, views: Views, policy: Policy,
     """Train ``student`` in place: ``policy.steps`` at ``policy.lr`` when derived, else
     ``new_arch_steps`` at ``new_arch_lr``. A derived student with ``schedule="graft"`` is first
     grafted into the teacher stage by stage (``decisions``: what derive cut), then distilled
-    end to end for the steps left."""
+    end to end for the steps left; with ``prune_rounds > 1`` the student is re-derived round by
+    round instead (``Distilled.student`` is the one trained)."""
     tick = time.perf_counter()
     steps = policy.steps if job.derive else policy.new_arch_steps
-    history, graft = [], None
-    if job.derive and policy.schedule == "graft":
+    history, graft, ramp = [], None, None
+    if job.derive and policy.prune_rounds > 1:
+        if policy.schedule == "graft":
+            raise FewShotKDError("schedule='graft' and prune_rounds > 1 are two progressive schedules; choose one")
+        from fewshot_kd.adapt.stages.ramp import ramp_stage_
+
+        student, history, ramp = ramp_stage_(job, student, views, policy, decisions or {}, loop_options(job, policy))
+        steps = 0
+    elif job.derive and policy.schedule == "graft":
         from fewshot_kd.adapt.stages.graft import graft_stage_
 
         history, graft = graft_stage_(job, student, views, policy, decisions or {}, loop_options(job, policy))
@@ -59,4 +70,4 @@ def distill_stage_(job: Job, student: nn.Module, views: Views, policy: Policy,
     recalibrated = None
     if policy.bn_recalibrate and isinstance(views.bank.inputs, torch.Tensor):
         recalibrated = recalibrate_batchnorm_(student, views.real_inputs)
-    return Distilled(history, seconds, recalibrated, agreement(student, views.bank), graft)
+    return Distilled(history, seconds, recalibrated, agreement(student, views.bank), graft, ramp, student)

@@ -37,11 +37,24 @@ def run_stages(job: Job, student: nn.Module | None, policy: Policy) -> Finished:
     views = cache_views(job, student, policy)
     repaired = repair_(job, student, views, policy)
     distilled = distill_stage_(job, student, views, policy, derived.decisions)
+    student = distilled.student
     exported = export_stage_(job, student, views, policy)
     stages = _stages(derived.seconds, views, repaired, distilled, exported)
-    decisions = derived.decisions if distilled.graft is None else {**derived.decisions, "graft": distilled.graft}
+    decisions = _decisions(derived.decisions, distilled)
     return Finished(student.eval(), decisions, distilled.history + exported.history, exported.artifact,
                     exported.bytes, stages)
+
+
+def _decisions(derived: dict, distilled: Distilled) -> dict:
+    """What derive cut, and what grafting or the pruning rounds did; after pruning rounds the student's
+    MACs, params and channels are those of the last round (``prune``'s other entries: the one-shot
+    derivation that set the rounds' MACs goal)."""
+    decisions = {**derived, **({"graft": distilled.graft} if distilled.graft else {})}
+    if distilled.ramp:
+        last = distilled.ramp["rounds"][-1]
+        decisions.update(macs_fraction=last["macs_fraction"], params_fraction=last["params_fraction"],
+                         prune={**derived.get("prune", {}), "channels": distilled.ramp["channels"]}, ramp=distilled.ramp)
+    return decisions
 
 
 def _stages(derive_seconds: float, views: Views, repaired, distilled: Distilled, exported: Exported) -> Stages:
