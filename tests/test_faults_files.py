@@ -144,6 +144,7 @@ BAD_VALUES = [
     ("version", 0), ("layer_weights", [1.0, -0.5]), ("per_layer_prune", {"conv1": -0.2}),
     ("per_layer_prune", [0.5]), ("per_layer_bits", {"conv1": 9}), ("per_layer_bits", {"conv1": 4.5}),
     ("layer_lr_scale", {"conv1": 0}), ("graft_stages", 0), ("graft_share", 1.0), ("graft_share", -0.5), ("prune_rounds", 0),
+    ("mixed_bits", [4, 9]), ("mixed_bits", []), ("mixed_bits", [4.5, 8]), ("mixed_bits", 4),
 ]
 
 
@@ -158,7 +159,7 @@ def test_policy_json_with_a_value_out_of_range_is_refused(tmp_path, field, value
 def test_every_numeric_policy_field_is_checked():
     """A new numeric field needs a range check and a row in BAD_VALUES."""
     numeric = {k for k, v in Policy().to_flat_dict().items() if isinstance(v, (int, float, dict, tuple)) and not isinstance(v, bool)}
-    numeric |= {"crop_padding", "layer_weights", "qat_steps"}  # None by default
+    numeric |= {"crop_padding", "layer_weights", "qat_steps", "mixed_bits"}  # None by default
     assert numeric == {field for field, _ in BAD_VALUES}
 
 

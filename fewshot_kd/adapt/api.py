@@ -15,6 +15,8 @@ from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabell
 from fewshot_kd.adapt._fidelity import heldout_agreement
 from fewshot_kd.adapt._preflight import preflight
 from fewshot_kd.adapt.lm_data import is_causal_lm
+from fewshot_kd.adapt.bit_sensitivity import quantizable_layers
+from fewshot_kd.adapt.mixed_bits import with_chosen_bits
 from fewshot_kd.adapt.policy import Policy, hand_set_for
 from fewshot_kd.adapt.adapt_report import AdaptReport, Compression, Decisions, ModelSize, StudentSize
 from fewshot_kd.adapt.report import AdaptResult, layer_decisions
@@ -137,7 +139,8 @@ def adapt(
         done, peak = measure_peak_memory(lambda: run_stages(job, None if derive else student, policy))
         student, decisions = done.student, done.decisions
         adapt_seconds = time.perf_counter() - start
-        sizes = _sizes(teacher, student, support, target, done.artifact_bytes)
+        bits = with_chosen_bits(policy, decisions).per_layer_bits
+        sizes = _sizes(teacher, student, support, target, done.artifact_bytes, bits)
         heldout, collapsed = heldout_agreement(teacher, student, support, policy, seed)
         eval_sets = _eval_sets(eval_data, default_eval)
         evaluated = {name: {"teacher": _metrics(teacher, d), "student": _metrics(student, d)} for name, d in eval_sets.items()}
@@ -145,7 +148,7 @@ def adapt(
             shots=len(support) // support.num_classes, seed=seed, student_kind="derived" if derive else "new-architecture",
             teacher=sizes[0], student=sizes[1], compression=Compression.of(*sizes), adapt_seconds=adapt_seconds,
             peak_memory_bytes=peak, stages=done.stages,
-            decisions=Decisions(**decisions, layers=layer_decisions(student, decisions, target.bits, policy.per_layer_bits)),
+            decisions=Decisions(**decisions, layers=layer_decisions(student, decisions, target.bits, bits)),
             target=target, policy=policy, meta_policy=meta_info, heldout_agreement=heldout,
             warnings=tuple(notes + collapsed), eval=evaluated, energy=_energy(teacher, student, support, target),
             integer=_integer_path(student, support, eval_sets, work) if integer else None,
@@ -181,9 +184,11 @@ def _metrics(model, data) -> dict:
     return metrics
 
 
-def _sizes(teacher, student, support, target, artifact_bytes) -> tuple[ModelSize, StudentSize]:
+def _sizes(teacher, student, support, target, artifact_bytes, per_layer_bits) -> tuple[ModelSize, StudentSize]:
     example = support.input_batch(slice(0, 1))
-    weights = (f"int{target.bits} (stored packed, embeddings included; float inference with dequantized weights)"
+    widths = sorted({per_layer_bits.get(name, target.bits) for name in quantizable_layers(student)} if target.bits else ())
+    kind = "/".join(f"int{b}" for b in widths or [target.bits]) + (" per layer" if len(widths) > 1 else "")
+    weights = (f"{kind} (stored packed, embeddings included; float inference with dequantized weights)"
                if target.bits else "fp32")
     return (ModelSize(params=count_params(teacher), macs=count_macs(teacher, example), bytes=saved_size_bytes(teacher)),
             StudentSize(params=count_params(student), macs=count_macs(student, example), bytes=artifact_bytes, weights=weights))

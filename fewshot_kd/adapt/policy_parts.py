@@ -201,12 +201,17 @@ digits without QAT: 94.2). At 8 bits they do not help (97.68 / 99.53 against 97.
 class QuantizationConfig(_Part):
     """``per_layer_bits`` (the target's bits bound their parameter-weighted average) and
     ``qat_steps`` of quantization-aware finishing at ``qat_lr`` (0: quantize after distillation;
-    ``None``, the default: :data:`LOW_BITS_QAT_STEPS` when any layer has fewer than 8 bits, else 0)."""
+    ``None``, the default: :data:`LOW_BITS_QAT_STEPS` when any layer has fewer than 8 bits, else 0).
+    ``mixed_bits``: the weight widths (e.g. ``(4, 8)``, none above ``target.bits``) a size fit may
+    give each layer of a derived student: under a file budget it lowers the least sensitive layers
+    before it prunes further (:mod:`fewshot_kd.adapt.mixed_bits`; layers in ``per_layer_bits`` keep
+    theirs). ``None``, the default: every layer at ``target.bits``."""
 
     KEY = "quantization"
     per_layer_bits: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     qat_steps: int | None = None
     qat_lr: float = 5e-4
+    mixed_bits: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.qat_steps is not None:
@@ -218,6 +223,8 @@ class QuantizationConfig(_Part):
             if isinstance(bits, bool) or not isinstance(bits, Integral) or not 2 <= bits <= 8:
                 raise FewShotKDError(f"policy per_layer_bits[{layer!r}] must be a whole number in 2..8, got {bits!r}")
         object.__setattr__(self, "per_layer_bits", MappingProxyType(dict(self.per_layer_bits)))
+        if self.mixed_bits is not None:
+            object.__setattr__(self, "mixed_bits", _widths(self.mixed_bits))
 
     def qat_steps_for(self, bits: int | None) -> int:
         """The quantization-aware steps to run for a target of ``bits`` (``None``: float, none).
@@ -229,6 +236,15 @@ class QuantizationConfig(_Part):
         if self.qat_steps is not None:
             return self.qat_steps
         return LOW_BITS_QAT_STEPS if min([bits, *self.per_layer_bits.values()]) < 8 else 0
+
+
+def _widths(value) -> tuple[int, ...]:
+    """``mixed_bits`` as sorted distinct whole numbers in 2..8 (at least one)."""
+    widths = value if isinstance(value, (list, tuple)) else None
+    if not widths or any(isinstance(b, bool) or not isinstance(b, Integral) or not 2 <= b <= 8 for b in widths):
+        raise FewShotKDError(f"policy mixed_bits must be None or a list of whole-number bit widths in 2..8 "
+                             f"(e.g. [4, 8]), got {value!r}")
+    return tuple(sorted({int(b) for b in widths}))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Derive a student whose exported file fits ``target.size_bytes``: prune further until it does."""
+"""Derive a student whose exported file fits ``target.size_bytes``: prune further (and, with
+``Policy(mixed_bits=...)``, lower the bits of insensitive layers first) until it does."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from dataclasses import replace
 import torch.nn as nn
 
 from fewshot_kd.adapt.derive import derive_student
+from fewshot_kd.adapt.bit_sensitivity import quantizable_layers
 from fewshot_kd.adapt.export import exported_bytes
+from fewshot_kd.adapt.mixed_bits import check_mixed_bits, fit_bits, start_bits
 from fewshot_kd.adapt.policy import Policy
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.data.dataset import LabelledDataset
@@ -21,14 +24,30 @@ def derive_to_size(teacher: nn.Module, shots: LabelledDataset, target: Target, p
     """:func:`derive_student`, then, if the target sets a size budget and the exported file
     would exceed it, re-derive at a smaller params fraction (secant steps on measured export
     sizes) until it fits. The MACs target stays a bound, met within ``tolerance`` as
-    :func:`derive_student` meets it."""
+    :func:`derive_student` meets it. With ``policy.mixed_bits`` the least sensitive layers are
+    first lowered to narrower widths (:func:`~fewshot_kd.adapt.mixed_bits.fit_bits`), and only
+    what still does not fit is pruned; ``decisions["size_fit"]["mixed_bits"]`` records the choice
+    (its ``per_layer_bits`` go on to QAT and the export)."""
+    check_mixed_bits(policy, target.bits)
     student, decisions = derive_student(teacher, shots, target, policy, tolerance=tolerance)
     macs_bound = None if target.macs is None else target.macs * (1 + tolerance) + 1e-9
     budget = target.size_budget(saved_size_bytes(teacher))
     if budget is None:
         return student, decisions
-    size = exported_bytes(student, target.bits, policy.per_layer_bits)
+    mixed = policy.mixed_bits is not None
+    per_layer = start_bits(student, policy) if mixed else policy.per_layer_bits
+    size = exported_bytes(student, target.bits, per_layer)
     attempts = [{"params_fraction": decisions["params_fraction"], "bytes": size}]
+    chosen = None
+    if mixed:
+        if size > budget:
+            per_layer, chosen = fit_bits(student, shots, target.bits, policy, budget, size)
+            size = chosen["bytes_after"]
+            attempts.append({"params_fraction": decisions["params_fraction"], "bytes": size,
+                             "lowered_layers": len(chosen["lowered"])})
+        else:
+            chosen = {"widths": list(policy.mixed_bits), "lowered": [], "bytes_before": size, "bytes_after": size}
+    points = attempts[-1:]  # the secant steps on sizes at the final bit widths
     tries, fraction_cap, last_error = 0, 1.0, ""
     while size > budget:
         tries += 1
@@ -36,7 +55,7 @@ def derive_to_size(teacher: nn.Module, shots: LabelledDataset, target: Target, p
             raise FewShotKDError(
                 f"could not fit the derived student into {budget:,} bytes: the smallest tried takes {size:,} bytes "
                 f"at {attempts[-1]['params_fraction']:.3f} of the teacher's params{last_error}; raise target.size_bytes (or lower size_ratio) or lower target.bits")
-        fraction = min(_next_fraction(attempts, budget * (1 - margin)), fraction_cap)
+        fraction = min(_next_fraction(points, budget * (1 - margin)), fraction_cap)
         if not 0.0 < fraction < attempts[-1]["params_fraction"]:
             fraction = attempts[-1]["params_fraction"] * 0.9
         fraction_cap = 1.0
@@ -53,13 +72,25 @@ def derive_to_size(teacher: nn.Module, shots: LabelledDataset, target: Target, p
             last_error, fraction_cap = f" (at {fraction:.3f} of the params it kept {trial_decisions['macs_fraction']:.3f} of the MACs)", fraction * 0.97
             continue
         student, decisions = trial, trial_decisions
-        size = exported_bytes(student, target.bits, policy.per_layer_bits)
+        size = exported_bytes(student, target.bits, per_layer)
         attempts.append({"params_fraction": decisions["params_fraction"], "bytes": size})
+        points.append(attempts[-1])
     if macs_bound is not None and decisions["macs_fraction"] > macs_bound:
         raise FewShotKDError(f"the size-fitted student keeps {decisions['macs_fraction']:.3f} of the teacher's MACs, "
                              f"over target.macs={target.macs}; this should not happen, please report it")
     decisions["size_fit"] = {"size_bytes": budget, "attempts": attempts}
+    if chosen is not None:
+        decisions["size_fit"]["mixed_bits"] = {
+            **chosen, "per_layer_bits": {n: per_layer[n] for n in quantizable_layers(student) if n in per_layer},
+            "params_fraction": decisions["params_fraction"],
+            f"params_fraction_all_{max(policy.mixed_bits)}_bits_estimate": _uniform_fraction(attempts[0], budget)}
     return student, decisions
+
+
+def _uniform_fraction(first: dict, budget: int) -> float:
+    """The params fraction the widest width alone would fit at (bytes taken as proportional to
+    params from the first attempt; the fit does not derive it)."""
+    return min(first["params_fraction"], first["params_fraction"] * budget / first["bytes"])
 
 
 def _derive_near(teacher, shots, target: Target, policy: Policy):

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from fewshot_kd.adapt.adapt_report import Stages
+from fewshot_kd.adapt.mixed_bits import with_chosen_bits
 from fewshot_kd.adapt.policy import Policy
 from fewshot_kd.adapt.stages.derive import derive
 from fewshot_kd.adapt.stages.distill import Distilled, distill_stage_
@@ -34,6 +35,7 @@ def run_stages(job: Job, student: nn.Module | None, policy: Policy) -> Finished:
     """Run every stage on ``job`` with ``policy``; ``student`` is the given one (``None`` to derive)."""
     derived = derive(job, student, policy)
     student = derived.student
+    policy = with_chosen_bits(policy, derived.decisions)  # a mixed-bits size fit's widths, for QAT and export
     views = cache_views(job, student, policy)
     repaired = repair_(job, student, views, policy)
     distilled = distill_stage_(job, student, views, policy, derived.decisions)
