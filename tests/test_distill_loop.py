@@ -215,3 +215,52 @@ def test_stop_gradient_matches_a_finite_difference_of_the_final_weights(differen
 
     fd = (value(0.7 + eps) - value(0.7 - eps)) / (2 * eps)  # 5.6 of 8 steps: both run 6
     assert torch.allclose(grad, fd, rtol=5e-2, atol=1e-6)
+
+
+def test_multi_tensor_adam_equals_the_per_parameter_one():
+    from fewshot_kd.distill.adam import AdamState, adam_direction, adam_direction_foreach
+
+    g = torch.Generator().manual_seed(0)
+    params = {n: torch.randn(shape, generator=g) for n, shape in (("a", (3, 4)), ("b", (5,)), ("c", (2, 2)))}
+    one, many = AdamState(), AdamState()
+    for _ in range(4):
+        grads = {"a": torch.randn(3, 4, generator=g), "b": torch.randn(5, generator=g), "c": None}
+        d1, one = adam_direction(params, grads, one, 5e-4)
+        d2, many = adam_direction_foreach(params, grads, many, 5e-4)
+        assert set(d1) == set(d2) == {"a", "b"}
+        for n in d1:
+            assert torch.allclose(d1[n], d2[n], rtol=1e-5, atol=1e-6), n
+            assert torch.allclose(one.exp_avg_sq[n], many.exp_avg_sq[n], rtol=1e-6)
+    assert one.step == many.step == 4
+
+
+def test_float_learning_rate_scales_take_the_multi_tensor_update_to_the_same_weights():
+    bank, spec = _bank(), LoopSpec(6, 3e-2, 16, 5e-4)
+    finals = []
+    for as_tensor in (False, True):
+        model = Distillee(_model())
+        params = dict(model.named_parameters())
+        scales = {n: (torch.tensor(s, requires_grad=True) if as_tensor else s)
+                  for n, s in zip(params, (2.0, 0.5, 1.0, 3.0, 2.0, 1.0))}
+        finals.append(run_distillation(model.train(), params, bank, ObjectiveWeights(3.0, 0.6), [], spec, scales, seed=1))
+    for n in finals[0]:
+        assert torch.allclose(finals[0][n], finals[1][n].detach(), atol=1e-5), n
+
+
+def test_fused_adam_equals_the_per_parameter_one_in_place():
+    from fewshot_kd.distill.adam import AdamState, adam_direction, can_fuse, fused_adam_step_
+
+    g = torch.Generator().manual_seed(1)
+    start = {"a": torch.randn(3, 4, generator=g), "b": torch.randn(5, generator=g), "c": torch.randn(2, generator=g)}
+    lrs = {"a": 1e-2, "b": 3e-2, "c": 1e-2}
+    assert can_fuse(start) and not can_fuse({"a": torch.zeros(2, dtype=torch.int64)})
+    reference, fused = dict(start), {n: t.clone() for n, t in start.items()}
+    one, two = AdamState(), AdamState()
+    for _ in range(5):
+        grads = {"a": torch.randn(3, 4, generator=g), "b": torch.randn(5, generator=g), "c": None}
+        d, one = adam_direction(reference, grads, one, 5e-4)
+        reference = {n: reference[n] - lrs[n] * d[n] if n in d else reference[n] for n in reference}
+        two = fused_adam_step_(fused, grads, two, lrs, 5e-4)
+    for n in start:
+        assert torch.allclose(reference[n], fused[n], atol=1e-6), n
+    assert torch.equal(fused["c"], start["c"]) and two.step == 5

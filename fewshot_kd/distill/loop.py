@@ -22,7 +22,8 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call
 
-from fewshot_kd.distill.adam import AdamState, adam_direction, cosine_factor
+from fewshot_kd.distill.adam import (AdamState, adam_direction, adam_direction_foreach, can_fuse, cosine_factor,
+                                     fused_adam_step_)
 from fewshot_kd.distill.hooks import FeatureCapture
 from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objective
 
@@ -119,6 +120,7 @@ def run_distillation(model: Distillee, params: Params, bank, weights: ObjectiveW
     schedule = batch_schedule(len(bank), spec.steps, spec.batch_size, seed)[:steps]
     track = any(isinstance(v, torch.Tensor) and v.requires_grad for v in lr_scales.values())
     track_stop = isinstance(stop, torch.Tensor) and stop.requires_grad
+    fused, owned = can_fuse(current), False
     for step, index in enumerate(schedule):
         factor, slope = (cosine_factor(step, spec.steps), 0.0) if stop is None else stop_schedule(step, spec.steps, stop)
         in_graph = factor if stop is None else factor.to(stop.dtype)  # the weights' precision
@@ -134,8 +136,14 @@ def run_distillation(model: Distillee, params: Params, bank, weights: ObjectiveW
         grads = dict(zip(names, grads))
         if not differentiable:
             with torch.no_grad():  # adapt()'s path: the update builds no graph
-                directions, state = adam_direction(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
                 value, slope = float(factor), float(slope)
+                if fused and not (track or track_stop):  # PyTorch's fused Adam kernel, in place on owned copies
+                    if not owned:
+                        current, owned = {n: t.detach().clone() for n, t in trained.items()}, True
+                    lrs = {n: spec.lr * float(lr_scales.get(n, 1.0)) * value for n in names}
+                    state = fused_adam_step_(current, grads, state, lrs, spec.weight_decay, spec.betas, spec.eps)
+                    continue
+                directions, state = adam_direction_foreach(trained, grads, state, spec.weight_decay, spec.betas, spec.eps)
                 for n, d in directions.items():
                     scale = float(lr_scales.get(n, 1.0))
                     current[n] = trained[n].detach() - spec.lr * scale * value * d
