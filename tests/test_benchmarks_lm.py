@@ -47,7 +47,7 @@ def test_every_lm_method_runs_and_its_records_aggregate(tmp_path):
         options = {**POLICY, **({"unlabelled": 3} if method == "adapt" else {}), **({"steps": 0} if method == "truncated" else {})}
         result = get_lm_method(method)(LMMethodInput(teacher, corpus, 2, 0, {"macs": None, "bits": 8},
                                                      tmp_path / method, options))
-        records.append(_record("toy", method, 2, 0, result, reference, 1.0))
+        records.append(_record("toy", method, 2, 0, result, reference, 1.0, corpus))
     adapt_record = next(r for r in records if r["method"] == "adapt")
     assert adapt_record["notes"]["unlabelled_sequences"] == 3 and adapt_record["compression_bytes"] > 3
     rows = aggregate_lm(records)

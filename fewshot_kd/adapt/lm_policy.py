@@ -21,7 +21,10 @@ class LMPolicy:
     labels). ``qat_steps`` quantization-aware steps at ``qat_lr`` after the weights are
     quantized (0: post-training quantization). Perplexity: sliding windows of ``eval_window``
     tokens every ``eval_stride``. ``generations`` greedy continuations of ``generation_tokens``
-    tokens, from prompts of ``prompt_chars`` characters of the evaluated split."""
+    tokens, from prompts of ``prompt_chars`` characters of the evaluated split.
+
+    ``alpha`` 0.9 was chosen on Tiny Shakespeare's validation split (seed 0, K=20, 200 unlabelled
+    sequences, student / teacher perplexity): 0.5 gave 1.105, 0.9 1.006, 1.0 1.005."""
 
     sequence_length: int = 128
     steps: int = 300
@@ -29,7 +32,7 @@ class LMPolicy:
     batch_size: int = 16
     weight_decay: float = 0.0
     temperature: float = 2.0
-    alpha: float = 0.5
+    alpha: float = 0.9
     qat_steps: int = 0
     qat_lr: float = 1e-4
     eval_window: int = 256
