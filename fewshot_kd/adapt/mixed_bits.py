@@ -20,9 +20,11 @@ SENSITIVITY_INPUTS = 128
 """At most this many shots (the first) measure each layer's sensitivity."""
 
 PROTECT_FACTOR = 10.0
-"""A layer whose sensitivity at a width exceeds this many times the median layer's at that width is
-never lowered to it: the fit prunes for its bytes instead (quantization that breaks one layer costs
-more than a little more pruning spread over all of them)."""
+PROTECT_FLOOR = 0.01
+"""A layer whose sensitivity at a width exceeds both :data:`PROTECT_FACTOR` times the median layer's
+at that width and this KL (nats; below it top-1 answers barely move) is never lowered to it: the fit
+prunes for its bytes instead (quantization that breaks one layer costs more than a little more
+pruning spread over all of them)."""
 
 
 def check_mixed_bits(policy: Policy, bits: int | None) -> None:
@@ -73,9 +75,11 @@ def fit_bits(student: nn.Module, shots: LabelledDataset, bits: int, policy: Poli
     """Lower layers of ``student`` (see :func:`byte_moves`) from :func:`start_bits`, whose file takes
     ``start_size`` bytes, until the file fits ``budget`` bytes as :func:`exported_bytes` measures it
     (a predicted fit is measured and extended while it is over), or every layer is at the narrowest
-    width. Returns ``(per-layer bits, record)``: the widths, each layer's sensitivity, the layers
-    lowered in order and the bytes before and after."""
-    per_layer = start_bits(student, policy)
+    width; then spare bytes buy back widths (:func:`_restore_spare`). Returns ``(per-layer bits,
+    record)``: the widths, each layer's sensitivity, the protected ones, the layers lowered in order
+    and the bytes before and after."""
+    start = start_bits(student, policy)
+    per_layer = dict(start)
     layers = quantizable_layers(student)
     free = [name for name in layers if name not in policy.per_layer_bits]
     inputs = shots.input_batch(slice(0, SENSITIVITY_INPUTS))
@@ -90,17 +94,39 @@ def fit_bits(student: nn.Module, shots: LabelledDataset, bits: int, policy: Poli
             name, width, bytes_saved = moves[taken]
             per_layer[name], saved, taken = width, saved + bytes_saved, taken + 1
         size = exported_bytes(student, bits, per_layer)
+    lowered = moves[:taken]
+    if size <= budget:
+        per_layer, size, lowered = _restore_spare(student, bits, start, per_layer, lowered, size, budget)
     record = {"widths": list(policy.mixed_bits), "measure": MEASURE, "inputs": min(len(shots), SENSITIVITY_INPUTS),
               "sensitivity": {n: {str(b): s for b, s in v.items()} for n, v in sensitivity.items()},
               "protected": {n: [b for b in v if b not in allowed[n]] for n, v in sensitivity.items() if len(allowed[n]) < len(v)},
-              "lowered": [[n, b] for n, b, _ in moves[:taken]], "bytes_before": start_size, "bytes_after": size}
+              "lowered": [[n, b] for n, b, _ in lowered], "bytes_before": start_size, "bytes_after": size}
     return per_layer, record
 
 
+def _restore_spare(student, bits, start, per_layer, taken, size, budget):
+    """Give back, last taken first, the widths the spare bytes under ``budget`` pay for (a small layer
+    lowered early at no sensitivity, when a large one lowered later sufficed), kept only if the
+    measured file still fits. Returns ``(per-layer bits, bytes, moves kept)``."""
+    restored, spare, kept, fixed = dict(per_layer), budget - size, [], set()
+    for index in range(len(taken) - 1, -1, -1):
+        name, _, saved = taken[index]
+        if name in fixed or saved > spare:  # a layer's earlier move stays when its later one stays
+            fixed.add(name)
+            kept.append(taken[index])
+            continue
+        restored[name] = next((b for n, b, _ in reversed(taken[:index]) if n == name), start[name])
+        spare -= saved
+    if len(kept) == len(taken):
+        return per_layer, size, taken
+    measured = exported_bytes(student, bits, restored)
+    return (restored, measured, kept[::-1]) if measured <= budget else (per_layer, size, taken)
+
+
 def _unprotected(sensitivity: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
-    """``sensitivity`` without the widths over :data:`PROTECT_FACTOR` times the median layer's at that width."""
+    """``sensitivity`` without the widths a layer is protected from (see :data:`PROTECT_FLOOR`)."""
     widths = {b for v in sensitivity.values() for b in v}
-    cap = {b: PROTECT_FACTOR * statistics.median(v[b] for v in sensitivity.values()) for b in widths}
+    cap = {b: max(PROTECT_FLOOR, PROTECT_FACTOR * statistics.median(v[b] for v in sensitivity.values())) for b in widths}
     return {n: {b: s for b, s in v.items() if s <= cap[b]} for n, v in sensitivity.items()}
 
 

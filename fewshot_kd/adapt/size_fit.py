@@ -54,7 +54,8 @@ def derive_to_size(teacher: nn.Module, shots: LabelledDataset, target: Target, p
         if tries > max_attempts:
             raise FewShotKDError(
                 f"could not fit the derived student into {budget:,} bytes: the smallest tried takes {size:,} bytes "
-                f"at {attempts[-1]['params_fraction']:.3f} of the teacher's params{last_error}; raise target.size_bytes (or lower size_ratio) or lower target.bits")
+                f"at {attempts[-1]['params_fraction']:.3f} of the teacher's params{last_error}; raise target.size_bytes (or lower size_ratio) or lower target.bits"
+                f"{' (or add narrower widths to the policy mixed_bits)' if mixed else ''}")
         fraction = min(_next_fraction(points, budget * (1 - margin)), fraction_cap)
         if not 0.0 < fraction < attempts[-1]["params_fraction"]:
             fraction = attempts[-1]["params_fraction"] * 0.9
