@@ -268,3 +268,15 @@ def test_a_frozen_model_is_pruned_and_stays_frozen():
     report = prune_(model, X, 0.5)
     assert model.conv1.out_channels == 16 and report.macs_after < report.macs_before
     assert not any(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.gpu
+def test_a_cuda_model_prunes_with_cpu_examples_and_data():
+    from fewshot_kd.models.catalog import create_model
+
+    model = create_model("cifar_resnet20", num_classes=4).cuda()
+    example = torch.randn(1, 3, 32, 32)  # the shots stay on the CPU
+    data = [(torch.randn(8, 3, 32, 32), torch.randint(4, (8,)))]
+    report = prune_(model, example, target_macs=0.5, importance="taylor", data=data, below_ok=True)
+    assert report.macs_after < 0.55 * report.macs_before
+    assert all(p.device.type == "cuda" for p in model.parameters())

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from fewshot_kd.model_io import model_device, to_device
 from fewshot_kd.prune import _graph
 from fewshot_kd.prune._util import LossFn, call_model, count_params, resolve_modules, torch_pruning
 from fewshot_kd.prune.importance import accumulate_gradients_, make_importance, needs_gradients
@@ -159,6 +160,9 @@ def prune_(
     BERT-style encoder layers are pruned by attention heads and FFN neurons (both ``ratio``).
     """
     start = time.perf_counter()
+    device = model_device(model)  # the example and the data follow the model (a CUDA model, CPU shots)
+    example_inputs = to_device(example_inputs, device)
+    data = None if data is None else to_device(list(data), device)
     ratio = check_ratio(ratio)
     max_ratio = check_ratio(max_ratio, "max_ratio")
     if target_macs is not None and target_params is not None:
