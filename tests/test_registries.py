@@ -22,6 +22,7 @@ from fewshot_kd.prune.importance import IMPORTANCES, Importance, make_importance
 from fewshot_kd.registry import Registry
 from fewshot_kd.task_family import TASK_FAMILIES
 from fewshot_kd.teachers.lm_recipe import LMTeacherRecipe
+from fewshot_kd.teachers.qa_recipe import QATeacherRecipe
 from fewshot_kd.teachers.recipe import RECIPES
 
 REGISTRIES: dict[str, Registry] = {
@@ -70,6 +71,9 @@ def test_recipes_and_task_files_name_registered_choices():
         recipe = RECIPES.get(name)
         if isinstance(recipe, LMTeacherRecipe):  # a small GPT-2 from recipe.model_kwargs, trained by steps
             assert recipe.dataset in DATASETS and recipe.train.steps > 0
+            continue
+        if isinstance(recipe, QATeacherRecipe):  # an encoder folder (None: the packaged MiniLM) with a span head
+            assert recipe.dataset in DATASETS and recipe.train.epochs > 0
             continue
         assert recipe.dataset in DATASETS and recipe.model in MODELS
         assert recipe.train.optimizer in OPTIMIZERS and recipe.train.augment in AUGMENTATIONS

@@ -11,6 +11,7 @@ import torch
 from fewshot_kd.data._split import stratified_split
 from fewshot_kd.registry import Registry
 from fewshot_kd.teachers.lm_recipe import LMTeacherRecipe, LMTrainConfig
+from fewshot_kd.teachers.qa_recipe import QATeacherRecipe, QATrainConfig
 from fewshot_kd.training import TrainConfig
 
 
@@ -63,10 +64,10 @@ class TeacherRecipe:
         return stratified_split(labels, float(self.holdout["fraction"]), int(self.holdout["seed"]))
 
 
-RECIPES: Registry[TeacherRecipe | LMTeacherRecipe] = Registry("teacher recipe")
+RECIPES: Registry[TeacherRecipe | LMTeacherRecipe | QATeacherRecipe] = Registry("teacher recipe")
 
 
-def _add(recipe: TeacherRecipe | LMTeacherRecipe, help: str) -> None:
+def _add(recipe: TeacherRecipe | LMTeacherRecipe | QATeacherRecipe, help: str) -> None:
     RECIPES.register(recipe.name, help)(recipe)
 
 
@@ -137,7 +138,16 @@ _add(LMTeacherRecipe("tinyshakespeare-gpt2", "tinyshakespeare",
      "byte-level GPT-2 (6 blocks, width 128) trained on Tiny Shakespeare's train split (400 steps)")
 
 
-def get_recipe(name: str) -> TeacherRecipe | LMTeacherRecipe:
+# The packaged all-MiniLM-L6-v2 (6 layers, width 384, 22.6 M parameters) with a fresh span head, fine-tuned
+# on 1,024 questions (seeded draw) of SQuAD's 24 teacher articles, never an evaluated one: windows of 192
+# tokens (stride 64), 2 epochs of batches of 16 at lr 1.5e-4. Scored on 500 fixed questions of the test articles.
+_add(QATeacherRecipe("squad-minilm", "squad", None,
+                     QATrainConfig(max_questions=1024, max_length=192, doc_stride=64, epochs=2, lr=1.5e-4,
+                                   batch_size=16), eval_questions=500),
+     "MiniLM-L6 + span head fine-tuned on 1,024 questions of SQuAD's teacher articles (2 epochs, 192 tokens)")
+
+
+def get_recipe(name: str) -> TeacherRecipe | LMTeacherRecipe | QATeacherRecipe:
     return RECIPES.get(name)
 
 

@@ -17,11 +17,12 @@ from fewshot_kd.data.roots import cache_dir
 from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
 from fewshot_kd.models.catalog import create_model
 from fewshot_kd.teachers.lm_recipe import LMTeacherRecipe
+from fewshot_kd.teachers.qa_recipe import QATeacherRecipe
 from fewshot_kd.teachers.recipe import TeacherRecipe, get_recipe
 from fewshot_kd.training import fit, predict_logits
 
 
-def teacher_dir(recipe: TeacherRecipe | LMTeacherRecipe, root: str | os.PathLike | None = None) -> Path:
+def teacher_dir(recipe: TeacherRecipe | LMTeacherRecipe | QATeacherRecipe, root: str | os.PathLike | None = None) -> Path:
     return Path(root or cache_dir() / "teachers") / f"{recipe.name}-{recipe.fingerprint()}"
 
 
@@ -51,7 +52,7 @@ def _own_classes(recipe: TeacherRecipe, data: LabelledDataset) -> LabelledDatase
 
 
 def load_or_train_teacher(
-    recipe: TeacherRecipe | LMTeacherRecipe | str,
+    recipe: TeacherRecipe | LMTeacherRecipe | QATeacherRecipe | str,
     data_root: str | os.PathLike | None = None,
     store_root: str | os.PathLike | None = None,
     progress: bool = True,
@@ -61,12 +62,18 @@ def load_or_train_teacher(
     the recipe's teacher pool of the train split), evaluated on the dataset's test split and
     cached atomically. Returns ``(model, info)``. A causal-LM recipe
     (:class:`~fewshot_kd.teachers.lm_recipe.LMTeacherRecipe`) goes to
-    :func:`~fewshot_kd.teachers.lm_store.load_or_train_lm_teacher`."""
+    :func:`~fewshot_kd.teachers.lm_store.load_or_train_lm_teacher`, an extractive-QA recipe
+    (:class:`~fewshot_kd.teachers.qa_recipe.QATeacherRecipe`) to
+    :func:`~fewshot_kd.teachers.qa_store.load_or_train_qa_teacher`."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if isinstance(recipe, LMTeacherRecipe):
         from fewshot_kd.teachers.lm_store import load_or_train_lm_teacher
 
         return load_or_train_lm_teacher(recipe, data_root, store_root, progress, retrain)
+    if isinstance(recipe, QATeacherRecipe):
+        from fewshot_kd.teachers.qa_store import load_or_train_qa_teacher
+
+        return load_or_train_qa_teacher(recipe, data_root, store_root, progress, retrain)
     folder = teacher_dir(recipe, store_root)
     weights, info_path = folder / "model.safetensors", folder / "teacher.json"
     model = _build(recipe, data_root)
