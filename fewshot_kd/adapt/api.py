@@ -15,6 +15,7 @@ from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabell
 from fewshot_kd.adapt._fidelity import heldout_agreement
 from fewshot_kd.adapt._preflight import preflight
 from fewshot_kd.adapt.lm_data import is_causal_lm
+from fewshot_kd.adapt.qa_data import is_qa_model
 from fewshot_kd.adapt.bit_sensitivity import quantizable_layers
 from fewshot_kd.adapt.mixed_bits import with_chosen_bits
 from fewshot_kd.adapt.policy import Policy, hand_set_for
@@ -24,6 +25,7 @@ from fewshot_kd.adapt.stages import Job, run_stages
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.adapt.teachers_arg import resolve_teachers, union_report
 from fewshot_kd.data.lm_corpus import TextCorpus
+from fewshot_kd.data.qa_examples import QASplits
 from fewshot_kd.distill.teacher_union import is_teacher_union
 from fewshot_kd.errors import BadInputError, FewShotKDError
 from fewshot_kd.measure import count_macs, count_params, evaluate, measure_energy, measure_peak_memory, saved_size_bytes
@@ -101,7 +103,15 @@ def adapt(
     A causal language-model ``teacher`` (GPT-2 architecture) with running text as ``data`` (a
     ``TextCorpus`` or its name) takes the language-model path (:func:`~fewshot_kd.adapt.lm.adapt_lm`):
     ``shots`` sequences, an :class:`~fewshot_kd.adapt.lm_policy.LMPolicy`, perplexity in the report.
+    An extractive QA ``teacher`` (a ``...ForQuestionAnswering``) or questions as ``data`` (``QASplits``,
+    e.g. ``"squad"``) take the QA path (:func:`~fewshot_kd.adapt.qa.adapt_qa`): ``shots`` labelled
+    questions, a :class:`~fewshot_kd.adapt.qa_policy.QAPolicy`, exact match and F1 in the report.
     """
+    if is_qa_model(teacher) or isinstance(data, QASplits):
+        from fewshot_kd.adapt.qa import adapt_qa
+
+        return adapt_qa(teacher, student, shots, data, target, policy, eval_data, device, seed, export_dir, data_root,
+                        progress, unlabelled, integer, teachers)
     if is_causal_lm(teacher) or isinstance(data, TextCorpus):
         from fewshot_kd.adapt.lm import adapt_lm
 

@@ -48,6 +48,10 @@ def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") 
         from fewshot_kd.adapt.lm_export import load_lm_student
 
         return load_lm_student(folder, description, _weights_file(folder)).to(device).eval()
+    if isinstance(description, dict) and description.get("kind") == "extractive_qa":
+        from fewshot_kd.adapt.qa_export import load_qa_student
+
+        return load_qa_student(folder, description, _weights_file(folder)).to(device).eval()
     if not (isinstance(description, dict) and isinstance(description.get("arch"), dict)
             and "name" in description["arch"] and isinstance(description.get("modules"), dict)):
         raise CorruptFileError(f"{folder / ARCH_FILE} does not describe an architecture (needs 'arch' with a "

@@ -1,0 +1,105 @@
+"""An extractive-QA student's files: packed int weights (or fp32), an architecture JSON (the
+transformers config plus every layer's heads and FFN width) and, unless it is the packaged
+MiniLM's, its tokenizer; and reading them back without code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch.nn as nn
+
+from fewshot_kd.adapt.export import ARCH_FILE, TOKENIZER_IN_FOLDER
+from fewshot_kd.errors import CorruptFileError
+from fewshot_kd.files import save_tensors, write_json
+from fewshot_kd.prune.transformer import find_transformer_layers
+
+QA_KIND = "extractive_qa"
+
+
+def _is_packaged_minilm(tokenizer) -> bool:
+    from fewshot_kd.models._minilm import minilm_model_dir
+
+    try:
+        return Path(str(tokenizer.name_or_path)).resolve() == minilm_model_dir()
+    except Exception:  # the package is missing or the name is not a path: not the packaged one
+        return False
+
+
+def qa_architecture(student: nn.Module, tokenizer) -> dict:
+    """What rebuilds ``student``: its config, the heads / FFN width of every layer, where its tokenizer lies."""
+    from fewshot_kd.models._minilm import MINILM_SOURCE
+
+    layers = find_transformer_layers(student)
+    return {"kind": QA_KIND, "config": json.loads(student.config.to_json_string()),
+            "heads": [layer.num_heads for layer in layers], "ffn": [layer.ffn_width for layer in layers],
+            "tokenizer": MINILM_SOURCE if _is_packaged_minilm(tokenizer) else TOKENIZER_IN_FOLDER}
+
+
+def quantize_qa_(student: nn.Module, bits: int) -> nn.Module:
+    """Weight fake-quantizers at ``bits`` on every linear layer (span head included) and embedding table."""
+    from fewshot_kd.quant import quantize_model_
+
+    return quantize_model_(student, weight_bits=bits, act_bits=None, embeddings=True)
+
+
+def export_qa_student(student: nn.Module, tokenizer, bits: int | None, out_dir: Path) -> tuple[Path, int]:
+    """Write the weights (packed ints after :func:`quantize_qa_`, else fp32), the architecture
+    JSON and, for a tokenizer that is not the packaged MiniLM's, its files; returns the weights
+    path and the bytes of the weights and architecture files (the model itself)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if bits is not None:
+        from fewshot_kd.quant import export_quantized
+
+        weights = export_quantized(student, out_dir / f"student.int{bits}.safetensors")
+    else:
+        weights = save_tensors(out_dir / "student.safetensors", student.state_dict())
+    arch_dict = qa_architecture(student, tokenizer)
+    if arch_dict["tokenizer"] == TOKENIZER_IN_FOLDER:
+        tokenizer.save_pretrained(str(out_dir))
+    arch = write_json(out_dir / ARCH_FILE, arch_dict, compact=True)
+    return weights, weights.stat().st_size + arch.stat().st_size
+
+
+def build_qa_skeleton(description: dict, source: str = "the architecture") -> nn.Module:
+    """An untrained QA model of the described config, each layer cut to its recorded heads and FFN width."""
+    from transformers import AutoConfig
+
+    from fewshot_kd.models.qa_model import qa_model_from_config
+
+    try:
+        config = dict(description["config"])
+        model = qa_model_from_config(AutoConfig.for_model(config.pop("model_type"), **config))
+        layers = find_transformer_layers(model)
+        heads, ffn = description["heads"], description["ffn"]
+        if len(heads) != len(layers) or len(ffn) != len(layers):
+            raise CorruptFileError(f"{source} lists {len(heads)} layers' heads for a config of {len(layers)} layers")
+        for layer, h, f in zip(layers, heads, ffn):
+            if h < layer.num_heads:
+                layer.prune_heads_(range(int(h)))
+            if f < layer.ffn_width:
+                layer.prune_ffn_(range(int(f)))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CorruptFileError(f"{source} does not describe a QA model ({error}); export the student again") from None
+    return model
+
+
+def load_qa_student(folder: Path, description: dict, weights: Path) -> nn.Module:
+    """The QA student in ``folder`` (float, dequantized weights), its tokenizer attached as ``.tokenizer``."""
+    from fewshot_kd.models._minilm import load_tokenizer
+
+    model = build_qa_skeleton(description, str(folder / ARCH_FILE))
+    if weights.name == "student.safetensors":
+        from fewshot_kd.files import load_tensors
+
+        model.load_state_dict(load_tensors(weights), strict=True)
+    else:
+        from fewshot_kd.quant.export import load_quantized
+
+        model = load_quantized(weights, model)
+    in_folder = description.get("tokenizer") == TOKENIZER_IN_FOLDER
+    if in_folder and not (folder / "tokenizer_config.json").is_file():
+        raise CorruptFileError(f"{folder / ARCH_FILE} says the tokenizer lies beside it, but {folder} has no "
+                               f"tokenizer_config.json; export the student again")
+    model.tokenizer = load_tokenizer(folder if in_folder else None)
+    return model

@@ -1,0 +1,76 @@
+"""The settings of adapt()'s extractive question-answering path, one frozen, versioned config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from numbers import Integral, Real
+
+from fewshot_kd.config_keys import check_known_keys
+from fewshot_kd.errors import BadInputError
+
+QA_POLICY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class QAPolicy:
+    """How adapt() compresses an extractive QA model. Questions are cut into windows of
+    ``max_length`` tokens overlapping by ``doc_stride``. Distillation: ``steps`` Adam steps at
+    ``lr`` (cosine) on batches of ``batch_size`` windows, loss ``alpha * T^2 * KL + (1 - alpha)
+    * CE`` on the start and end distributions (``alpha=0``: cross-entropy on the shots alone;
+    unlabelled questions add the KL term only). ``qat_steps`` quantization-aware steps at
+    ``qat_lr`` after the weights are quantized (0: post-training quantization). Evaluation:
+    exact match and F1 on a fixed subset of ``eval_questions`` questions of the test split
+    (``None``: all of it); ``allow_no_answer`` decodes ``squad_v2``-style empty answers."""
+
+    max_length: int = 192
+    doc_stride: int = 64
+    steps: int = 200
+    lr: float = 1e-4
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    temperature: float = 2.0
+    alpha: float = 0.5
+    qat_steps: int = 0
+    qat_lr: float = 1e-5
+    eval_questions: int | None = 500
+    allow_no_answer: bool = False
+    version: int = QA_POLICY_VERSION
+
+    def __post_init__(self) -> None:
+        for name in ("max_length", "doc_stride", "steps", "batch_size", "qat_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+                raise BadInputError(f"QA policy {name} must be a whole number >= 0, got {value!r}")
+        for name in ("lr", "weight_decay", "temperature", "alpha", "qat_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
+                raise BadInputError(f"QA policy {name} must be a number >= 0, got {value!r}")
+        if self.batch_size < 1 or self.temperature <= 0 or self.alpha > 1:
+            raise BadInputError("QA policy needs batch_size >= 1, temperature > 0 and alpha <= 1")
+        if not 0 < self.doc_stride < self.max_length:
+            raise BadInputError(f"QA policy needs 0 < doc_stride < max_length, got {self.doc_stride} / {self.max_length}")
+        count = self.eval_questions
+        if count is not None and (isinstance(count, bool) or not isinstance(count, Integral) or count < 1):
+            raise BadInputError(f"QA policy eval_questions must be a whole number >= 1 or None, got {count!r}")
+        if not isinstance(self.allow_no_answer, bool):
+            raise BadInputError(f"QA policy allow_no_answer must be true or false, got {self.allow_no_answer!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "QAPolicy":
+        check_known_keys(cls, data, "QA policy")
+        return cls(**data)
+
+    @classmethod
+    def parse(cls, policy) -> "QAPolicy":
+        """A QAPolicy from ``None`` (the hand-set one), a QAPolicy, or a dict of its fields."""
+        if policy is None:
+            return cls()
+        if isinstance(policy, cls):
+            return policy
+        if isinstance(policy, dict):
+            return cls.from_dict(policy)
+        raise BadInputError(f"for extractive question answering, policy must be None, a QAPolicy or a dict of its "
+                            f"fields, got {type(policy).__name__}")

