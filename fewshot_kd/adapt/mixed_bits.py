@@ -83,7 +83,7 @@ def fit_bits(student: nn.Module, shots: LabelledDataset, bits: int, policy: Poli
     layers = quantizable_layers(student)
     free = [name for name in layers if name not in policy.per_layer_bits]
     inputs = shots.input_batch(slice(0, SENSITIVITY_INPUTS))
-    lower = tuple(b for b in policy.mixed_bits if b < max(policy.mixed_bits))
+    lower = tuple(b for b in policy.mixed_bits if container_bits(b) < container_bits(max(policy.mixed_bits)))
     sensitivity = layer_sensitivity(student, inputs, lower, free) if lower else {}
     allowed = _unprotected(sensitivity)
     moves = byte_moves({n: layers[n].weight.numel() for n in free}, allowed, per_layer)
