@@ -62,9 +62,9 @@ class TaskFamily:
             raise FewShotKDError(f"task {self.name}: student needs exactly one of 'model' or 'derive', got {self.student}")
         if not self.shots or any(int(k) < 1 for k in self.shots):
             raise FewShotKDError(f"task {self.name}: shots must be positive integers, got {self.shots}")
-        if self.modality not in ("image", "text", "lm"):
-            raise FewShotKDError(f"task {self.name}: modality must be 'image', 'text' or 'lm' (running text, a causal "
-                                 f"LM teacher), got {self.modality!r}")
+        if self.modality not in ("image", "text", "lm", "qa"):
+            raise FewShotKDError(f"task {self.name}: modality must be 'image', 'text', 'lm' (running text, a causal "
+                                 f"LM teacher) or 'qa' (questions, an extractive QA teacher), got {self.modality!r}")
         from fewshot_kd.augment import AUGMENTATIONS
 
         if self.augment not in AUGMENTATIONS:

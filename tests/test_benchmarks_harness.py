@@ -59,9 +59,12 @@ def test_shipped_suites_name_known_tasks_and_methods():
         for task in suite.tasks:
             find_task_family(task)
         from benchmarks.harness.lm_runner import is_lm_suite
+        from benchmarks.harness.qa_runner import is_qa_suite
         from benchmarks.methods.lm import LM_METHODS
+        from benchmarks.methods.qa import QA_METHODS
 
-        known = ["teacher", *LM_METHODS.names()] if is_lm_suite(suite) else list_methods()
+        known = (["teacher", *LM_METHODS.names()] if is_lm_suite(suite)
+                 else ["teacher", *QA_METHODS.names()] if is_qa_suite(suite) else list_methods())
         unknown = {base_method(m) for m in suite.methods} - set(known)
         assert not unknown, f"{path.name}: unknown methods {unknown}"
 

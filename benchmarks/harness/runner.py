@@ -40,6 +40,10 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
 
     if is_lm_suite(suite):  # causal language models: perplexity, not accuracy
         return run_lm_suite(suite, out_dir, data_root, fresh, console)
+    from benchmarks.harness.qa_runner import is_qa_suite, run_qa_suite
+
+    if is_qa_suite(suite):  # extractive question answering: exact match and F1
+        return run_qa_suite(suite, out_dir, data_root, fresh, console)
     console = console or Console()
     for method in suite.methods:  # an unknown or mistyped option fails now, not hours into the run
         method_options(method, suite.method_options.get(method, {}))

@@ -1,0 +1,164 @@
+"""The harness for extractive-QA suites (task families of modality ``qa``): every cell runs a
+method of :mod:`benchmarks.methods.qa`, records the student's exact match and F1 next to the
+teacher's on the same fixed questions, sizes and compression, and resumes like the other harnesses."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from fewshot_kd.adapt.qa_data import evaluated_questions
+from fewshot_kd.adapt.qa_policy import QAPolicy
+from fewshot_kd.data.catalog import load_dataset
+from fewshot_kd.files import write_json
+from fewshot_kd.measure import count_macs, count_params, saved_size_bytes
+from fewshot_kd.measure.squad_eval import squad_evaluation
+from fewshot_kd.models.qa_features import qa_features
+from fewshot_kd.task_family import build_teacher, find_task_family
+
+from benchmarks.harness.lm_runner import _mean_std
+from benchmarks.harness.records import cell_stamp, dirty_reasons, previous_invocations, start_invocation
+from benchmarks.harness.store import CellStore, cell_key
+from benchmarks.harness.suite import Suite
+from benchmarks.methods.qa import QAMethodInput, get_qa_method, qa_options
+
+TARGET_GAP = 5.0
+"""The issue's target: the student's F1 within 5 points of the teacher's."""
+
+
+def is_qa_suite(suite: Suite) -> bool:
+    return all(find_task_family(t).modality == "qa" for t in suite.tasks)
+
+
+def teacher_reference(teacher, questions, policy: QAPolicy) -> dict:
+    """The teacher's EM / F1 on the fixed evaluation questions and its size (MACs on one window)."""
+    split, evaluated = evaluated_questions(questions, None, policy.eval_questions)
+    scores = squad_evaluation(teacher, teacher.tokenizer, evaluated, policy.max_length, policy.doc_stride,
+                              policy.allow_no_answer)
+    window = qa_features(teacher.tokenizer, list(evaluated)[:1], policy.max_length, policy.doc_stride).batch(slice(0, 1))
+    return {"split": split, "questions": len(evaluated), "articles": len(evaluated.titles),
+            "max_length": policy.max_length, "doc_stride": policy.doc_stride,
+            "exact_match": scores["exact_match"], "f1": scores["f1"], "params": count_params(teacher),
+            "macs": count_macs(teacher, window), "bytes": saved_size_bytes(teacher)}
+
+
+def _record(task: str, method: str, k: int, seed: int, result, reference: dict, seconds: float) -> dict:
+    base = {"key": cell_key(task, method, k, seed), "task": task, "method": method, "k": k, "seed": seed}
+    if result is None:  # the teacher itself
+        return {**base, "exact_match": reference["exact_match"], "f1": reference["f1"], "f1_gap": 0.0,
+                "params": reference["params"], "macs": reference["macs"], "bytes": reference["bytes"],
+                "compression_bytes": 1.0, "compression_macs": 1.0, "adapt_seconds": 0.0, "notes": {}}
+    r = result.report
+    s = r["squad"]
+    return {**base, "exact_match": s["student"]["exact_match"], "f1": s["student"]["f1"],
+            "f1_gap": reference["f1"] - s["student"]["f1"], "teacher_f1": s["teacher"]["f1"],
+            "params": r["student"]["params"], "macs": r["student"]["macs"], "bytes": r["student"]["bytes"],
+            "artifact": result.artifact.name, "compression_bytes": reference["bytes"] / r["student"]["bytes"],
+            "compression_macs": reference["macs"] / r["student"]["macs"], "adapt_seconds": r["adapt_seconds"],
+            "wall_seconds": seconds, "history": [h["loss"] for h in result.history[:: max(1, len(result.history) // 30)]],
+            "notes": {"policy": r["policy"], "target": r["target"], "decisions": r["decisions"],
+                      "shot_windows": r["shot_windows"], "unlabelled_questions": r["unlabelled_questions"],
+                      "weights": r["student"]["weights"]}}
+
+
+def run_qa_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None) -> dict:
+    """Run every cell of a QA ``suite`` not already in ``out_dir/cells.jsonl``; write the results."""
+    console = console or Console()
+    for method in suite.methods:  # an unknown method or option fails now, not after the first cells
+        if method != "teacher":
+            qa_options(method, suite.method_options.get(method, {}))
+    invocation = start_invocation(suite.to_dict(), out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells_path = out_dir / "cells.jsonl"
+    if fresh and cells_path.exists():
+        cells_path.unlink()
+    invocations = [] if fresh else previous_invocations(out_dir / "results.json")
+    invocations.append(invocation)
+    stamp = cell_stamp(invocation, len(invocations) - 1)
+    store, started = CellStore(cells_path), time.time()
+    contexts: dict = {}
+    for task_name, method, k, seed in suite.cells():
+        family = find_task_family(task_name)
+        key = cell_key(family.name, method, k, seed)
+        if key in store:
+            continue
+        if family.name not in contexts:
+            teacher = build_teacher(family, data_root=data_root, progress=False)
+            questions = load_dataset(family.dataset, data_root=data_root)
+            contexts[family.name] = (teacher, questions, teacher_reference(teacher, questions, QAPolicy()))
+        teacher, questions, reference = contexts[family.name]
+        console.print(f"{family.name} · {method} · K={k} · seed={seed}")
+        tick = time.perf_counter()
+        result = None
+        if method != "teacher":
+            workdir = out_dir / "work" / family.name / f"{method}-k{k}-s{seed}"
+            inp = QAMethodInput(teacher, questions, k, seed, dict(family.target), workdir,
+                                dict(suite.method_options.get(method, {})))
+            result = get_qa_method(method)(inp)
+        record = _record(family.name, method, k, seed, result, reference, time.perf_counter() - tick)
+        record.update(stamp)
+        store.add(record)
+        console.print(f"  EM {record['exact_match']:.1f}, F1 {record['f1']:.1f} ({record['f1_gap']:+.1f} below the teacher)")
+    invocation["wall_seconds"] = round(time.time() - started, 1)
+    references = {name: ctx[2] for name, ctx in contexts.items()}
+    return write_qa_outputs(suite, out_dir, store.all(), references, invocations)
+
+
+def aggregate_qa(records: list[dict]) -> list[dict]:
+    """Per (task, method, K): EM, F1 and the gap to the teacher's F1, mean and std over seeds."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["task"], r["method"], r["k"]), []).append(r)
+    rows = []
+    for (task, method, k), group in groups.items():
+        gaps = [r["f1_gap"] for r in group]
+        rows.append({"task": task, "method": method, "k": k, "seeds": len(group),
+                     "exact_match": _mean_std([r["exact_match"] for r in group]),
+                     "f1": _mean_std([r["f1"] for r in group]), "f1_gap": _mean_std(gaps),
+                     "within_target": sum(g <= TARGET_GAP for g in gaps),
+                     "compression_bytes": statistics.fmean(r["compression_bytes"] for r in group),
+                     "compression_macs": statistics.fmean(r["compression_macs"] for r in group),
+                     "bytes": statistics.fmean(r["bytes"] for r in group),
+                     "adapt_seconds": statistics.fmean(r["adapt_seconds"] for r in group)})
+    return rows
+
+
+def qa_table(rows: list[dict]) -> str:
+    lines = ["| task | method | K | seeds | EM | F1 | teacher F1 − F1 | within 5 F1 | × bytes | × MACs | bytes | adapt s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        (em, ems), (f1, f1s), (gap, gaps) = r["exact_match"], r["f1"], r["f1_gap"]
+        lines.append(f"| {r['task']} | {r['method']} | {r['k']} | {r['seeds']} | {em:.1f} ± {ems:.1f} "
+                     f"| {f1:.1f} ± {f1s:.1f} | {gap:.1f} ± {gaps:.1f} | {r['within_target']}/{r['seeds']} "
+                     f"| {r['compression_bytes']:.2f} | {r['compression_macs']:.2f} | {r['bytes']:,.0f} "
+                     f"| {r['adapt_seconds']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_qa_outputs(suite: Suite, out_dir: Path, records: list[dict], references: dict, invocations: list[dict]) -> dict:
+    rows = aggregate_qa(records)
+    result = {"suite": suite.name, "invocations": invocations,
+              "clean": not dirty_reasons({"invocations": invocations, "cells": records}),
+              "teacher_reference": references, "summary": rows, "cells": records}
+    write_json(out_dir / "results.json", result)
+    machine = invocations[-1]["machine"]
+    commands = "\n".join(f"{i}. `{inv.get('command')}` at `{inv.get('commit')}`, "
+                         f"{'dirty tree' if inv.get('dirty') else 'clean'}" for i, inv in enumerate(invocations))
+    refs = "\n".join(f"- {task}: teacher EM {ref['exact_match']:.1f}, F1 {ref['f1']:.1f} on {ref['questions']} fixed "
+                     f"questions of the {ref['split']} split ({ref['articles']} articles no teacher or shot saw; "
+                     f"windows of {ref['max_length']} tokens, stride {ref['doc_stride']}), {ref['params']:,} params, "
+                     f"{ref['bytes']:,} bytes" for task, ref in references.items())
+    (out_dir / "results.md").write_text(
+        f"# Suite `{suite.name}`\n\nInvocations:\n\n{commands}\n\nMachine: {machine.get('cpu_model')}, "
+        f"torch {machine.get('torch')}\n\n{refs}\n\nMean ± std over seeds. EM and F1 in percent as the official "
+        f"SQuAD v1.1 script computes them. Ratios: teacher / method for bytes (the saved artifact) and MACs (one "
+        f"window). \"within 5 F1\": seeds whose student F1 is at most {TARGET_GAP:.0f} points below the teacher's. "
+        f"Nothing was tuned on the evaluated articles.\n\n" + qa_table(rows))
+    if rows:
+        from benchmarks.harness.qa_plots import f1_by_method
+
+        f1_by_method(rows, references, out_dir / "f1_by_method.png")
+    return result
