@@ -112,3 +112,16 @@ def test_bad_qa_inputs_raise_clear_errors(qa_teacher, questions, teacher):
         adapt(qa_teacher, shots=2, data=questions, policy={"doc_stride": 48, "max_length": 48}, progress=False)
     with pytest.raises(Exception, match="unknown keys"):
         adapt(qa_teacher, shots=2, data=questions, policy={"views_per_shot": 2}, progress=False)
+
+
+def test_a_given_student_given_unlabelled_questions_and_a_given_evaluation_set(qa_teacher, questions):
+    tokenizer = qa_teacher.tokenizer
+    given = qa_model_from_config(tiny_bert_config(len(tokenizer), tokenizer.pad_token_id, hidden_size=16, num_layers=1,
+                                                  num_heads=2, intermediate_size=32, max_position_embeddings=64))
+    extra = list(questions.test)[:3]
+    result = adapt(qa_teacher, given, shots=2, data=questions, target={"bits": None}, unlabelled=extra,
+                   eval_data=questions.train, policy={**POLICY, "alpha": 0.0, "steps": 2, "eval_questions": 3},
+                   progress=False)
+    r = result.report
+    assert r["student_kind"] == "given" and result.student is given and r["unlabelled_questions"] == 3
+    assert r["squad"]["split"] == questions.train.name and r["squad"]["questions"] == 3
