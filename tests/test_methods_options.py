@@ -52,9 +52,19 @@ def test_maml_defaults_are_meta_config_with_the_cell_s_augment_and_seed():
 
 def test_every_method_has_typed_options_and_shipped_suites_parse():
     assert set(list_methods()) == set(DEFAULTS) | {"tp_prune_finetune", "maml_student"}
+    from benchmarks.harness.lm_runner import is_lm_suite
+    from benchmarks.harness.qa_runner import is_qa_suite
+    from benchmarks.methods.lm import lm_options
+    from benchmarks.methods.qa import qa_options
+
     for path in SUITES_DIR.glob("*.yaml"):
         suite = load_suite(path)
+        own = lm_options if is_lm_suite(suite) else qa_options if is_qa_suite(suite) else None
         for method in suite.methods:
+            if own is not None:  # causal-LM / QA methods: their policy's fields and unlabelled
+                if method != "teacher":
+                    own(method, suite.method_options.get(method, {}))
+                continue
             method_options(method, suite.method_options.get(method, {}))
 
 
