@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from fewshot_kd.adapt.out_folder import publish_files
 from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabelled
 from fewshot_kd.adapt._fidelity import heldout_agreement
 from fewshot_kd.adapt._preflight import preflight
@@ -163,7 +163,7 @@ def adapt(
             warnings=tuple(notes + collapsed), eval=evaluated, energy=_energy(teacher, student, support, target),
             integer=_integer_path(student, support, eval_sets, work) if integer else None,
             multi_teacher=union_report(teacher, support.class_names) if is_teacher_union(teacher) else None)
-        artifact = _publish(work, Path(export_dir), done.artifact) if export_dir is not None else None
+        artifact = publish_files(work, Path(export_dir), done.artifact) if export_dir is not None else None
     result = AdaptResult(student=student, adapt_report=report, artifact=artifact, history=done.history)
     if progress:
         result.print()
@@ -176,16 +176,6 @@ def _union_for(union, policy: Policy):
         raise BadInputError("synthetic_inputs (DeepInversion) inverts one teacher; with several teachers set the "
                             "policy's synthetic_inputs to 0")
     return union.at_temperature(policy.temperature)
-
-
-def _publish(work: Path, export_dir: Path, artifact: Path) -> Path:
-    """Move the finished files from the work folder into ``export_dir`` (only on success, so
-    a failed call leaves nothing half-written there)."""
-    export_dir.mkdir(parents=True, exist_ok=True)
-    for path in work.iterdir():
-        if path.is_file():
-            shutil.move(str(path), export_dir / path.name)
-    return export_dir / artifact.name
 
 
 def _metrics(model, data) -> dict:

@@ -6,7 +6,6 @@ export it, and report perplexity, size and greedy generations."""
 from __future__ import annotations
 
 import copy
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from fewshot_kd.adapt.out_folder import publish_files
 from fewshot_kd.adapt._distill_loop import distill_
 from fewshot_kd.adapt.adapt_report import Compression, ModelSize, StudentSize
 from fewshot_kd.adapt.lm_data import (encode, eval_split, is_causal_lm, prompts_from, resolve_corpus,
@@ -50,14 +50,6 @@ def _student(teacher: nn.Module, student, target: Target, example: torch.Tensor)
         raise ClassCountMismatchError(f"the student predicts {_vocab(student)} tokens but the teacher {_vocab(teacher)}: "
                                       f"give them one vocabulary")
     return student, {"derived_from_teacher": False}, False
-
-
-def _publish(work: Path, export_dir: Path, artifact: Path) -> Path:
-    export_dir.mkdir(parents=True, exist_ok=True)
-    for path in work.iterdir():
-        if path.is_file():
-            shutil.move(str(path), export_dir / path.name)
-    return export_dir / artifact.name
 
 
 def _distill(student: nn.Module, bank: TokenBank, policy: LMPolicy, steps: int, lr: float, seed: int, progress: bool,
@@ -162,7 +154,7 @@ def adapt_lm(teacher: nn.Module, student=None, shots: int = 20, data=None, targe
                     "teacher_logits_cached": bank.teacher_logits is not None, "distill_seconds": distill_seconds,
                     "quantize_seconds": quantize_seconds, "qat_steps": policy.qat_steps if target.bits else None},
             adapt_seconds=adapt_seconds, target=target, policy=policy)
-        artifact = _publish(work, Path(export_dir), artifact) if export_dir is not None else None
+        artifact = publish_files(work, Path(export_dir), artifact) if export_dir is not None else None
     result = LMAdaptResult(student=student, adapt_report=report, artifact=artifact, history=history)
     if progress:
         result.print()

@@ -40,3 +40,13 @@ def staged_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
     stage.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def publish_files(work: Path, export_dir: Path, artifact: Path) -> Path:
+    """Move the finished files from the work folder into ``export_dir`` (only on success, so a
+    failed adapt() leaves nothing half-written there); returns where ``artifact`` now lies."""
+    export_dir.mkdir(parents=True, exist_ok=True)
+    for path in work.iterdir():
+        if path.is_file():
+            shutil.move(str(path), export_dir / path.name)
+    return export_dir / artifact.name

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from fewshot_kd.adapt._distill_loop import distill_
 from fewshot_kd.adapt.adapt_report import Compression, ModelSize, StudentSize
-from fewshot_kd.adapt.lm import _publish
+from fewshot_kd.adapt.out_folder import publish_files
 from fewshot_kd.adapt.qa_data import (evaluated_questions, is_qa_model, resolve_qa_tokenizer, resolve_questions,
                                       shot_and_unlabelled_questions)
 from fewshot_kd.adapt.qa_derive import derive_qa_student
@@ -141,7 +141,7 @@ def adapt_qa(teacher: nn.Module, student=None, shots: int = 128, data=None, targ
                     "distill_seconds": distill_seconds, "quantize_seconds": quantize_seconds,
                     "qat_steps": policy.qat_steps if target.bits else None},
             adapt_seconds=adapt_seconds, target=target, policy=policy)
-        artifact = _publish(work, Path(export_dir), artifact) if export_dir is not None else None
+        artifact = publish_files(work, Path(export_dir), artifact) if export_dir is not None else None
     result = QAAdaptResult(student=student, adapt_report=report, artifact=artifact, history=history)
     if progress:
         result.print()
