@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from numbers import Integral, Real
 
-from fewshot_kd.config_keys import check_known_keys
+from fewshot_kd.adapt.task_policy import ParsedPolicy
 from fewshot_kd.errors import BadInputError
 
 LM_POLICY_VERSION = 1
 
 
 @dataclass(frozen=True)
-class LMPolicy:
+class LMPolicy(ParsedPolicy):
     """How adapt() compresses a causal LM. The shots are ``shots`` sequences of
     ``sequence_length`` tokens of the train split; unlabelled sequences (same length) add the
     teacher's soft targets only. Distillation: ``steps`` Adam steps at ``lr`` (cosine) on
@@ -26,6 +26,7 @@ class LMPolicy:
     ``alpha`` 0.9 was chosen on Tiny Shakespeare's validation split (seed 0, K=20, 200 unlabelled
     sequences, student / teacher perplexity): 0.5 gave 1.105, 0.9 1.006, 1.0 1.005."""
 
+    LABEL, TASK, ONE = "LM policy", "a causal language model", "an LMPolicy"
     sequence_length: int = 128
     steps: int = 300
     lr: float = 1e-3
@@ -60,20 +61,3 @@ class LMPolicy:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "LMPolicy":
-        check_known_keys(cls, data, "LM policy")
-        return cls(**data)
-
-    @classmethod
-    def parse(cls, policy) -> "LMPolicy":
-        """An LMPolicy from ``None`` (the hand-set one), an LMPolicy, or a dict of its fields."""
-        if policy is None:
-            return cls()
-        if isinstance(policy, cls):
-            return policy
-        if isinstance(policy, dict):
-            return cls.from_dict(policy)
-        raise BadInputError(f"for a causal language model, policy must be None, an LMPolicy or a dict of its "
-                            f"fields, got {type(policy).__name__}")

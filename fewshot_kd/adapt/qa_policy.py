@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from numbers import Integral, Real
 
-from fewshot_kd.config_keys import check_known_keys
+from fewshot_kd.adapt.task_policy import ParsedPolicy
 from fewshot_kd.errors import BadInputError
 
 QA_POLICY_VERSION = 1
 
 
 @dataclass(frozen=True)
-class QAPolicy:
+class QAPolicy(ParsedPolicy):
     """How adapt() compresses an extractive QA model. Questions are cut into windows of
     ``max_length`` tokens overlapping by ``doc_stride``. Distillation: ``steps`` Adam steps at
     ``lr`` (cosine) on batches of ``batch_size`` windows, loss ``alpha * T^2 * KL + (1 - alpha)
@@ -22,6 +22,7 @@ class QAPolicy:
     exact match and F1 on a fixed subset of ``eval_questions`` questions of the test split
     (``None``: all of it); ``allow_no_answer`` decodes ``squad_v2``-style empty answers."""
 
+    LABEL, TASK, ONE = "QA policy", "extractive question answering", "a QAPolicy"
     max_length: int = 192
     doc_stride: int = 64
     steps: int = 200
@@ -57,20 +58,3 @@ class QAPolicy:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "QAPolicy":
-        check_known_keys(cls, data, "QA policy")
-        return cls(**data)
-
-    @classmethod
-    def parse(cls, policy) -> "QAPolicy":
-        """A QAPolicy from ``None`` (the hand-set one), a QAPolicy, or a dict of its fields."""
-        if policy is None:
-            return cls()
-        if isinstance(policy, cls):
-            return policy
-        if isinstance(policy, dict):
-            return cls.from_dict(policy)
-        raise BadInputError(f"for extractive question answering, policy must be None, a QAPolicy or a dict of its "
-                            f"fields, got {type(policy).__name__}")

@@ -1,0 +1,36 @@
+"""What the task-type policies (:class:`~fewshot_kd.adapt.lm_policy.LMPolicy`,
+:class:`~fewshot_kd.adapt.qa_policy.QAPolicy`) share: reading one from a dict or an adapt() argument."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from fewshot_kd.config_keys import check_known_keys
+from fewshot_kd.errors import BadInputError
+
+
+class ParsedPolicy:
+    """``from_dict`` (unknown keys refused) and ``parse`` for a frozen policy dataclass; ``LABEL``
+    names it in errors ("LM policy"), ``TASK`` says what it is for ("a causal language model") and
+    ``ONE`` how an error names an instance ("an LMPolicy")."""
+
+    LABEL: ClassVar[str]
+    TASK: ClassVar[str]
+    ONE: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        check_known_keys(cls, data, cls.LABEL)
+        return cls(**data)
+
+    @classmethod
+    def parse(cls, policy):
+        """The policy from ``None`` (the hand-set one), an instance, or a dict of its fields."""
+        if policy is None:
+            return cls()
+        if isinstance(policy, cls):
+            return policy
+        if isinstance(policy, dict):
+            return cls.from_dict(policy)
+        raise BadInputError(f"for {cls.TASK}, policy must be None, {cls.ONE} or a dict of its "
+                            f"fields, got {type(policy).__name__}")
