@@ -3,18 +3,13 @@ of exact match and F1 (teacher and student on one fixed set of questions), size 
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any
-
-import torch.nn as nn
-from rich.table import Table
 
 from fewshot_kd.adapt.adapt_report import Compression, ModelSize, StudentSize
 from fewshot_kd.adapt.qa_policy import QAPolicy
+from fewshot_kd.adapt.task_result import TaskAdaptResult
 from fewshot_kd.adapt.target import Target
-from fewshot_kd.files import write_json
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,44 +44,18 @@ class QAReport:
         return out
 
 
-@dataclass
-class QAAdaptResult:
-    """adapt()'s result for extractive QA, read as :class:`~fewshot_kd.adapt.report.AdaptResult`:
-    ``report`` is ``adapt_report.to_dict()``."""
+class QAAdaptResult(TaskAdaptResult):
+    """adapt()'s result for extractive QA, read as :class:`~fewshot_kd.adapt.report.AdaptResult`
+    (``adapt_report`` a :class:`QAReport`)."""
 
-    student: nn.Module
-    adapt_report: QAReport
-    artifact: Path | None = None
-    history: list[dict] = field(default_factory=list)
-    report: dict = field(init=False, repr=False)
+    MACS_PER = "window"
 
-    def __post_init__(self) -> None:
-        self.report = self.adapt_report.to_dict()
-
-    def save_report(self, path: str | os.PathLike) -> Path:
-        return write_json(path, {**self.report, "history": self.history})
-
-    def table(self) -> Table:
+    def title(self) -> str:
         r = self.report
-        s = r["squad"]
-        table = Table(title=f"fewshot_kd.adapt — extractive QA, K={r['shots']} questions "
-                            f"(+{r['unlabelled_questions']} unlabelled)")
-        for column, justify in (("", "left"), ("teacher", "right"), ("student", "right"), ("ratio", "right")):
-            table.add_column(column, justify=justify, style="bold" if not column else None)
-        for label, key in (("params", "params"), ("MACs / window", "macs"), ("bytes on disk", "bytes")):
-            t, st = r["teacher"][key], r["student"][key]
-            table.add_row(label, f"{t:,}", f"{st:,}", f"{t / st:.2f}x" if st else "–")
+        return f"fewshot_kd.adapt — extractive QA, K={r['shots']} questions (+{r['unlabelled_questions']} unlabelled)"
+
+    def metric_rows(self) -> list[tuple[str, str, str, str]]:
+        s = self.report["squad"]
         where = f"[{s['split']}, {s['questions']} questions]"
-        for label, key in (("exact match", "exact_match"), ("F1", "f1")):
-            table.add_row(f"{label} {where}", f"{s['teacher'][key]:.1f}", f"{s['student'][key]:.1f}", "")
-        table.add_row("weights", "fp32", r["student"]["weights"], "")
-        table.add_row("adapt time", "", f"{r['adapt_seconds']:.1f} s", "")
-        return table
-
-    def print(self) -> None:
-        from rich.console import Console
-
-        Console().print(self.table())
-
-    def __repr__(self) -> str:
-        return f"QAAdaptResult(artifact={self.artifact}, report keys={list(self.report)})"
+        return [(f"{label} {where}", f"{s['teacher'][key]:.1f}", f"{s['student'][key]:.1f}", "")
+                for label, key in (("exact match", "exact_match"), ("F1", "f1"))]

@@ -1,0 +1,61 @@
+"""What adapt()'s task-type results (causal LM, extractive QA) share: the fields of
+:class:`~fewshot_kd.adapt.report.AdaptResult`, the saved report and the size rows of the summary table."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch.nn as nn
+from rich.table import Table
+
+from fewshot_kd.files import write_json
+
+
+@dataclass
+class TaskAdaptResult:
+    """``report`` is ``adapt_report.to_dict()``. A subclass gives the table's ``title``, what
+    ``MACS_PER`` example counts ("sequence", "window") and its ``metric_rows``."""
+
+    student: nn.Module
+    adapt_report: Any
+    artifact: Path | None = None
+    history: list[dict] = field(default_factory=list)
+    report: dict = field(init=False, repr=False)
+    MACS_PER: ClassVar[str] = "example"
+
+    def __post_init__(self) -> None:
+        self.report = self.adapt_report.to_dict()
+
+    def save_report(self, path: str | os.PathLike) -> Path:
+        return write_json(path, {**self.report, "history": self.history})
+
+    def title(self) -> str:
+        raise NotImplementedError
+
+    def metric_rows(self) -> list[tuple[str, str, str, str]]:
+        raise NotImplementedError
+
+    def table(self) -> Table:
+        r = self.report
+        table = Table(title=self.title())
+        for column, justify in (("", "left"), ("teacher", "right"), ("student", "right"), ("ratio", "right")):
+            table.add_column(column, justify=justify, style="bold" if not column else None)
+        for label, key in (("params", "params"), (f"MACs / {self.MACS_PER}", "macs"), ("bytes on disk", "bytes")):
+            t, s = r["teacher"][key], r["student"][key]
+            table.add_row(label, f"{t:,}", f"{s:,}", f"{t / s:.2f}x" if s else "–")
+        for row in self.metric_rows():
+            table.add_row(*row)
+        table.add_row("weights", "fp32", r["student"]["weights"], "")
+        table.add_row("adapt time", "", f"{r['adapt_seconds']:.1f} s", "")
+        return table
+
+    def print(self) -> None:
+        from rich.console import Console
+
+        Console().print(self.table())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(artifact={self.artifact}, report keys={list(self.report)})"
