@@ -140,3 +140,21 @@ def test_squad_v2_style_questions_without_answers_are_scored_as_no_answer(qa_tea
     s = result.report["squad"]
     assert s["questions"] == len(test) and s["student"]["no_answer_count"] == len(test) // 2
     assert 0 <= s["student"]["no_answer_f1"] <= 100 and "has_answer_f1" in s["teacher"]
+
+
+def test_the_summary_table_shows_the_evaluation_split_in_its_labels():
+    import torch.nn as nn
+    from rich.console import Console
+
+    from fewshot_kd.adapt.qa_report import QAAdaptResult
+
+    class Report:
+        def to_dict(self):
+            size = {"params": 10, "macs": 20, "bytes": 30, "weights": "int8"}
+            scores = {"exact_match": 1.0, "f1": 2.0}
+            return {"teacher": size, "student": size, "adapt_seconds": 1.0, "shots": 4, "unlabelled_questions": 0,
+                    "squad": {"split": "test", "questions": 5, "teacher": scores, "student": scores}}
+
+    console = Console(record=True, width=200)
+    console.print(QAAdaptResult(nn.Linear(1, 1), Report()).table())
+    assert "F1 [test, 5 questions]" in console.export_text()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch.nn as nn
+from rich.markup import escape
 from rich.table import Table
 
 from fewshot_kd.files import write_json
@@ -46,8 +47,8 @@ class TaskAdaptResult:
         for label, key in (("params", "params"), (f"MACs / {self.MACS_PER}", "macs"), ("bytes on disk", "bytes")):
             t, s = r["teacher"][key], r["student"][key]
             table.add_row(label, f"{t:,}", f"{s:,}", f"{t / s:.2f}x" if s else "–")
-        for row in self.metric_rows():
-            table.add_row(*row)
+        for label, *values in self.metric_rows():  # labels name splits in [brackets]: not rich markup
+            table.add_row(escape(label), *values)
         table.add_row("weights", "fp32", r["student"]["weights"], "")
         table.add_row("adapt time", "", f"{r['adapt_seconds']:.1f} s", "")
         return table
