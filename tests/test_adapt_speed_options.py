@@ -19,7 +19,9 @@ def test_channels_last_trains_the_same_student_and_hands_it_back_contiguous(teac
     assert plain.keys() == fast.keys()
     for name, tensor in fast.items():
         assert tensor.is_contiguous(), name  # saved and exported in the default memory format
-        torch.testing.assert_close(tensor, plain[name], rtol=1e-3, atol=1e-4)  # only the kernels' rounding differs
+        # Only the kernels' rounding differs; Adam can turn a rounding-sized gradient on a near-zero
+        # parameter into a step of up to lr (1e-3), so the absolute tolerance is one such step.
+        torch.testing.assert_close(tensor, plain[name], rtol=1e-2, atol=1e-3)
     convs = [m for m in results[1].student.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(m.weight.is_contiguous() for m in convs)
 
