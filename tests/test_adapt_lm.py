@@ -11,7 +11,7 @@ pytest.importorskip("transformers", reason="the causal LMs need transformers")
 
 from fewshot_kd import adapt  # noqa: E402
 from fewshot_kd.adapt import load_student  # noqa: E402
-from fewshot_kd.adapt.lm_report import LMAdaptResult  # noqa: E402
+from fewshot_kd.adapt.lm.report import LMAdaptResult  # noqa: E402
 from fewshot_kd.data.tinyshakespeare import corpus_by_position  # noqa: E402
 from fewshot_kd.errors import BadInputError, NotEnoughExamplesError  # noqa: E402
 from fewshot_kd.models.causal_lm import gpt2_lm, small_gpt2_config  # noqa: E402

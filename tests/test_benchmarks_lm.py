@@ -8,7 +8,7 @@ import torch
 
 pytest.importorskip("transformers", reason="the causal LMs need transformers")
 
-from fewshot_kd.adapt.lm_policy import LMPolicy  # noqa: E402
+from fewshot_kd.adapt.lm.policy import LMPolicy  # noqa: E402
 from fewshot_kd.data.tinyshakespeare import corpus_by_position  # noqa: E402
 from fewshot_kd.errors import FewShotKDError  # noqa: E402
 from fewshot_kd.models.byte_tokenizer import ByteTokenizer  # noqa: E402

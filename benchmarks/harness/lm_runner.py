@@ -5,23 +5,20 @@ the teacher's, sizes and greedy generations, and resumes like the classification
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 
 from rich.console import Console
 
-from fewshot_kd.adapt.lm_data import encode, eval_split, prompts_from
-from fewshot_kd.adapt.lm_policy import LMPolicy
-from fewshot_kd.data.catalog import load_dataset
-from fewshot_kd.files import write_json
+from fewshot_kd.adapt.lm.data import encode, eval_split, prompts_from
+from fewshot_kd.adapt.lm.policy import LMPolicy
 from fewshot_kd.measure import count_macs, count_params, saved_size_bytes
 from fewshot_kd.measure.generations import greedy_generations
 from fewshot_kd.measure.perplexity import sliding_window_perplexity
-from fewshot_kd.task_family import build_teacher, find_task_family
+from fewshot_kd.task_family import find_task_family
 
-from benchmarks.harness.records import cell_stamp, dirty_reasons, previous_invocations, start_invocation
-from benchmarks.harness.store import CellStore, cell_key
+from benchmarks.harness.store import cell_key
 from benchmarks.harness.suite import Suite
+from benchmarks.harness.task_runner import TaskHarness, mean_std, run_task_suite, write_results
 from benchmarks.methods.lm import LMMethodInput, get_lm_method, lm_options
 
 TARGET_RATIO = 1.15
@@ -77,51 +74,20 @@ def _record(task: str, method: str, k: int, seed: int, result, reference: dict, 
                       "weights": r["student"]["weights"]}}
 
 
+def _run(method: str, family, teacher, corpus, k: int, seed: int, workdir: Path, options: dict):
+    return get_lm_method(method)(LMMethodInput(teacher, corpus, k, seed, dict(family.target), workdir, options))
+
+
+def _line(record: dict) -> str:
+    return f"  perplexity {record['perplexity']:.3f} (x{record['ratio_to_teacher']:.3f} the teacher's)"
+
+
 def run_lm_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None) -> dict:
     """Run every cell of an LM ``suite`` not already in ``out_dir/cells.jsonl``; write the results."""
-    console = console or Console()
-    for method in suite.methods:  # an unknown method or option fails now, not after the first cells
-        if method != "teacher":
-            lm_options(method, suite.method_options.get(method, {}))
-    invocation = start_invocation(suite.to_dict(), out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cells_path = out_dir / "cells.jsonl"
-    if fresh and cells_path.exists():
-        cells_path.unlink()
-    invocations = [] if fresh else previous_invocations(out_dir / "results.json")
-    invocations.append(invocation)
-    stamp = cell_stamp(invocation, len(invocations) - 1)
-    store, started = CellStore(cells_path), time.time()
-    contexts: dict = {}
-    for task_name, method, k, seed in suite.cells():
-        family = find_task_family(task_name)
-        key = cell_key(family.name, method, k, seed)
-        if family.name not in contexts:
-            teacher = build_teacher(family, data_root=data_root, progress=False)
-            corpus = load_dataset(family.dataset, data_root=data_root)
-            contexts[family.name] = (teacher, corpus, teacher_reference(teacher, corpus, LMPolicy()))
-        if key in store:
-            continue
-        teacher, corpus, reference = contexts[family.name]
-        console.print(f"{family.name} · {method} · K={k} · seed={seed}")
-        tick = time.perf_counter()
-        result = None
-        if method != "teacher":
-            workdir = out_dir / "work" / family.name / f"{method}-k{k}-s{seed}"
-            inp = LMMethodInput(teacher, corpus, k, seed, dict(family.target), workdir,
-                                dict(suite.method_options.get(method, {})))
-            result = get_lm_method(method)(inp)
-        record = _record(family.name, method, k, seed, result, reference, time.perf_counter() - tick, corpus)
-        record.update(stamp)
-        store.add(record)
-        console.print(f"  perplexity {record['perplexity']:.3f} (x{record['ratio_to_teacher']:.3f} the teacher's)")
-    invocation["wall_seconds"] = round(time.time() - started, 1)
-    references = {name: ctx[2] for name, ctx in contexts.items()}
-    return write_lm_outputs(suite, out_dir, store.all(), references, invocations)
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    harness = TaskHarness(check_options=lm_options,
+                          reference=lambda teacher, corpus: teacher_reference(teacher, corpus, LMPolicy()),
+                          run=_run, record=_record, line=_line, write=write_lm_outputs)
+    return run_task_suite(suite, out_dir, harness, data_root, fresh, console)
 
 
 def aggregate_lm(records: list[dict]) -> list[dict]:
@@ -133,9 +99,9 @@ def aggregate_lm(records: list[dict]) -> list[dict]:
     for (task, method, k), group in groups.items():
         ratios = [r["ratio_to_teacher"] for r in group]
         rows.append({"task": task, "method": method, "k": k, "seeds": len(group),
-                     "perplexity": _mean_std([r["perplexity"] for r in group]), "ratio_to_teacher": _mean_std(ratios),
-                     "test_perplexity": _mean_std([r["test_perplexity"] for r in group]),
-                     "test_ratio_to_teacher": _mean_std([r["test_ratio_to_teacher"] for r in group]),
+                     "perplexity": mean_std([r["perplexity"] for r in group]), "ratio_to_teacher": mean_std(ratios),
+                     "test_perplexity": mean_std([r["test_perplexity"] for r in group]),
+                     "test_ratio_to_teacher": mean_std([r["test_ratio_to_teacher"] for r in group]),
                      "within_target": sum(x <= TARGET_RATIO for x in ratios),
                      "compression_bytes": statistics.fmean(r["compression_bytes"] for r in group),
                      "compression_macs": statistics.fmean(r["compression_macs"] for r in group),
@@ -174,20 +140,13 @@ def _generations_md(records: list[dict], references: dict) -> str:
 
 def write_lm_outputs(suite: Suite, out_dir: Path, records: list[dict], references: dict, invocations: list[dict]) -> dict:
     rows = aggregate_lm(records)
-    result = {"suite": suite.name, "invocations": invocations,
-              "clean": not dirty_reasons({"invocations": invocations, "cells": records}),
-              "teacher_reference": references, "summary": rows, "cells": records}
-    write_json(out_dir / "results.json", result)
-    machine = invocations[-1]["machine"]
-    commands = "\n".join(f"{i}. `{inv.get('command')}` at `{inv.get('commit')}`, "
-                         f"{'dirty tree' if inv.get('dirty') else 'clean'}" for i, inv in enumerate(invocations))
+    result, head = write_results(suite, out_dir, records, references, invocations, rows)
     refs = "\n".join(f"- {task}: teacher perplexity {ref['perplexity']:.3f} on the {ref['split']} split "
                      f"({ref['tokens']:,} tokens scored; window {ref['window']}, stride {ref['stride']}), "
                      f"{ref['test_perplexity']:.3f} on the test split, "
                      f"{ref['params']:,} params, {ref['bytes']:,} bytes" for task, ref in references.items())
     (out_dir / "results.md").write_text(
-        f"# Suite `{suite.name}`\n\nInvocations:\n\n{commands}\n\nMachine: {machine.get('cpu_model')}, "
-        f"torch {machine.get('torch')}\n\n{refs}\n\nMean ± std over seeds. Perplexity by a sliding window (stated "
+        f"{head}{refs}\n\nMean ± std over seeds. Perplexity by a sliding window (stated "
         f"above), byte-level tokens. Ratios: teacher / method for bytes (the saved artifact) and MACs (one "
         f"sequence); method / teacher for perplexity. \"within 15 %\": seeds whose student perplexity is at most "
         f"{TARGET_RATIO:.2f}x the teacher's (validation). The LM policy's alpha was chosen on the validation split "

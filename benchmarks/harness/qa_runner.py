@@ -5,24 +5,20 @@ teacher's on the same fixed questions, sizes and compression, and resumes like t
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 
 from rich.console import Console
 
-from fewshot_kd.adapt.qa_data import evaluated_questions
-from fewshot_kd.adapt.qa_policy import QAPolicy
-from fewshot_kd.data.catalog import load_dataset
-from fewshot_kd.files import write_json
+from fewshot_kd.adapt.qa.data import evaluated_questions
+from fewshot_kd.adapt.qa.policy import QAPolicy
 from fewshot_kd.measure import count_macs, count_params, saved_size_bytes
 from fewshot_kd.measure.squad_eval import squad_evaluation
 from fewshot_kd.models.qa_features import qa_features
-from fewshot_kd.task_family import build_teacher, find_task_family
+from fewshot_kd.task_family import find_task_family
 
-from benchmarks.harness.lm_runner import _mean_std
-from benchmarks.harness.records import cell_stamp, dirty_reasons, previous_invocations, start_invocation
-from benchmarks.harness.store import CellStore, cell_key
+from benchmarks.harness.store import cell_key
 from benchmarks.harness.suite import Suite
+from benchmarks.harness.task_runner import TaskHarness, mean_std, run_task_suite, write_results
 from benchmarks.methods.qa import QAMethodInput, get_qa_method, qa_options
 
 TARGET_GAP = 5.0
@@ -45,8 +41,10 @@ def teacher_reference(teacher, questions, policy: QAPolicy) -> dict:
             "macs": count_macs(teacher, window), "bytes": saved_size_bytes(teacher)}
 
 
-def _record(task: str, method: str, k: int, seed: int, result, reference: dict, seconds: float) -> dict:
-    """One cell's record; a student's F1 gap is to the teacher's F1 on the very questions it was scored on."""
+def _record(task: str, method: str, k: int, seed: int, result, reference: dict, seconds: float,
+            questions=None) -> dict:
+    """One cell's record; a student's F1 gap is to the teacher's F1 on the very questions it was scored on
+    (the report holds both, so ``questions`` is not read)."""
     base = {"key": cell_key(task, method, k, seed), "task": task, "method": method, "k": k, "seed": seed}
     if result is None:  # the teacher itself
         return {**base, "exact_match": reference["exact_match"], "f1": reference["f1"], "f1_gap": 0.0,
@@ -65,47 +63,20 @@ def _record(task: str, method: str, k: int, seed: int, result, reference: dict, 
                       "weights": r["student"]["weights"]}}
 
 
+def _run(method: str, family, teacher, questions, k: int, seed: int, workdir: Path, options: dict):
+    return get_qa_method(method)(QAMethodInput(teacher, questions, k, seed, dict(family.target), workdir, options))
+
+
+def _line(record: dict) -> str:
+    return f"  EM {record['exact_match']:.1f}, F1 {record['f1']:.1f} ({record['f1_gap']:+.1f} below the teacher)"
+
+
 def run_qa_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None) -> dict:
     """Run every cell of a QA ``suite`` not already in ``out_dir/cells.jsonl``; write the results."""
-    console = console or Console()
-    for method in suite.methods:  # an unknown method or option fails now, not after the first cells
-        if method != "teacher":
-            qa_options(method, suite.method_options.get(method, {}))
-    invocation = start_invocation(suite.to_dict(), out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cells_path = out_dir / "cells.jsonl"
-    if fresh and cells_path.exists():
-        cells_path.unlink()
-    invocations = [] if fresh else previous_invocations(out_dir / "results.json")
-    invocations.append(invocation)
-    stamp = cell_stamp(invocation, len(invocations) - 1)
-    store, started = CellStore(cells_path), time.time()
-    contexts: dict = {}
-    for task_name, method, k, seed in suite.cells():
-        family = find_task_family(task_name)
-        key = cell_key(family.name, method, k, seed)
-        if family.name not in contexts:  # the teacher's reference goes into the outputs even when every cell is done
-            teacher = build_teacher(family, data_root=data_root, progress=False)
-            questions = load_dataset(family.dataset, data_root=data_root)
-            contexts[family.name] = (teacher, questions, teacher_reference(teacher, questions, QAPolicy()))
-        if key in store:
-            continue
-        teacher, questions, reference = contexts[family.name]
-        console.print(f"{family.name} · {method} · K={k} · seed={seed}")
-        tick = time.perf_counter()
-        result = None
-        if method != "teacher":
-            workdir = out_dir / "work" / family.name / f"{method}-k{k}-s{seed}"
-            inp = QAMethodInput(teacher, questions, k, seed, dict(family.target), workdir,
-                                dict(suite.method_options.get(method, {})))
-            result = get_qa_method(method)(inp)
-        record = _record(family.name, method, k, seed, result, reference, time.perf_counter() - tick)
-        record.update(stamp)
-        store.add(record)
-        console.print(f"  EM {record['exact_match']:.1f}, F1 {record['f1']:.1f} ({record['f1_gap']:+.1f} below the teacher)")
-    invocation["wall_seconds"] = round(time.time() - started, 1)
-    references = {name: ctx[2] for name, ctx in contexts.items()}
-    return write_qa_outputs(suite, out_dir, store.all(), references, invocations)
+    harness = TaskHarness(check_options=qa_options,
+                          reference=lambda teacher, questions: teacher_reference(teacher, questions, QAPolicy()),
+                          run=_run, record=_record, line=_line, write=write_qa_outputs)
+    return run_task_suite(suite, out_dir, harness, data_root, fresh, console)
 
 
 def aggregate_qa(records: list[dict]) -> list[dict]:
@@ -117,8 +88,8 @@ def aggregate_qa(records: list[dict]) -> list[dict]:
     for (task, method, k), group in groups.items():
         gaps = [r["f1_gap"] for r in group]
         rows.append({"task": task, "method": method, "k": k, "seeds": len(group),
-                     "exact_match": _mean_std([r["exact_match"] for r in group]),
-                     "f1": _mean_std([r["f1"] for r in group]), "f1_gap": _mean_std(gaps),
+                     "exact_match": mean_std([r["exact_match"] for r in group]),
+                     "f1": mean_std([r["f1"] for r in group]), "f1_gap": mean_std(gaps),
                      "within_target": sum(g <= TARGET_GAP for g in gaps),
                      "compression_bytes": statistics.fmean(r["compression_bytes"] for r in group),
                      "compression_macs": statistics.fmean(r["compression_macs"] for r in group),
@@ -141,20 +112,13 @@ def qa_table(rows: list[dict]) -> str:
 
 def write_qa_outputs(suite: Suite, out_dir: Path, records: list[dict], references: dict, invocations: list[dict]) -> dict:
     rows = aggregate_qa(records)
-    result = {"suite": suite.name, "invocations": invocations,
-              "clean": not dirty_reasons({"invocations": invocations, "cells": records}),
-              "teacher_reference": references, "summary": rows, "cells": records}
-    write_json(out_dir / "results.json", result)
-    machine = invocations[-1]["machine"]
-    commands = "\n".join(f"{i}. `{inv.get('command')}` at `{inv.get('commit')}`, "
-                         f"{'dirty tree' if inv.get('dirty') else 'clean'}" for i, inv in enumerate(invocations))
+    result, head = write_results(suite, out_dir, records, references, invocations, rows)
     refs = "\n".join(f"- {task}: teacher EM {ref['exact_match']:.1f}, F1 {ref['f1']:.1f} on {ref['questions']} fixed "
                      f"questions of the {ref['split']} split ({ref['articles']} articles no teacher or shot saw; "
                      f"windows of {ref['max_length']} tokens, stride {ref['doc_stride']}), {ref['params']:,} params, "
                      f"{ref['bytes']:,} bytes" for task, ref in references.items())
     (out_dir / "results.md").write_text(
-        f"# Suite `{suite.name}`\n\nInvocations:\n\n{commands}\n\nMachine: {machine.get('cpu_model')}, "
-        f"torch {machine.get('torch')}\n\n{refs}\n\nMean ± std over seeds. EM and F1 in percent as the official "
+        f"{head}{refs}\n\nMean ± std over seeds. EM and F1 in percent as the official "
         f"SQuAD v1.1 script computes them. Ratios: teacher / method for bytes (the saved artifact) and MACs (one "
         f"window). \"within 5 F1\": seeds whose student F1 is at most {TARGET_GAP:.0f} points below the teacher's. "
         f"Nothing was tuned on the evaluated articles.\n\n" + qa_table(rows))

@@ -16,9 +16,10 @@ from fewshot_kd.task_family import find_task_family
 from benchmarks.harness import plots
 from benchmarks.harness.cell import run_cell, sample_indices, teacher_reference
 from benchmarks.harness.context import prepare_task
-from benchmarks.harness.records import cell_stamp, dirty_reasons, previous_invocations, start_invocation
-from benchmarks.harness.store import CellStore, cell_key
+from benchmarks.harness.records import dirty_reasons
+from benchmarks.harness.store import cell_key
 from benchmarks.harness.suite import Suite
+from benchmarks.harness.task_runner import open_invocation
 from benchmarks.harness.tables import aggregate, markdown_table
 from benchmarks.methods.base import method_options
 
@@ -47,15 +48,7 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
     console = console or Console()
     for method in suite.methods:  # an unknown or mistyped option fails now, not hours into the run
         method_options(method, suite.method_options.get(method, {}))
-    invocation = start_invocation(suite.to_dict(), out_dir)  # before anything is written
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cells_path = out_dir / "cells.jsonl"
-    if fresh and cells_path.exists():
-        cells_path.unlink()
-    invocations = [] if fresh else previous_invocations(out_dir / "results.json")
-    invocations.append(invocation)
-    stamp = cell_stamp(invocation, len(invocations) - 1)
-    store = CellStore(cells_path)
+    store, invocations, stamp = open_invocation(suite, out_dir, fresh)
     work = out_dir / "work"
     started = time.time()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -81,7 +74,7 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
             live.update(Group(progress, _live_table(store.all())))
     for task_name in dict.fromkeys(t for t, *_ in cells):  # a resumed run with nothing left still reports them
         _prepare(find_task_family(task_name), suite, data_root, work, contexts, references)
-    invocation["wall_seconds"] = round(time.time() - started, 1)
+    invocations[-1]["wall_seconds"] = round(time.time() - started, 1)
     return write_outputs(suite, out_dir, store.all(), contexts, references, invocations)
 
 

@@ -6,7 +6,7 @@ sequences alone (``alpha=0``); ``hinton_kd``: KL to the teacher at a temperature
 cross-entropy, on the K sequences; ``adapt``: the same objective on the K sequences plus
 unlabelled train sequences (soft targets only); ``truncated``: the copy untrained (0 steps).
 ``teacher`` is measured as the reference. Options are fields of
-:class:`~fewshot_kd.adapt.lm_policy.LMPolicy` plus ``unlabelled`` (a count of sequences).
+:class:`~fewshot_kd.adapt.lm.policy.LMPolicy` plus ``unlabelled`` (a count of sequences).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Callable
 import torch.nn as nn
 
 from fewshot_kd.adapt import adapt
-from fewshot_kd.adapt.lm_policy import LMPolicy
+from fewshot_kd.adapt.lm.policy import LMPolicy
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.registry import Registry
 

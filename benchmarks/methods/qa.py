@@ -6,7 +6,7 @@ the K questions alone (``alpha=0``); ``hinton_kd``: KL to the teacher's start / 
 distributions at a temperature plus that cross-entropy (alpha 0.5), on the K questions;
 ``adapt``: the same objective on the K questions plus unlabelled questions of the teacher's
 articles (soft targets only); ``truncated``: the copy untrained (0 steps). ``teacher`` is
-measured as the reference. Options are fields of :class:`~fewshot_kd.adapt.qa_policy.QAPolicy`
+measured as the reference. Options are fields of :class:`~fewshot_kd.adapt.qa.policy.QAPolicy`
 plus ``unlabelled`` (a count of questions).
 """
 
@@ -19,7 +19,7 @@ from typing import Callable
 import torch.nn as nn
 
 from fewshot_kd.adapt import adapt
-from fewshot_kd.adapt.qa_policy import QAPolicy
+from fewshot_kd.adapt.qa.policy import QAPolicy
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.registry import Registry
 

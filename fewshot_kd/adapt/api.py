@@ -14,8 +14,8 @@ from fewshot_kd.adapt.out_folder import publish_files
 from fewshot_kd.adapt._data import check_classes, resolve_pool, resolve_unlabelled
 from fewshot_kd.adapt._fidelity import heldout_agreement
 from fewshot_kd.adapt._preflight import preflight
-from fewshot_kd.adapt.lm_data import is_causal_lm
-from fewshot_kd.adapt.qa_data import is_qa_model
+from fewshot_kd.adapt.lm.data import is_causal_lm
+from fewshot_kd.adapt.qa.data import is_qa_model
 from fewshot_kd.adapt.bit_sensitivity import quantizable_layers
 from fewshot_kd.adapt.mixed_bits import with_chosen_bits
 from fewshot_kd.adapt.policy import Policy, hand_set_for
@@ -102,10 +102,10 @@ def adapt(
     of their softened probabilities) into ``student``, a module with one output per class.
     A causal language-model ``teacher`` (GPT-2 architecture) with running text as ``data`` (a
     ``TextCorpus`` or its name) takes the language-model path (:func:`~fewshot_kd.adapt.lm.adapt_lm`):
-    ``shots`` sequences, an :class:`~fewshot_kd.adapt.lm_policy.LMPolicy`, perplexity in the report.
+    ``shots`` sequences, an :class:`~fewshot_kd.adapt.lm.policy.LMPolicy`, perplexity in the report.
     An extractive QA ``teacher`` (a ``...ForQuestionAnswering``) or questions as ``data`` (``QASplits``,
     e.g. ``"squad"``) take the QA path (:func:`~fewshot_kd.adapt.qa.adapt_qa`): ``shots`` labelled
-    questions, a :class:`~fewshot_kd.adapt.qa_policy.QAPolicy`, exact match and F1 in the report.
+    questions, a :class:`~fewshot_kd.adapt.qa.policy.QAPolicy`, exact match and F1 in the report.
     """
     if is_qa_model(teacher) or isinstance(data, QASplits):
         from fewshot_kd.adapt.qa import adapt_qa

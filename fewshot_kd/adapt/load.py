@@ -45,11 +45,11 @@ def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") 
                              f"adapt(..., export_dir=...) for a model from fewshot_kd.create_model")
     description = read_json(folder / ARCH_FILE)
     if isinstance(description, dict) and description.get("kind") == "causal_lm":
-        from fewshot_kd.adapt.lm_export import load_lm_student
+        from fewshot_kd.adapt.lm.export import load_lm_student
 
         return load_lm_student(folder, description, _weights_file(folder)).to(device).eval()
     if isinstance(description, dict) and description.get("kind") == "extractive_qa":
-        from fewshot_kd.adapt.qa_export import load_qa_student
+        from fewshot_kd.adapt.qa.export import load_qa_student
 
         return load_qa_student(folder, description, _weights_file(folder)).to(device).eval()
     if not (isinstance(description, dict) and isinstance(description.get("arch"), dict)

@@ -1,8 +1,10 @@
-"""What the task-type policies (:class:`~fewshot_kd.adapt.lm_policy.LMPolicy`,
-:class:`~fewshot_kd.adapt.qa_policy.QAPolicy`) share: reading one from a dict or an adapt() argument."""
+"""What the task-type policies (:class:`~fewshot_kd.adapt.lm.policy.LMPolicy`,
+:class:`~fewshot_kd.adapt.qa.policy.QAPolicy`) share: reading one from a dict or an adapt() argument."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from numbers import Integral, Real
 from typing import ClassVar
 
 from fewshot_kd.config_keys import check_known_keys
@@ -10,7 +12,8 @@ from fewshot_kd.errors import BadInputError
 
 
 class ParsedPolicy:
-    """``from_dict`` (unknown keys refused) and ``parse`` for a frozen policy dataclass; ``LABEL``
+    """``from_dict`` (unknown keys refused), ``parse``, ``to_dict`` and the field checks for a frozen
+    policy dataclass; ``LABEL``
     names it in errors ("LM policy"), ``TASK`` says what it is for ("a causal language model") and
     ``ONE`` how an error names an instance ("an LMPolicy")."""
 
@@ -34,3 +37,20 @@ class ParsedPolicy:
             return cls.from_dict(policy)
         raise BadInputError(f"for {cls.TASK}, policy must be None, {cls.ONE} or a dict of its "
                             f"fields, got {type(policy).__name__}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def check_whole_numbers(self, names: tuple[str, ...]) -> None:
+        """Each named field a whole number >= 0."""
+        for name in names:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+                raise BadInputError(f"{self.LABEL} {name} must be a whole number >= 0, got {value!r}")
+
+    def check_numbers(self, names: tuple[str, ...]) -> None:
+        """Each named field a number >= 0."""
+        for name in names:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
+                raise BadInputError(f"{self.LABEL} {name} must be a number >= 0, got {value!r}")

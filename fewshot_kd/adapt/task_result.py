@@ -1,10 +1,10 @@
-"""What adapt()'s task-type results (causal LM, extractive QA) share: the fields of
+"""What adapt()'s task-type results (causal LM, extractive QA) share: the report's JSON, the fields of
 :class:`~fewshot_kd.adapt.report.AdaptResult`, the saved report and the size rows of the summary table."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,6 +13,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from fewshot_kd.files import write_json
+
+
+class TaskReport:
+    """What the task-type reports share: :meth:`to_dict`, the JSON of report.json (sizes, target and
+    policy as dicts, warnings as a list)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("teacher", "student", "compression", "target", "policy"):
+            out[name] = out[name].to_dict()
+        out["warnings"] = list(self.warnings)
+        return out
 
 
 @dataclass

@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from fewshot_kd.adapt.target import Target
-from fewshot_kd.adapt.width_search import prune_to_goal
-from fewshot_kd.measure import count_macs, count_params
+from fewshot_kd.adapt.task_derive import prune_to_target
 from fewshot_kd.models.qa_model import truncate_qa_layers
 from fewshot_kd.prune.transformer import find_transformer_layers
 
@@ -22,23 +21,6 @@ def derive_qa_student(teacher: nn.Module, target: Target, example_inputs: dict) 
     / ``target.params`` (fractions of the teacher's; MACs on ``example_inputs``, one window)."""
     total = teacher.config.num_hidden_layers
     layers = target.layers or (DEFAULT_LAYERS if total > 3 else f"first {total}")
-    student = truncate_qa_layers(teacher, layers)
-    teacher_macs, teacher_params = count_macs(teacher, example_inputs), count_params(teacher)
-
-    def fraction(model: nn.Module) -> float:
-        if target.params is not None:
-            return count_params(model) / teacher_params
-        return count_macs(model, example_inputs) / teacher_macs
-
-    student, ratio = prune_to_goal(student, fraction, target.params if target.params is not None else target.macs)
-    kept = find_transformer_layers(student)
-    decisions = {
-        "derived_from_teacher": True,
-        "kept_layers": layers,
-        "prune_ratio": round(ratio, 4),
-        "heads": [layer.num_heads for layer in kept],
-        "ffn": [layer.ffn_width for layer in kept],
-        "macs_fraction": count_macs(student, example_inputs) / teacher_macs,
-        "params_fraction": count_params(student) / teacher_params,
-    }
-    return student, decisions
+    student, decisions = prune_to_target(teacher, truncate_qa_layers(teacher, layers), target, example_inputs,
+                                         find_transformer_layers)
+    return student, {"derived_from_teacher": True, "kept_layers": layers, **decisions}

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch.nn as nn
 
 from fewshot_kd.adapt.export import ARCH_FILE, TOKENIZER_IN_FOLDER
+from fewshot_kd.adapt.task_export import cut_to_recorded_widths_, read_weights, write_student_files
 from fewshot_kd.errors import CorruptFileError
-from fewshot_kd.files import save_tensors, write_json
 from fewshot_kd.prune.transformer import find_transformer_layers
 
 QA_KIND = "extractive_qa"
@@ -47,18 +47,11 @@ def export_qa_student(student: nn.Module, tokenizer, bits: int | None, out_dir: 
     """Write the weights (packed ints after :func:`quantize_qa_`, else fp32), the architecture
     JSON and, for a tokenizer that is not the packaged MiniLM's, its files; returns the weights
     path and the bytes of the weights and architecture files (the model itself)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if bits is not None:
-        from fewshot_kd.quant import export_quantized
-
-        weights = export_quantized(student, out_dir / f"student.int{bits}.safetensors")
-    else:
-        weights = save_tensors(out_dir / "student.safetensors", student.state_dict())
-    arch_dict = qa_architecture(student, tokenizer)
-    if arch_dict["tokenizer"] == TOKENIZER_IN_FOLDER:
+    architecture = qa_architecture(student, tokenizer)
+    written = write_student_files(student, bits, out_dir, student.state_dict, architecture)
+    if architecture["tokenizer"] == TOKENIZER_IN_FOLDER:
         tokenizer.save_pretrained(str(out_dir))
-    arch = write_json(out_dir / ARCH_FILE, arch_dict, compact=True)
-    return weights, weights.stat().st_size + arch.stat().st_size
+    return written
 
 
 def build_qa_skeleton(description: dict, source: str = "the architecture") -> nn.Module:
@@ -70,17 +63,14 @@ def build_qa_skeleton(description: dict, source: str = "the architecture") -> nn
     try:
         config = dict(description["config"])
         model = qa_model_from_config(AutoConfig.for_model(config.pop("model_type"), **config))
-        layers = find_transformer_layers(model)
-        heads, ffn = description["heads"], description["ffn"]
-        if len(heads) != len(layers) or len(ffn) != len(layers):
-            raise CorruptFileError(f"{source} lists {len(heads)} layers' heads for a config of {len(layers)} layers")
-        for layer, h, f in zip(layers, heads, ffn):
-            if h < layer.num_heads:
-                layer.prune_heads_(range(int(h)))
-            if f < layer.ffn_width:
-                layer.prune_ffn_(range(int(f)))
+        cut_to_recorded_widths_(find_transformer_layers(model), description, source, "layers")
     except (KeyError, TypeError, ValueError) as error:
         raise CorruptFileError(f"{source} does not describe a QA model ({error}); export the student again") from None
+    return model
+
+
+def _load_fp32(model: nn.Module, state: dict) -> nn.Module:
+    model.load_state_dict(state, strict=True)
     return model
 
 
@@ -88,15 +78,7 @@ def load_qa_student(folder: Path, description: dict, weights: Path) -> nn.Module
     """The QA student in ``folder`` (float, dequantized weights), its tokenizer attached as ``.tokenizer``."""
     from fewshot_kd.models._minilm import load_tokenizer
 
-    model = build_qa_skeleton(description, str(folder / ARCH_FILE))
-    if weights.name == "student.safetensors":
-        from fewshot_kd.files import load_tensors
-
-        model.load_state_dict(load_tensors(weights), strict=True)
-    else:
-        from fewshot_kd.quant.export import load_quantized
-
-        model = load_quantized(weights, model)
+    model = read_weights(build_qa_skeleton(description, str(folder / ARCH_FILE)), weights, _load_fp32)
     in_folder = description.get("tokenizer") == TOKENIZER_IN_FOLDER
     if in_folder and not (folder / "tokenizer_config.json").is_file():
         raise CorruptFileError(f"{folder / ARCH_FILE} says the tokenizer lies beside it, but {folder} has no "

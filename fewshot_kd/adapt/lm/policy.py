@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from numbers import Integral, Real
+from dataclasses import dataclass
 
 from fewshot_kd.adapt.task_policy import ParsedPolicy
 from fewshot_kd.errors import BadInputError
@@ -44,20 +43,11 @@ class LMPolicy(ParsedPolicy):
     version: int = LM_POLICY_VERSION
 
     def __post_init__(self) -> None:
-        for name in ("sequence_length", "steps", "batch_size", "qat_steps", "eval_window", "eval_stride",
-                     "generations", "generation_tokens", "prompt_chars"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-                raise BadInputError(f"LM policy {name} must be a whole number >= 0, got {value!r}")
-        for name in ("lr", "weight_decay", "temperature", "alpha", "qat_lr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
-                raise BadInputError(f"LM policy {name} must be a number >= 0, got {value!r}")
+        self.check_whole_numbers(("sequence_length", "steps", "batch_size", "qat_steps", "eval_window", "eval_stride",
+                                  "generations", "generation_tokens", "prompt_chars"))
+        self.check_numbers(("lr", "weight_decay", "temperature", "alpha", "qat_lr"))
         if self.sequence_length < 2 or self.batch_size < 1 or self.temperature <= 0 or self.alpha > 1:
             raise BadInputError("LM policy needs sequence_length >= 2, batch_size >= 1, temperature > 0, alpha <= 1")
         if not 1 <= self.eval_stride <= self.eval_window or self.eval_window < 2:
             raise BadInputError(f"LM policy needs 2 <= eval_window and 1 <= eval_stride <= eval_window, got "
                                 f"{self.eval_window} / {self.eval_stride}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)

@@ -8,8 +8,7 @@ import torch
 import torch.nn as nn
 
 from fewshot_kd.adapt.target import Target
-from fewshot_kd.adapt.width_search import prune_to_goal
-from fewshot_kd.measure import count_macs, count_params
+from fewshot_kd.adapt.task_derive import prune_to_target
 from fewshot_kd.models._text_layers import layer_indices
 from fewshot_kd.models.causal_lm import gpt2_blocks, keep_blocks
 from fewshot_kd.prune.gpt2 import find_gpt2_layers
@@ -24,25 +23,7 @@ def kept_block_indices(teacher: nn.Module, layers: str | None) -> list[int]:
 def derive_lm_student(teacher: nn.Module, target: Target, example_ids: torch.Tensor) -> tuple[nn.Module, dict]:
     """``(student, decisions)``: the kept blocks of a copy of ``teacher``, pruned further to
     ``target.macs`` / ``target.params`` (fractions of the teacher's, MACs on ``example_ids``)."""
-    inputs = {"input_ids": example_ids}
     indices = kept_block_indices(teacher, target.layers)
-    student = keep_blocks(teacher, indices)
-    teacher_macs, teacher_params = count_macs(teacher, inputs), count_params(teacher)
-
-    def fraction(model: nn.Module) -> float:
-        if target.params is not None:
-            return count_params(model) / teacher_params
-        return count_macs(model, inputs) / teacher_macs
-
-    student, ratio = prune_to_goal(student, fraction, target.params if target.params is not None else target.macs)
-    layers = find_gpt2_layers(student)
-    decisions = {
-        "derived_from_teacher": True,
-        "kept_blocks": indices,
-        "prune_ratio": round(ratio, 4),
-        "heads": [layer.num_heads for layer in layers],
-        "ffn": [layer.ffn_width for layer in layers],
-        "macs_fraction": count_macs(student, inputs) / teacher_macs,
-        "params_fraction": count_params(student) / teacher_params,
-    }
-    return student, decisions
+    student, decisions = prune_to_target(teacher, keep_blocks(teacher, indices), target, {"input_ids": example_ids},
+                                         find_gpt2_layers)
+    return student, {"derived_from_teacher": True, "kept_blocks": indices, **decisions}

@@ -3,17 +3,16 @@ of exact match and F1 (teacher and student on one fixed set of questions), size 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from fewshot_kd.adapt.adapt_report import Compression, ModelSize, StudentSize
-from fewshot_kd.adapt.qa_policy import QAPolicy
-from fewshot_kd.adapt.task_result import TaskAdaptResult
+from fewshot_kd.adapt.qa.policy import QAPolicy
+from fewshot_kd.adapt.task_result import TaskAdaptResult, TaskReport
 from fewshot_kd.adapt.target import Target
 
 
 @dataclass(frozen=True, kw_only=True)
-class QAReport:
+class QAReport(TaskReport):
     """Everything adapt() measured on an extractive QA model; :meth:`to_dict` is the JSON of
     report.json. ``shots`` labelled questions (``shot_windows`` windows) and
     ``unlabelled_questions`` were distilled on; ``squad`` holds both models' EM and F1 on the
@@ -35,13 +34,6 @@ class QAReport:
     target: Target
     policy: QAPolicy
     warnings: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("teacher", "student", "compression", "target", "policy"):
-            out[name] = out[name].to_dict()
-        out["warnings"] = list(self.warnings)
-        return out
 
 
 class QAAdaptResult(TaskAdaptResult):

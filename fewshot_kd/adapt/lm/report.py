@@ -4,17 +4,16 @@ generations."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from fewshot_kd.adapt.adapt_report import Compression, ModelSize, StudentSize
-from fewshot_kd.adapt.lm_policy import LMPolicy
+from fewshot_kd.adapt.lm.policy import LMPolicy
 from fewshot_kd.adapt.target import Target
-from fewshot_kd.adapt.task_result import TaskAdaptResult
+from fewshot_kd.adapt.task_result import TaskAdaptResult, TaskReport
 
 
 @dataclass(frozen=True, kw_only=True)
-class LMReport:
+class LMReport(TaskReport):
     """Everything adapt() measured on a causal LM; :meth:`to_dict` is the JSON of report.json.
     ``shots`` sequences of ``sequence_length`` tokens (``shot_tokens`` in all) were the labelled
     documents; ``perplexity`` holds both models' sliding-window perplexity on one split."""
@@ -37,13 +36,6 @@ class LMReport:
     target: Target
     policy: LMPolicy
     warnings: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("teacher", "student", "compression", "target", "policy"):
-            out[name] = out[name].to_dict()
-        out["warnings"] = list(self.warnings)
-        return out
 
 
 class LMAdaptResult(TaskAdaptResult):

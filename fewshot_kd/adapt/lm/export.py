@@ -9,8 +9,8 @@ from pathlib import Path
 import torch.nn as nn
 
 from fewshot_kd.adapt.export import ARCH_FILE
+from fewshot_kd.adapt.task_export import cut_to_recorded_widths_, read_weights, write_student_files
 from fewshot_kd.errors import CorruptFileError
-from fewshot_kd.files import save_tensors, write_json
 from fewshot_kd.models.lm_state import lm_state_dict, load_lm_state_
 from fewshot_kd.prune.gpt2 import find_gpt2_layers
 
@@ -48,15 +48,7 @@ def quantize_lm_(student: nn.Module, bits: int) -> nn.Module:
 def export_lm_student(student: nn.Module, bits: int | None, out_dir: Path) -> tuple[Path, int]:
     """Write the weights (packed ints after :func:`quantize_lm_`, else fp32) and the architecture
     JSON; returns the weights path and the bytes of both files."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if bits is not None:
-        from fewshot_kd.quant import export_quantized
-
-        weights = export_quantized(student, out_dir / f"student.int{bits}.safetensors")
-    else:
-        weights = save_tensors(out_dir / "student.safetensors", lm_state_dict(student))
-    arch = write_json(out_dir / ARCH_FILE, lm_architecture(student), compact=True)
-    return weights, weights.stat().st_size + arch.stat().st_size
+    return write_student_files(student, bits, out_dir, lambda: lm_state_dict(student), lm_architecture(student))
 
 
 def build_lm_skeleton(description: dict, source: str = "the architecture") -> nn.Module:
@@ -67,15 +59,7 @@ def build_lm_skeleton(description: dict, source: str = "the architecture") -> nn
 
     try:
         model = gpt2_lm(GPT2Config.from_dict(description["config"]))
-        layers = find_gpt2_layers(model)
-        heads, ffn = description["heads"], description["ffn"]
-        if len(heads) != len(layers) or len(ffn) != len(layers):
-            raise CorruptFileError(f"{source} lists {len(heads)} blocks' heads for a config of {len(layers)} blocks")
-        for layer, h, f in zip(layers, heads, ffn):
-            if h < layer.num_heads:
-                layer.prune_heads_(range(int(h)))
-            if f < layer.ffn_width:
-                layer.prune_ffn_(range(int(f)))
+        cut_to_recorded_widths_(find_gpt2_layers(model), description, source, "blocks")
     except (KeyError, TypeError, ValueError) as error:
         raise CorruptFileError(f"{source} does not describe a causal LM ({error}); export the student again") from None
     return model
@@ -84,17 +68,11 @@ def build_lm_skeleton(description: dict, source: str = "the architecture") -> nn
 def load_lm_student(folder: Path, description: dict, weights: Path) -> nn.Module:
     """The causal-LM student in ``folder`` (float, dequantized weights), the byte tokenizer
     attached when its vocabulary is the 256 bytes."""
-    from fewshot_kd.files import load_tensors
     from fewshot_kd.models.byte_tokenizer import BYTE_VOCAB_SIZE, ByteTokenizer
 
     skeleton = build_lm_skeleton(description, str(folder / ARCH_FILE))
-    if weights.name == "student.safetensors":
-        model = load_lm_state_(skeleton, load_tensors(weights), str(weights))
-    else:
-        from fewshot_kd.quant.export import load_quantized
-
-        model = load_quantized(weights, skeleton)
-        model.tie_weights()
+    model = read_weights(skeleton, weights, lambda model, state: load_lm_state_(model, state, str(weights)))
+    model.tie_weights()  # the fp32 load ties it already; the packed one does not
     if model.config.vocab_size == BYTE_VOCAB_SIZE:
         model.tokenizer = ByteTokenizer()
     return model

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from numbers import Integral, Real
+from dataclasses import dataclass
+from numbers import Integral
 
 from fewshot_kd.adapt.task_policy import ParsedPolicy
 from fewshot_kd.errors import BadInputError
@@ -38,14 +38,8 @@ class QAPolicy(ParsedPolicy):
     version: int = QA_POLICY_VERSION
 
     def __post_init__(self) -> None:
-        for name in ("max_length", "doc_stride", "steps", "batch_size", "qat_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-                raise BadInputError(f"QA policy {name} must be a whole number >= 0, got {value!r}")
-        for name in ("lr", "weight_decay", "temperature", "alpha", "qat_lr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
-                raise BadInputError(f"QA policy {name} must be a number >= 0, got {value!r}")
+        self.check_whole_numbers(("max_length", "doc_stride", "steps", "batch_size", "qat_steps"))
+        self.check_numbers(("lr", "weight_decay", "temperature", "alpha", "qat_lr"))
         if self.batch_size < 1 or self.temperature <= 0 or self.alpha > 1:
             raise BadInputError("QA policy needs batch_size >= 1, temperature > 0 and alpha <= 1")
         if not 0 < self.doc_stride < self.max_length:
@@ -55,6 +49,3 @@ class QAPolicy(ParsedPolicy):
             raise BadInputError(f"QA policy eval_questions must be a whole number >= 1 or None, got {count!r}")
         if not isinstance(self.allow_no_answer, bool):
             raise BadInputError(f"QA policy allow_no_answer must be true or false, got {self.allow_no_answer!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch.nn as nn
 
+from fewshot_kd.adapt.task_steps import check_shots
 from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.data.qa_examples import QADataset, QAExample, QASplits
 from fewshot_kd.errors import BadInputError
@@ -53,8 +54,7 @@ def shot_and_unlabelled_questions(splits: QASplits, shots: int, unlabelled, seed
                                   ) -> tuple[QADataset, QADataset | None]:
     """``shots`` labelled questions of the train split (seeded draw) and the unlabelled ones:
     ``n`` (an int) further train questions (never a shot; answers dropped) or given questions."""
-    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
-        raise BadInputError(f"shots is the number of labelled questions, a whole number >= 1; got {shots!r}")
+    check_shots(shots, "labelled questions")
     labelled = splits.train.few_shot(shots, seed)
     if any(not e.is_labelled for e in labelled):
         raise BadInputError(f"{splits.name}: the train split holds unlabelled questions; the shots need answers")
