@@ -41,3 +41,12 @@ class UnknownNameError(FewShotKDError, KeyError, ValueError):
 
 class CorruptFileError(FewShotKDError, ValueError):
     """A file is truncated, corrupted or not what it should be; the message names it."""
+
+
+class TaskMismatchError(BadInputError):
+    """Teacher and data are for different tasks (a causal LM teacher with labelled classes, a
+    classifier with running text, ...); the message says what each is and what fits."""
+
+
+class UnsupportedModelError(BadInputError):
+    """A model folder holds a kind of model fewshot_kd does not adapt; the message lists the kinds it does."""

@@ -1,6 +1,8 @@
-"""``python -m fewshot_kd.adapt``: load the teacher and the data named on the command line,
-run :func:`~fewshot_kd.adapt.adapt`, and write the student, report.json and (``--onnx``)
-student.onnx (for text, with the tokenizer files) to ``--out``, all at once when everything succeeded."""
+"""``python -m fewshot_kd.adapt``: load the teacher and the data named on the command line (a
+classifier with labelled classes, a causal LM with running text or an extractive QA model with
+questions), run :func:`~fewshot_kd.adapt.adapt`, and write the student, report.json and
+(``--onnx``, classifiers) student.onnx (for text, with the tokenizer files) to ``--out``, all at
+once when everything succeeded."""
 
 from __future__ import annotations
 
@@ -58,28 +60,42 @@ def _one_or_all(values: list | None):
     return values[0] if values and len(values) == 1 else values
 
 
-def run(args: argparse.Namespace, command: str = "") -> Path:
-    """Everything the command does; returns the output folder."""
-    from fewshot_kd.adapt.api import adapt
-    from fewshot_kd.files import write_json
+def _classifier_inputs(args: argparse.Namespace, data) -> dict:
+    """adapt()'s teacher (or teachers), student, shots, policy and unlabelled inputs for classification."""
+    from fewshot_kd.adapt.cli_tasks import CLASSIFICATION, DEFAULT_SHOTS, check_same_task, spec_task, teacher_task
     from fewshot_kd.adapt.cli_teachers import build_student, load_teachers
 
-    out = Path(args.out).expanduser()
-    check_free(out, args.overwrite)  # before minutes of work, not after
-    data = _data(args)
-    _check_onnx_wanted(args)
+    for spec in args.teacher:  # a causal LM or QA folder or recipe fails here, before it loads or trains
+        check_same_task(spec, spec_task(spec), args.data, CLASSIFICATION)
     teacher, teachers = load_teachers(args, data)
+    if teacher is not None:
+        check_same_task(args.teacher[0], teacher_task(teacher), args.data, CLASSIFICATION)
     student = build_student(args.student, data, args.data_root)
     if args.onnx and data.train.is_text:
         from fewshot_kd.adapt._preflight import check_text_export
 
         check_text_export(student if student is not None else teacher, "--onnx")
     policy = resolve_policy(args.policy, args.steps, data.train.is_text, new_arch=student is not None)
+    shots = args.shots if args.shots is not None else DEFAULT_SHOTS[CLASSIFICATION]
+    return {"teacher": teacher, "teachers": teachers, "student": student, "shots": shots, "policy": policy,
+            "unlabelled": _unlabelled(args)}
+
+
+def run(args: argparse.Namespace, command: str = "") -> Path:
+    """Everything the command does; returns the output folder."""
+    from fewshot_kd.adapt.api import adapt
+    from fewshot_kd.adapt.cli_tasks import CLASSIFICATION, data_task, task_inputs
+    from fewshot_kd.files import write_json
+
+    out = Path(args.out).expanduser()
+    check_free(out, args.overwrite)  # before minutes of work, not after
+    data = _data(args)
+    _check_onnx_wanted(args)
+    task = data_task(data)
+    inputs = _classifier_inputs(args, data) if task == CLASSIFICATION else task_inputs(args, data, task)
     with staged_folder(out, args.overwrite) as stage:
-        result = adapt(teacher, student, shots=args.shots, data=data, target=args.target, policy=policy,
-                       device=_device(args.device), seed=args.seed, export_dir=stage, integer=args.integer,
-                       data_root=args.data_root, progress=not args.no_progress, unlabelled=_unlabelled(args),
-                       teachers=teachers)
+        result = adapt(data=data, target=args.target, device=_device(args.device), seed=args.seed, export_dir=stage,
+                       integer=args.integer, data_root=args.data_root, progress=not args.no_progress, **inputs)
         if args.onnx:
             from fewshot_kd.quant.integer import export_onnx
 
@@ -90,7 +106,7 @@ def run(args: argparse.Namespace, command: str = "") -> Path:
             save_tokenizer(result.student, stage)
         cli = {"command": command, "teacher": _one_or_all(args.teacher), "weights": _one_or_all(args.weights),
                "data": args.data}
-        if teachers is not None:
+        if inputs.get("teachers") is not None:
             cli["teacher_classes"] = args.teacher_classes
         if args.student is not None:
             cli["student"] = args.student

@@ -18,21 +18,32 @@ examples:
   python -m fewshot_kd.adapt --teacher my-bert/ --data reviews.csv --shots 16 --out runs/bert
   python -m fewshot_kd.adapt --teacher a.safetensors --teacher-classes 0,1,2,3,4 \\
       --teacher b.safetensors --teacher-classes 5,6,7,8,9 --student small_cnn --data digits --out runs/two
+  python -m fewshot_kd.adapt --teacher tinyshakespeare-gpt2 --data tinyshakespeare --shots 20 --out runs/lm
+  python -m fewshot_kd.adapt --teacher my-gpt2/ --data tinyshakespeare --policy steps=100,sequence_length=64 \\
+      --out runs/my-lm
+  python -m fewshot_kd.adapt --teacher squad-minilm --data squad --shots 128 --out runs/qa
 
---teacher: a Hugging Face sequence-classification folder (save_pretrained, with its tokenizer);
-  a folder this command wrote; a .safetensors with X.arch.json beside it (or written by
-  fewshot_kd's save_pruned); a torchvision or fewshot_kd architecture name with --weights FILE
-  (a state dict: .pt/.pth read with weights_only=True, or .safetensors); a teacher recipe name
-  (digits-cnn, trained once and cached).
+Three tasks, told by --data: labelled classes (classification: images or text), running text
+(causal language modelling: a GPT-2 teacher; perplexity and greedy generations in the report) or
+questions (extractive question answering: a ...ForQuestionAnswering teacher; exact match and F1).
+--teacher: a Hugging Face folder (save_pretrained, with its tokenizer) of a sequence classifier,
+  a causal LM (GPT-2 *LMHeadModel) or an extractive QA model (*ForQuestionAnswering), read
+  offline without running its code; a folder this command wrote; a .safetensors with
+  X.arch.json beside it (or written by fewshot_kd's save_pruned); a torchvision or fewshot_kd
+  architecture name with --weights FILE (a state dict: .pt/.pth read with weights_only=True, or
+  .safetensors); a teacher recipe name (digits-cnn, tinyshakespeare-gpt2, squad-minilm: trained
+  once and cached).
 --data: a dataset name (fewshot_kd.list_datasets()) or a path: an image folder (one sub-folder
   per class, or train/ and test/ holding them), an .npz (x, y, class_names), a .csv/.tsv/.jsonl
   with text and label columns, or a Hugging Face save_to_disk folder. Without a test split, 20%
-  of every class is held out to report accuracy on.
+  of every class is held out to report accuracy on. Running text and questions are named
+  datasets (tinyshakespeare, squad).
 --out receives report.json, the student (student.int8.safetensors or student.safetensors, and
   student.arch.json; fewshot_kd.adapt.load_student reads them back) and, with --onnx,
   student.onnx, which onnxruntime runs without fewshot_kd (a text student's takes input_ids and
-  attention_mask; its tokenizer.json is written beside it). It is written only once everything
-  succeeded.
+  attention_mask; its tokenizer.json is written beside it). A causal LM's or QA model's student
+  is written as packed int weights (or fp32 with bits=none) and student.arch.json. It is written
+  only once everything succeeded.
 """
 
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 2**10, "mib": 2**20, "gib": 2**30}
@@ -59,15 +70,21 @@ def _target_value(key: str, text: str):
         raise BadInputError(f"target {key}={text!r} is not a number") from None
 
 
-def parse_target(text: str) -> dict:
-    """``"macs=0.5,bits=8"`` as ``{"macs": 0.5, "bits": 8}`` (``bits=none``: a float student;
-    ``size_bytes=2MB``; ``layers=last 3``). Keys and ranges are checked by :class:`Target`."""
-    target: dict = {}
+def _pairs(text: str, flag: str, example: str) -> list[tuple[str, str]]:
+    """``"a=1,b=2"`` as ``[("a", "1"), ("b", "2")]``; ``example`` shows the form in the error."""
+    pairs = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise BadInputError(f"--target items are key=value, comma-separated (macs=0.5,bits=8); got {item!r}")
-        target[key.strip()] = _target_value(key.strip(), value)
+            raise BadInputError(f"{flag} items are key=value, comma-separated ({example}); got {item!r}")
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def parse_target(text: str) -> dict:
+    """``"macs=0.5,bits=8"`` as ``{"macs": 0.5, "bits": 8}`` (``bits=none``: a float student;
+    ``size_bytes=2MB``; ``layers=last 3``). Keys and ranges are checked by :class:`Target`."""
+    target = {key: _target_value(key, value) for key, value in _pairs(text, "--target", "macs=0.5,bits=8")}
     if "params" in target:
         target.setdefault("macs", None)  # a params budget replaces the default MACs one
     from fewshot_kd.adapt.target import Target
@@ -93,6 +110,26 @@ def shipped_policy(name: str) -> Path:
     return Path(__file__).resolve().parents[1] / "policies" / name
 
 
+def inline_json(text: str):
+    """``--policy``'s inline JSON (``'{"steps": 50}'``), read."""
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise BadInputError(f"--policy is not valid JSON ({error}); e.g. --policy '{{\"steps\": 50}}'") from None
+
+
+def key_values(text: str, flag: str) -> dict:
+    """``"steps=50,alpha=0.5,eval_questions=null"`` as a dict, each value read as JSON when it is
+    (numbers, true, false, null), else kept as text."""
+    settings = {}
+    for key, value in _pairs(text, flag, "steps=50,lr=1e-4"):
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value.strip()
+    return settings
+
+
 def resolve_policy(text: str | None, steps: int | None, is_text: bool, new_arch: bool = False):
     """``--policy``: ``hand-set`` (default), ``meta`` (the shipped meta-learned policy), a
     policy JSON file or meta-policy folder, or inline JSON (``'{"steps": 50}'``); ``--steps``
@@ -105,11 +142,7 @@ def resolve_policy(text: str | None, steps: int | None, is_text: bool, new_arch:
     elif text == "meta":
         policy = _policy(shipped_policy("meta_default"), is_text)
     elif text.lstrip().startswith("{"):
-        try:
-            settings = json.loads(text)
-        except ValueError as error:
-            raise BadInputError(f"--policy is not valid JSON ({error}); e.g. --policy '{{\"steps\": 50}}'") from None
-        policy = _policy(settings, is_text)
+        policy = _policy(inline_json(text), is_text)
     elif Path(text).exists():
         policy = _policy(text, is_text)
     else:
@@ -131,8 +164,10 @@ def _unlabelled(text: str) -> int | str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fewshot_kd.adapt", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
-        description="Compress a teacher into a smaller student from a few labelled examples per class "
-                    "(distillation, pruning and quantization), and write the student and a report.")
+        description="Compress a teacher into a smaller student from a few examples (distillation, pruning and\n"
+                    "quantization), and write the student and a report. Three tasks: classification (a few labelled\n"
+                    "examples per class), causal language modelling (a few sequences of running text) and extractive\n"
+                    "question answering (a few answered questions).")
     need = p.add_argument_group("what to compress")
     need.add_argument("--teacher", required=True, action="append", metavar="PATH_OR_NAME",
                       help="the teacher (see below); repeat it, each followed by --teacher-classes, to distil "
@@ -142,8 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "label ids (0,1,2,3,4) or class names (cat,dog); every class from exactly one teacher")
     need.add_argument("--weights", action="append", metavar="FILE",
                       help="a state-dict file for an architecture-name teacher (once per --teacher when several)")
-    need.add_argument("--data", required=True, metavar="PATH_OR_NAME", help="labelled data to draw the shots from")
-    need.add_argument("--shots", type=int, default=10, metavar="K", help="labelled examples per class (default 10)")
+    need.add_argument("--data", required=True, metavar="PATH_OR_NAME",
+                      help="the data to draw the shots from: labelled classes, running text or questions")
+    need.add_argument("--shots", type=int, metavar="K",
+                      help="labelled examples per class (default 10); for a causal LM, sequences (default 20); for "
+                           "QA, answered questions (default 128)")
     need.add_argument("--out", required=True, metavar="DIR", help="output folder (created; see below)")
     how = p.add_argument_group("how to compress")
     how.add_argument("--student", metavar="NAME_OR_PATH",
@@ -155,12 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "size_bytes (500kB, 2MB), size_ratio, layers (text: 'last 3'), latency (default macs=0.5,bits=8)")
     how.add_argument("--policy", metavar="NAME_OR_FILE",
                      help="hand-set (default), meta (the shipped meta-learned policy), a policy JSON file or folder, "
-                          "or inline JSON such as '{\"steps\": 50}'")
+                          "or inline JSON such as '{\"steps\": 50}'; for a causal LM or QA, a JSON file, inline JSON "
+                          "or key=value pairs of LMPolicy / QAPolicy fields (steps=50,sequence_length=64)")
     how.add_argument("--steps", type=int, metavar="N", help="distillation steps (overrides the policy's)")
     how.add_argument("--unlabelled", type=_unlabelled, metavar="N|PATH",
                      help="unlabelled inputs the student also learns the teacher's outputs on: N drawn from --data "
                           "beside the shots, or a path (any --data format with labels ignored, a folder of "
-                          "images, or a .txt file with one text per line)")
+                          "images, or a .txt file with one text per line; for a causal LM, a text file of running "
+                          "text)")
     how.add_argument("--seed", type=int, default=0, help="draws the shots and seeds training (default 0)")
     how.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
     data = p.add_argument_group("reading the data")

@@ -1,6 +1,7 @@
 """``load_teacher(spec)``: a teacher from a path or a name.
 
-* a Hugging Face folder (``config.json``, weights, tokenizer) of a sequence classifier;
+* a Hugging Face folder (``config.json``, weights, tokenizer) of a sequence classifier, a causal
+  language model or an extractive QA model (the kind its config's ``architectures`` names);
 * this library's own files: a folder adapt() exported, a ``.safetensors`` written by
   :func:`~fewshot_kd.prune.serialize.save_pruned`, or ``X.safetensors`` beside ``X.arch.json``
   (an architecture description, or ``{"name": <registry name>, **kwargs}``);
@@ -20,12 +21,13 @@ import torch.nn as nn
 
 from fewshot_kd.errors import BadInputError, DataNotFoundError, UnknownNameError
 from fewshot_kd.files import load_tensors, read_json
-from fewshot_kd.teachers.hf_folder import is_hf_folder, load_hf_classifier
+from fewshot_kd.teachers.hf_folder import is_hf_folder
+from fewshot_kd.teachers.hf_task_folder import load_hf_folder
 from fewshot_kd.teachers.state_dict import load_state_into, read_state_dict
 
 ARCH_SUFFIX = ".arch.json"
 STATE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
-KINDS = ("a Hugging Face sequence-classification folder", "a folder adapt() exported",
+KINDS = ("a Hugging Face sequence-classification, causal-LM or question-answering folder", "a folder adapt() exported",
          "a .safetensors file with its architecture (save_pruned, or X.arch.json beside it)",
          "an architecture name (torchvision or fewshot_kd) with weights=FILE", "a fewshot_kd model or recipe name")
 
@@ -115,7 +117,7 @@ def load_teacher(spec: str | os.PathLike, weights: str | os.PathLike | None = No
         raise DataNotFoundError(f"weights file {weights} does not exist")
     if path.exists():
         if is_hf_folder(path):
-            return load_hf_classifier(path)
+            return load_hf_folder(path)
         model = _own_files(path)
         if model is not None:
             return model.eval()

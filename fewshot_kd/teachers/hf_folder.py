@@ -1,5 +1,6 @@
 """A local Hugging Face sequence-classification folder (``save_pretrained`` output: config,
-weights, tokenizer) as a teacher that takes a list of strings and returns logits."""
+weights, tokenizer) as a teacher that takes a list of strings and returns logits; and reading a
+folder's weights and tokenizer offline, as the causal-LM and QA folders are read too."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def load_hf_classifier(folder: Path, max_length: int = 128) -> HFSequenceClassif
 
 
 def _load(folder: Path, max_length: int) -> HFSequenceClassifier:
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     try:
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
@@ -88,19 +89,32 @@ def _load(folder: Path, max_length: int) -> HFSequenceClassifier:
     if config.architectures and not kinds:
         raise BadInputError(f"{folder} holds a {config.architectures[0]}, not a sequence classifier; a teacher "
                             f"needs a *ForSequenceClassification model (its head gives the class logits)")
+    model = pretrained_weights(AutoModelForSequenceClassification, folder)
+    return HFSequenceClassifier(model.eval(), folder_tokenizer(folder), max_length)
+
+
+def pretrained_weights(auto_class, folder: Path, **kwargs) -> nn.Module:
+    """``auto_class.from_pretrained(folder)`` offline, without remote code; unreadable weights
+    raise :class:`CorruptFileError`."""
     from safetensors import SafetensorError
 
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder), local_files_only=True)
+        return auto_class.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False, **kwargs)
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:
         raise CorruptFileError(f"{folder}: its weights do not load ({type(error).__name__}: "
                                f"{str(error).splitlines()[0][:200]}); save the model again with save_pretrained") from None
-    if not any((folder / f).is_file() for f in TOKENIZER_FILES):  # transformers would build an empty one
+
+
+def folder_tokenizer(folder: Path):
+    """The tokenizer ``save_pretrained`` wrote to ``folder``, read offline; a folder without
+    tokenizer files raises (transformers would build an empty one)."""
+    from transformers import AutoTokenizer
+
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
         raise BadInputError(f"{folder} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
                             f"tokenizer beside the model with tokenizer.save_pretrained({str(folder)!r})")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError, TypeError) as error:
         raise BadInputError(f"{folder} has no usable tokenizer ({type(error).__name__}); save it beside the model "
                             f"with tokenizer.save_pretrained({str(folder)!r})") from None
-    return HFSequenceClassifier(model.eval(), tokenizer, max_length)
