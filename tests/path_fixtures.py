@@ -38,3 +38,21 @@ def tiny_bert_folder(folder, num_labels=2, tokenizer=True):
     else:
         (folder / "vocab.txt").unlink()
     return model
+
+
+def tiny_gpt2_folder(folder, text):
+    """A random 2-block GPT2LMHeadModel and a word-level tokenizer of ``text``'s words ([UNK] first),
+    saved to ``folder`` with save_pretrained; returns the tokenizer."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    splitter = pre_tokenizers.Whitespace()
+    words = sorted({word for word, _ in splitter.pre_tokenize_str(text)})
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0, **{w: i + 1 for i, w in enumerate(words)}}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = splitter
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]")
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=len(words) + 1)
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    return fast

@@ -20,7 +20,7 @@ from fewshot_kd.data.squad import SQUAD_FILE  # noqa: E402
 from fewshot_kd.data.tinyshakespeare import TINYSHAKESPEARE_FILE  # noqa: E402
 from fewshot_kd.errors import UnsupportedModelError  # noqa: E402
 from fewshot_kd.teachers.by_path import load_teacher  # noqa: E402
-from path_fixtures import tiny_bert_folder  # noqa: E402
+from path_fixtures import tiny_bert_folder, tiny_gpt2_folder  # noqa: E402
 
 TEXT = "".join(f"{name}: to be or not to be, {verb} is the question.\n"
                for name in ("HAMLET", "OPHELIA", "KING") for verb in ("that", "this", "what", "which")) * 20
@@ -53,17 +53,8 @@ def data_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def gpt2_folder(tmp_path_factory):
     """A random 2-block GPT2LMHeadModel and a word-level tokenizer of TEXT's words, saved with save_pretrained."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
     folder = tmp_path_factory.mktemp("gpt2")
-    splitter = pre_tokenizers.Whitespace()
-    words = sorted({word for word, _ in splitter.pre_tokenize_str(TEXT)})
-    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0, **{w: i + 1 for i, w in enumerate(words)}}, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = splitter
-    transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]").save_pretrained(folder)
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=len(words) + 1)
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    tiny_gpt2_folder(folder, TEXT)
     return folder
 
 
@@ -88,7 +79,8 @@ def test_a_gpt2_folder_on_running_text_end_to_end(gpt2_folder, data_root, tmp_pa
     out = tmp_path / "lm"
     _run("--teacher", str(gpt2_folder), "--data", "tinyshakespeare", "--data-root", data_root, "--shots", "4",
          "--policy", LM_POLICY, "--unlabelled", "3", "--out", str(out))
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "student.arch.json", "student.int8.safetensors"]
+    names = {p.name for p in out.iterdir()}
+    assert {"report.json", "student.arch.json", "student.int8.safetensors", "tokenizer_config.json"} <= names
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "causal_lm" and report["shots"] == 4 and report["unlabelled_sequences"] == 3
     assert report["policy"]["steps"] == 2 and report["policy"]["sequence_length"] == 16 and len(report["history"]) == 2

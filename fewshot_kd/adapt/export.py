@@ -8,12 +8,23 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from fewshot_kd.errors import FewShotKDError
+from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import save_tensors, write_json
 
 ARCH_FILE = "student.arch.json"
 TOKENIZER_IN_FOLDER = "<the student's folder>"
 """What student.arch.json records as ``tokenizer`` when the tokenizer files lie beside it."""
+
+
+def tokenizer_folder(folder: Path, recorded) -> Path | None:
+    """``folder`` when student.arch.json records the tokenizer beside it (``recorded`` is
+    :data:`TOKENIZER_IN_FOLDER`), else None; :class:`CorruptFileError` when its files are missing."""
+    if recorded != TOKENIZER_IN_FOLDER:
+        return None
+    if not (folder / "tokenizer_config.json").is_file():
+        raise CorruptFileError(f"{folder / ARCH_FILE} says the tokenizer lies beside it, but {folder} has no "
+                               f"tokenizer_config.json; export the student again with adapt(..., export_dir=...)")
+    return folder
 
 
 def _tokenizer_beside(student: nn.Module, arch: dict) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from fewshot_kd.adapt.export import ARCH_FILE, TOKENIZER_IN_FOLDER
+from fewshot_kd.adapt.export import ARCH_FILE, tokenizer_folder
 from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import load_tensors, read_json
 
@@ -23,11 +23,8 @@ def _weights_file(folder: Path) -> Path:
 
 def _tokenizer_in(folder: Path, description: dict) -> dict:
     """``description`` with a tokenizer saved beside the weights named by this folder's path."""
-    if description["arch"].get("tokenizer") != TOKENIZER_IN_FOLDER:
+    if tokenizer_folder(folder, description["arch"].get("tokenizer")) is None:
         return description
-    if not (folder / "tokenizer_config.json").is_file():
-        raise CorruptFileError(f"{folder / ARCH_FILE} says the tokenizer lies beside it, but {folder} has no "
-                               f"tokenizer_config.json; export the student again with adapt(..., export_dir=...)")
     return {**description, "arch": {**description["arch"], "tokenizer": str(folder)}}
 
 
@@ -35,8 +32,9 @@ def load_student(folder: str | os.PathLike, device: str | torch.device = "cpu") 
     """The student adapt() wrote to ``export_dir``, rebuilt from the model registry (no code
     is unpickled): a float model holding the dequantized weights (BatchNorm restored from
     the folded file), in eval mode. It computes what ``result.student`` computes. A student
-    derived from a Hugging Face folder is rebuilt from its config JSON; a text student whose
-    tokenizer is not the packaged MiniLM's reads the tokenizer files saved beside it."""
+    derived from a Hugging Face folder is rebuilt from its config JSON; a text, causal-LM or QA
+    student whose tokenizer is not the library's own (the packaged MiniLM's, the byte tokenizer)
+    reads the tokenizer files saved beside it."""
     from fewshot_kd.prune.serialize import build_skeleton
 
     folder = Path(folder)

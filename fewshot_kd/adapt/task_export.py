@@ -1,6 +1,6 @@
 """What the task-type students' files (causal LM, extractive QA) share: the weights (packed ints
-or fp32) beside the architecture JSON, a skeleton cut to the recorded widths, and reading the
-weights back."""
+or fp32) beside the architecture JSON, the tokenizer (by name when it is the library's own, else
+its files), a skeleton cut to the recorded widths, and reading the weights and tokenizer back."""
 
 from __future__ import annotations
 
@@ -9,17 +9,30 @@ from typing import Callable
 
 import torch.nn as nn
 
-from fewshot_kd.adapt.export import ARCH_FILE
+from fewshot_kd.adapt.export import ARCH_FILE, TOKENIZER_IN_FOLDER, tokenizer_folder
 from fewshot_kd.errors import CorruptFileError
 from fewshot_kd.files import save_tensors, write_json
 
 FP32_WEIGHTS = "student.safetensors"
 
 
+def tokenizer_record(tokenizer, builtin: str | None) -> dict:
+    """The architecture JSON's ``tokenizer`` field: ``builtin`` (the name of the library's own
+    tokenizer, which the loader builds), else :data:`TOKENIZER_IN_FOLDER` for one ``save_pretrained``
+    writes beside the weights; none for a tokenizer that is neither (the loader's fallback then)."""
+    if builtin is not None:
+        return {"tokenizer": builtin}
+    if callable(getattr(tokenizer, "save_pretrained", None)):
+        return {"tokenizer": TOKENIZER_IN_FOLDER}
+    return {}
+
+
 def write_student_files(student: nn.Module, bits: int | None, out_dir: Path, fp32_state: Callable[[], dict],
-                        architecture: dict) -> tuple[Path, int]:
+                        architecture: dict, tokenizer, builtin: str | None) -> tuple[Path, int]:
     """Write the weights (packed ints at ``bits``, else ``fp32_state()``) and ``architecture`` as
-    JSON into ``out_dir``; returns the weights path and the bytes of both files."""
+    JSON into ``out_dir``, recording ``tokenizer`` (:func:`tokenizer_record`) and saving its files
+    there unless it is the ``builtin`` one; returns the weights path and the bytes of the weights
+    and architecture files (the tokenizer's are not counted: the teacher reads the same ones)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if bits is not None:
         from fewshot_kd.quant import export_quantized
@@ -27,8 +40,21 @@ def write_student_files(student: nn.Module, bits: int | None, out_dir: Path, fp3
         weights = export_quantized(student, out_dir / f"student.int{bits}.safetensors")
     else:
         weights = save_tensors(out_dir / FP32_WEIGHTS, fp32_state())
+    architecture = {**architecture, **tokenizer_record(tokenizer, builtin)}
     arch = write_json(out_dir / ARCH_FILE, architecture, compact=True)
+    if architecture.get("tokenizer") == TOKENIZER_IN_FOLDER:
+        tokenizer.save_pretrained(str(out_dir))
     return weights, weights.stat().st_size + arch.stat().st_size
+
+
+def saved_tokenizer(folder: Path, description: dict):
+    """The tokenizer saved beside the weights in ``folder`` when ``description`` records it there, else None."""
+    beside = tokenizer_folder(folder, description.get("tokenizer"))
+    if beside is None:
+        return None
+    from fewshot_kd.models._minilm import load_tokenizer
+
+    return load_tokenizer(beside)
 
 
 def cut_to_recorded_widths_(layers: list, description: dict, source: str, unit: str) -> None:

@@ -75,8 +75,9 @@ def adapt_lm(teacher: nn.Module, student=None, shots: int = 20, data=None, targe
     distill_seconds = steps.lap()
     with tempfile.TemporaryDirectory(prefix="fewshot_kd-adapt-lm-") as tmp:
         work = Path(tmp)
-        artifact, artifact_bytes, qat_history = steps.export(student, bank, work, quantize_lm_, export_lm_student,
-                                                             lambda model: model.tie_weights())
+        artifact, artifact_bytes, qat_history = steps.export(
+            student, bank, work, quantize_lm_, lambda model, bits, out: export_lm_student(model, tokenizer, bits, out),
+            lambda model: model.tie_weights())
         history += qat_history
         quantize_seconds, adapt_seconds = steps.lap(), steps.elapsed()
         steps.check_budget(artifact_bytes)

@@ -1,5 +1,6 @@
-"""A causal-LM student's files: packed int weights (or fp32) and an architecture JSON (the
-GPT-2 config plus every block's heads and FFN width), and reading them back without code."""
+"""A causal-LM student's files: packed int weights (or fp32), an architecture JSON (the GPT-2
+config plus every block's heads and FFN width) and, unless it is the byte tokenizer, its
+tokenizer; and reading them back without code."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path
 import torch.nn as nn
 
 from fewshot_kd.adapt.export import ARCH_FILE
-from fewshot_kd.adapt.task_export import cut_to_recorded_widths_, read_weights, write_student_files
+from fewshot_kd.adapt.task_export import cut_to_recorded_widths_, read_weights, saved_tokenizer, write_student_files
 from fewshot_kd.errors import CorruptFileError
 from fewshot_kd.models.lm_state import lm_state_dict, load_lm_state_
 from fewshot_kd.prune.gpt2 import find_gpt2_layers
 
 LM_KIND = "causal_lm"
+BYTE_TOKENIZER = "byte"
+"""What student.arch.json records as ``tokenizer`` for the library's byte tokenizer (the recipe teachers')."""
 
 
 def lm_architecture(student: nn.Module) -> dict:
@@ -45,10 +48,15 @@ def quantize_lm_(student: nn.Module, bits: int) -> nn.Module:
     return share_tied_quantizers_(student)
 
 
-def export_lm_student(student: nn.Module, bits: int | None, out_dir: Path) -> tuple[Path, int]:
-    """Write the weights (packed ints after :func:`quantize_lm_`, else fp32) and the architecture
-    JSON; returns the weights path and the bytes of both files."""
-    return write_student_files(student, bits, out_dir, lambda: lm_state_dict(student), lm_architecture(student))
+def export_lm_student(student: nn.Module, tokenizer, bits: int | None, out_dir: Path) -> tuple[Path, int]:
+    """Write the weights (packed ints after :func:`quantize_lm_`, else fp32), the architecture
+    JSON and, for a tokenizer that is not the byte tokenizer, its files; returns the weights path
+    and the bytes of the weights and architecture files (the model itself)."""
+    from fewshot_kd.models.byte_tokenizer import ByteTokenizer
+
+    builtin = BYTE_TOKENIZER if isinstance(tokenizer, ByteTokenizer) else None
+    return write_student_files(student, bits, out_dir, lambda: lm_state_dict(student), lm_architecture(student),
+                               tokenizer, builtin)
 
 
 def build_lm_skeleton(description: dict, source: str = "the architecture") -> nn.Module:
@@ -65,14 +73,26 @@ def build_lm_skeleton(description: dict, source: str = "the architecture") -> nn
     return model
 
 
-def load_lm_student(folder: Path, description: dict, weights: Path) -> nn.Module:
-    """The causal-LM student in ``folder`` (float, dequantized weights), the byte tokenizer
-    attached when its vocabulary is the 256 bytes."""
+def _lm_tokenizer(folder: Path, description: dict, vocab_size: int):
+    """The tokenizer saved in ``folder``, else the byte tokenizer when it is recorded (or, in a
+    folder exported before tokenizers were recorded, when the vocabulary is the 256 bytes), else None."""
     from fewshot_kd.models.byte_tokenizer import BYTE_VOCAB_SIZE, ByteTokenizer
 
+    beside = saved_tokenizer(folder, description)
+    if beside is not None:
+        return beside
+    if description.get("tokenizer") == BYTE_TOKENIZER or vocab_size == BYTE_VOCAB_SIZE:
+        return ByteTokenizer()
+    return None
+
+
+def load_lm_student(folder: Path, description: dict, weights: Path) -> nn.Module:
+    """The causal-LM student in ``folder`` (float, dequantized weights), its tokenizer attached as
+    ``.tokenizer``: the one saved beside it, else the byte tokenizer (recorded, or a 256-token vocabulary)."""
     skeleton = build_lm_skeleton(description, str(folder / ARCH_FILE))
     model = read_weights(skeleton, weights, lambda model, state: load_lm_state_(model, state, str(weights)))
     model.tie_weights()  # the fp32 load ties it already; the packed one does not
-    if model.config.vocab_size == BYTE_VOCAB_SIZE:
-        model.tokenizer = ByteTokenizer()
+    tokenizer = _lm_tokenizer(folder, description, model.config.vocab_size)
+    if tokenizer is not None:
+        model.tokenizer = tokenizer
     return model

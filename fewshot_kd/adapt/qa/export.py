@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from fewshot_kd.adapt.export import ARCH_FILE, TOKENIZER_IN_FOLDER
-from fewshot_kd.adapt.task_export import cut_to_recorded_widths_, read_weights, write_student_files
+from fewshot_kd.adapt.export import ARCH_FILE
+from fewshot_kd.adapt.task_export import cut_to_recorded_widths_, read_weights, saved_tokenizer, write_student_files
 from fewshot_kd.errors import CorruptFileError
 from fewshot_kd.prune.transformer import find_transformer_layers
 
@@ -26,14 +26,11 @@ def _is_packaged_minilm(tokenizer) -> bool:
         return False
 
 
-def qa_architecture(student: nn.Module, tokenizer) -> dict:
-    """What rebuilds ``student``: its config, the heads / FFN width of every layer, where its tokenizer lies."""
-    from fewshot_kd.models._minilm import MINILM_SOURCE
-
+def qa_architecture(student: nn.Module) -> dict:
+    """What rebuilds ``student``: its config and the heads / FFN width of every layer."""
     layers = find_transformer_layers(student)
     return {"kind": QA_KIND, "config": json.loads(student.config.to_json_string()),
-            "heads": [layer.num_heads for layer in layers], "ffn": [layer.ffn_width for layer in layers],
-            "tokenizer": MINILM_SOURCE if _is_packaged_minilm(tokenizer) else TOKENIZER_IN_FOLDER}
+            "heads": [layer.num_heads for layer in layers], "ffn": [layer.ffn_width for layer in layers]}
 
 
 def quantize_qa_(student: nn.Module, bits: int) -> nn.Module:
@@ -47,11 +44,10 @@ def export_qa_student(student: nn.Module, tokenizer, bits: int | None, out_dir: 
     """Write the weights (packed ints after :func:`quantize_qa_`, else fp32), the architecture
     JSON and, for a tokenizer that is not the packaged MiniLM's, its files; returns the weights
     path and the bytes of the weights and architecture files (the model itself)."""
-    architecture = qa_architecture(student, tokenizer)
-    written = write_student_files(student, bits, out_dir, student.state_dict, architecture)
-    if architecture["tokenizer"] == TOKENIZER_IN_FOLDER:
-        tokenizer.save_pretrained(str(out_dir))
-    return written
+    from fewshot_kd.models._minilm import MINILM_SOURCE
+
+    builtin = MINILM_SOURCE if _is_packaged_minilm(tokenizer) else None
+    return write_student_files(student, bits, out_dir, student.state_dict, qa_architecture(student), tokenizer, builtin)
 
 
 def build_qa_skeleton(description: dict, source: str = "the architecture") -> nn.Module:
@@ -79,9 +75,6 @@ def load_qa_student(folder: Path, description: dict, weights: Path) -> nn.Module
     from fewshot_kd.models._minilm import load_tokenizer
 
     model = read_weights(build_qa_skeleton(description, str(folder / ARCH_FILE)), weights, _load_fp32)
-    in_folder = description.get("tokenizer") == TOKENIZER_IN_FOLDER
-    if in_folder and not (folder / "tokenizer_config.json").is_file():
-        raise CorruptFileError(f"{folder / ARCH_FILE} says the tokenizer lies beside it, but {folder} has no "
-                               f"tokenizer_config.json; export the student again")
-    model.tokenizer = load_tokenizer(folder if in_folder else None)
+    beside = saved_tokenizer(folder, description)
+    model.tokenizer = load_tokenizer() if beside is None else beside
     return model
