@@ -48,6 +48,17 @@ def random_crop(images: torch.Tensor, padding: int | None = None, generator: tor
     return random_crop_flip(images, padding, generator, flip=False)
 
 
+def unshifted(augment: Callable[..., torch.Tensor], images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """What ``augment`` (a crop augmentation of :data:`AUGMENTATIONS`) draws next from ``generator``
+    with a padding of 0: the same mirror images, not shifted. ``generator`` is left as it was (a
+    draw of ``randint(0, n)`` consumes the generator alike for every ``n``), so the next call
+    draws the shifted copies these anchor."""
+    state = generator.get_state()
+    anchors = augment(images, 0, generator)
+    generator.set_state(state)
+    return anchors
+
+
 def get_augmentation(name: str):
     """The augmentation called ``name`` (``None`` for ``"none"``); :class:`UnknownNameError` otherwise."""
     return AUGMENTATIONS.get(name)

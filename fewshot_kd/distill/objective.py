@@ -2,8 +2,11 @@
 differentiates through: logit KD + cross-entropy on labelled rows + hints through adaptors.
 
 Every hyperparameter may be a float or a tensor, so a meta-learner's outputs (temperature,
-alpha, feature weight, per-pair weights) receive gradients through it. Rows whose label is
-``UNLABELLED`` (-1) get the soft targets only.
+alpha, feature weight, per-pair weights) receive gradients through it. The teacher's logits and
+features are not detached: callers compute them without a graph (a frozen teacher), except the
+meta-learner, whose views carry the learned augmentation strength's graph through the teacher
+(:mod:`fewshot_kd.meta.augment_views`). Rows whose label is ``UNLABELLED`` (-1) get the soft
+targets only.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def logit_terms(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torc
                 temperature: Scalar) -> tuple[torch.Tensor, torch.Tensor]:
     """``(T^2 * KL(teacher_T || student_T) per batch, CE over the labelled rows)``; both means."""
     log_student = F.log_softmax(logits / temperature, -1)
-    soft = F.softmax(teacher_logits.detach() / temperature, -1)
+    soft = F.softmax(teacher_logits / temperature, -1)
     kl = (soft * (soft.clamp_min(1e-12).log() - log_student)).sum(-1).mean() * temperature**2
     known = (labels != UNLABELLED).to(logits.dtype)
     per_row = F.cross_entropy(logits, labels.clamp_min(0), reduction="none")
@@ -46,7 +49,7 @@ def hint_term(student_features: Sequence[torch.Tensor], teacher_features: Sequen
     """``sum_p w_p * MSE(adaptor_p(s_p), t_p) / P`` (plain MSE, as :class:`HintLoss`)."""
     total = None
     for p, (s, t, adaptor) in enumerate(zip(student_features, teacher_features, adaptors)):
-        term = F.mse_loss(adaptor(s), t.detach().to(s.dtype))
+        term = F.mse_loss(adaptor(s), t.to(s.dtype))
         if pair_weights is not None:
             term = term * pair_weights[p]
         total = term if total is None else total + term

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from fewshot_kd.augment import AUGMENTATIONS
+from fewshot_kd.augment import AUGMENTATIONS, unshifted
 from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.data.class_subset import class_subset
 from fewshot_kd.data.episodes import EpisodeSampler
@@ -126,6 +126,7 @@ class MetaEpisode:
     query_y: torch.Tensor
     description: ModelDescription
     task: torch.Tensor
+    anchor_x: torch.Tensor | None = None  # every view unshifted (see _views); None: text or no augmentation
 
     @property
     def budget_macs(self) -> float | None:
@@ -185,7 +186,7 @@ def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed
     episode = _sampler(family, shots, query, seed).sample(index)
     device = family.teacher_device
     view_seed = rng.randrange(2**31)
-    support_x = to_device(_views(family, episode.support_x, spec.views, view_seed), device)
+    support_x, anchor_x = to_device(_views(family, episode.support_x, spec.views, view_seed), device)
     support_y = episode.support_y.repeat(spec.views).to(device)
     # the teacher runs once over all views (adapt()'s view bank), logits cut to the episode's classes
     bank = build_bank(family.teacher, support_x, support_y, [t for t, _ in family.pairs], batch_size=len(support_y),
@@ -197,14 +198,22 @@ def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed
     task = task_features(shots, family.ways, target_macs, target_bits, text=family.text).to(device)
     return MetaEpisode(family, index, shots, target_macs, target_bits, episode.classes, support_x, support_y,
                        teacher_logits, teacher_features, to_device(episode.query_x, device),
-                       episode.query_y.to(device), description, task)
+                       episode.query_y.to(device), description, task, anchor_x)
 
 
 def _views(family: MetaFamily, inputs, views: int, seed: int):
-    """The shots and ``views - 1`` augmented copies: the family's image augmentation, or
-    adapt()'s word dropout for text."""
+    """The shots and ``views - 1`` augmented copies (the family's image augmentation, or
+    adapt()'s word dropout for text), and for images the same views unshifted (mirrored
+    alike), which a learned augmentation strength blends them with (None for text or no
+    augmentation)."""
     if family.text:
-        return augmented_copies(inputs, views, None, False, HAND_SET.text_word_dropout, seed)
-    generator = torch.Generator().manual_seed(seed)
+        return augmented_copies(inputs, views, None, False, HAND_SET.text_word_dropout, seed), None
     augment = AUGMENTATIONS[family.task.augment]
-    return torch.cat([inputs] + [augment(inputs, None, generator) if augment else inputs for _ in range(views - 1)])
+    if augment is None:
+        return torch.cat([inputs] * views), None
+    generator = torch.Generator().manual_seed(seed)
+    anchors, shifted = [inputs], [inputs]
+    for _ in range(views - 1):
+        anchors.append(unshifted(augment, inputs, generator))
+        shifted.append(augment(inputs, None, generator))
+    return torch.cat(shifted), torch.cat(anchors)

@@ -4,11 +4,13 @@ how it was made, saved as ``policy.safetensors`` + ``policy.json`` (no pickled c
 ``MetaPolicy.decide(teacher, shots, target)`` describes the task (layer descriptors and
 sensitivities measured on the shots) and turns the network's outputs into an ordinary
 :class:`~fewshot_kd.adapt.Policy`: per-layer prune ratios and bit widths within the budget,
-distilled-layer weights, temperature, alpha, feature weight, per-layer learning-rate scales.
+distilled-layer weights, temperature, alpha, feature weight, per-layer learning-rate scales,
+the number of steps and the augmentation strength (crop padding, word-dropout rate).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch.nn as nn
 
 from fewshot_kd._version import __version__
 from fewshot_kd.adapt.policy import HAND_SET, HAND_SET_TEXT, Policy
+from fewshot_kd.augment import default_padding
 from fewshot_kd.errors import CorruptFileError, FewShotKDError
 from fewshot_kd.files import load_tensors, read_json, save_tensors, write_json
 from fewshot_kd.distill.loop import stopped_steps
@@ -47,23 +50,42 @@ def allocate_bits(p8: list[float], params: list[float], average: float) -> list[
 
 
 STOP_HEAD_KEYS = {"stop_head.weight", "stop_head.bias"}
+AUGMENT_HEAD_KEYS = {"augment_head.weight", "augment_head.bias"}
+OPTIONAL_HEADS = {"stop": STOP_HEAD_KEYS, "augment": AUGMENT_HEAD_KEYS}
+"""Heads added after the first policy files: a file may lack each one whole."""
+MAX_WORD_DROPOUT = 0.9
+"""The learned word-dropout rate's cap (adapt() needs a rate below 1)."""
 
 
-def _load_weights(net: PolicyNet, state: dict) -> bool:
-    """Load ``state`` into ``net``; only the stop head may be missing (a file made before it
-    existed). Returns whether the file has the stop head."""
+def _load_weights(net: PolicyNet, state: dict) -> dict[str, bool]:
+    """Load ``state`` into ``net``; only whole :data:`OPTIONAL_HEADS` may be missing (a file made
+    before they existed). Returns, per optional head, whether the file has it."""
     result = net.load_state_dict(state, strict=False)
-    missing = sorted(set(result.missing_keys) - STOP_HEAD_KEYS)
+    absent = set(result.missing_keys)
+    optional = [keys for keys in OPTIONAL_HEADS.values() if keys <= absent]
+    missing = sorted(absent.difference(*optional))
     if missing or result.unexpected_keys:
         raise KeyError(f"missing {missing}, unexpected {sorted(result.unexpected_keys)}")
-    return not result.missing_keys
+    return {name: not keys <= absent for name, keys in OPTIONAL_HEADS.items()}
+
+
+def augmentation(base: Policy, strength: float, example, text: bool) -> dict:
+    """The :class:`Policy` augmentation fields at ``strength`` (hand-set: 1): for text the word-dropout
+    rate scaled (at most :data:`MAX_WORD_DROPOUT`), for images (``example``: a batch of them) the crop
+    padding scaled and rounded (the hand-set ``None`` is :func:`~fewshot_kd.augment.default_padding`)."""
+    if text:
+        return {"text_word_dropout": round(min(base.text_word_dropout * strength, MAX_WORD_DROPOUT), 4)}
+    if not isinstance(example, torch.Tensor) or example.dim() != 4:
+        return {}  # not images: nothing to crop
+    padding = default_padding(example) if base.crop_padding is None else base.crop_padding
+    return {"crop_padding": math.floor(strength * padding + 0.5)}
 
 
 class MetaPolicy:
     def __init__(self, net: PolicyNet, config: dict | None = None, trained_on: list | None = None,
                  history: list | None = None, command: str | None = None, seconds: float | None = None,
                  finished: bool = True, base: Policy = HAND_SET, validation: dict | None = None,
-                 learned_stop: bool = True) -> None:
+                 learned_stop: bool = True, learned_augment: bool = True) -> None:
         self.net = net.eval()
         self.config = config or {}
         self.trained_on = trained_on or []
@@ -74,6 +96,7 @@ class MetaPolicy:
         self.base = base
         self.validation = validation  # meta-validation on held-out families (see fewshot_kd.meta.validation)
         self.learned_stop = learned_stop  # False for files made before the stop head: adapt() runs every step
+        self.learned_augment = learned_augment  # False for files made before the augmentation head: hand-set views
 
     # ---- files -------------------------------------------------------------------------
     def save(self, out_dir: str | os.PathLike) -> Path:
@@ -102,7 +125,7 @@ class MetaPolicy:
         weights = meta_path.with_name("policy.safetensors")
         try:
             net = PolicyNet(int(meta["hidden"]))
-            learned_stop = _load_weights(net, load_tensors(weights))
+            heads = _load_weights(net, load_tensors(weights))
             base = Policy.from_dict(meta["base"]) if "base" in meta else HAND_SET  # older files lack it
         except FewShotKDError as error:
             raise type(error)(f"{meta_path}: {error}") from None
@@ -110,7 +133,8 @@ class MetaPolicy:
             raise CorruptFileError(f"{meta_path} / {weights.name} do not hold a meta-learned policy that "
                                    f"this fewshot_kd can read ({type(error).__name__}: {error}); run meta_train again") from None
         return cls(net, meta.get("config"), meta.get("trained_on"), meta.get("history"), meta.get("command"),
-                   meta.get("seconds"), meta.get("finished", True), base, meta.get("validation"), learned_stop)
+                   meta.get("seconds"), meta.get("finished", True), base, meta.get("validation"),
+                   heads["stop"], heads["augment"])
 
     @staticmethod
     def is_policy_file(path: str | os.PathLike) -> bool:
@@ -126,6 +150,10 @@ class MetaPolicy:
         """The steps adapt() runs: the learned stop fraction of ``budget`` (all of it for a
         policy file made before the stop head)."""
         return stopped_steps(float(decisions.stop_fraction), budget) if self.learned_stop else budget
+
+    def _augmentation(self, decisions, example, text: bool) -> dict:
+        """The learned augmentation's Policy fields (none: the base's, for a file made before the head)."""
+        return augmentation(self.base, float(decisions.augment_strength), example, text) if self.learned_augment else {}
 
     @torch.no_grad()
     def decide(self, teacher: nn.Module, shots, target, student: nn.Module | None = None) -> tuple[Policy, dict]:
@@ -171,9 +199,11 @@ class MetaPolicy:
             new_arch_steps=self._steps(decisions, self.base.new_arch_steps),
             layer_lr_scale={n: round(float(s), 4) for n, s in zip(desc.layers, decisions.lr_scale)},
             per_layer_bits={n: b for n, b in zip(desc.layers, bits)} if bits and min(bits) < target.bits else {},
+            **self._augmentation(decisions, example, text),
         )
         info = {"predicted_macs_fraction": float(decisions.macs_fraction), "expected_bits": float(decisions.avg_bits),
                 "inner_lr_scale": float(decisions.inner_lr_scale), "trained_on": self.trained_on,
                 "stop_fraction": float(decisions.stop_fraction) if self.learned_stop else None,
+                "augment_strength": float(decisions.augment_strength) if self.learned_augment else None,
                 "layers": len(desc.layers), "groups": len(desc.groups), "pairs": [list(p) for p in pairs]}
         return policy, info

@@ -22,6 +22,7 @@ from fewshot_kd.distill.views import ViewBank
 from fewshot_kd.adapt.policy import HAND_SET, HAND_SET_TEXT
 from fewshot_kd.distill.loop import Distillee, LoopSpec, distilled_parameters, recalibrate_batchnorm_, run_distillation
 from fewshot_kd.distill.objective import ObjectiveWeights
+from fewshot_kd.meta.augment_views import strength_views
 from fewshot_kd.meta.episodes import MetaEpisode
 from fewshot_kd.meta.policy_net import Decisions
 from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_params
@@ -134,7 +135,8 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     def gates(p):
         return _unprefixed(p, lambda q: gate_params(q, desc.groups, decisions.ratios, quantiles, config.sharpness))
 
-    bank = ViewBank(episode.support_x, episode.support_y, episode.teacher_logits, list(episode.teacher_features))
+    views, teacher_logits, teacher_features = strength_views(episode, decisions.augment_strength)
+    bank = ViewBank(views, episode.support_y, teacher_logits, teacher_features)
     weights = ObjectiveWeights(decisions.temperature, decisions.alpha, decisions.feature_weight, decisions.pair_weights)
     lr = config.text_lr if episode.family.text else config.lr  # adapt()'s hand-set lr for the modality
     spec = LoopSpec(config.steps, lr, config.batch_size, config.weight_decay, eps=config.adam_eps)
@@ -144,7 +146,7 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
                                seed=episode.index, buffers=buffers, differentiable_steps=config.differentiable_steps,
                                compress=gates if desc.groups else None, classes=classes, stop=decisions.stop_fraction)
     compressed = gates(adapted) if desc.groups else adapted
-    recalibrated = _recalibrated(model, compressed, buffers, episode.support_x) if config.batchnorm == "train" else buffers
+    recalibrated = _recalibrated(model, compressed, buffers, views) if config.batchnorm == "train" else buffers
     if episode.target_bits is not None and episode.target_bits < 32:
         compressed = _unprefixed(compressed, lambda q: quantize_params(q, desc.layers, decisions.p8))
     model.eval()
@@ -180,6 +182,7 @@ def outer_loss(decisions: Decisions, episode: MetaEpisode, query_logits: torch.T
         "temperature": _value(decisions.temperature),
         "alpha": _value(decisions.alpha),
         "stop_fraction": 1.0 if decisions.stop_fraction is None else _value(decisions.stop_fraction),
+        "augment_strength": 1.0 if decisions.augment_strength is None else _value(decisions.augment_strength),
         "penalty": penalty.item(),
     }
     return loss, metrics

@@ -4,9 +4,10 @@ A shared MLP embeds every layer (its descriptor next to the task vector); per-la
 a pruning preference, a Meta-SGD learning-rate scale and the probability of 8-bit weights; a
 pair head weights every distilled layer pair; a global head on the mean layer embedding gives
 temperature, alpha, feature weight and the inner learning-rate scale; a stop head gives the
-fraction of the step budget after which the cosine schedule ends (the learned number of steps).
+fraction of the step budget after which the cosine schedule ends (the learned number of steps);
+an augmentation head gives the augmentation strength (see :func:`augment_strength`).
 The last layers start at zero with biases set so that an untrained policy reproduces the
-hand-set recipe (its stop fraction starts at :data:`INITIAL_STOP`).
+hand-set recipe (its stop fraction starts at :data:`INITIAL_STOP`, its augmentation strength at 1).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from fewshot_kd.meta.relax import BIT_CHOICES, expected_bits, project_ratios
 STOP_RANGE = (0.25, 1.0)
 """The learned stop fraction's bounds: at least a quarter of the step budget, at most all of it."""
 INITIAL_STOP = 0.98
+AUGMENT_RANGE = (0.0, 2.0)
+"""The augmentation strength's bounds: 0 is no augmentation, 1 the hand-set recipe (the head's
+zero logit), 2 twice its crop padding / word-dropout rate."""
 
 
 def _inverse_softplus(y: float) -> float:
@@ -62,11 +66,22 @@ class Decisions:
     macs_fraction: torch.Tensor
     avg_bits: torch.Tensor
     stop_fraction: torch.Tensor | None = None  # None: the full step budget (no stop head)
+    augment_strength: torch.Tensor | None = None  # None: the hand-set augmentation (no augmentation head)
 
 
 def stop_fraction(logit: torch.Tensor) -> torch.Tensor:
     """The stop head's output mapped into :data:`STOP_RANGE`."""
     low, high = STOP_RANGE
+    return low + (high - low) * torch.sigmoid(logit)
+
+
+def augment_strength(logit: torch.Tensor) -> torch.Tensor:
+    """The augmentation head's output mapped into :data:`AUGMENT_RANGE`: the factor on the
+    hand-set crop padding (images) and word-dropout rate (text). A logit of 0 gives exactly 1,
+    the hand-set recipe, strictly inside the range (a sigmoid reaches neither end). The
+    meta-gradient reaches it on image episodes only (blended views, :mod:`fewshot_kd.meta.augment_views`):
+    word dropout on text is discrete, so a text task's strength is what the shared layers learned."""
+    low, high = AUGMENT_RANGE
     return low + (high - low) * torch.sigmoid(logit)
 
 
@@ -104,6 +119,7 @@ class PolicyNet(nn.Module):
         low, high = STOP_RANGE
         with torch.random.fork_rng(devices=[]):  # it starts at zero: draws made after it stay as they were without it
             self.stop_head = _head(hidden, 1, [_logit((INITIAL_STOP - low) / (high - low))])
+            self.augment_head = _head(hidden, 1, [0.0])  # strength 1: the hand-set augmentation
 
     def forward(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
                 target_bits: float | None = None, max_ratio: float = 0.9) -> Decisions:
@@ -142,4 +158,5 @@ class PolicyNet(nn.Module):
             macs_fraction=desc.macs_fraction(ratios) if desc.groups else per_layer.new_tensor(1.0),
             avg_bits=expected_bits(p8, desc.layer_params),
             stop_fraction=stop_fraction(self.stop_head(summary)[0]),
+            augment_strength=augment_strength(self.augment_head(summary)[0]),
         )

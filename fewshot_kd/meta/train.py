@@ -23,7 +23,8 @@ from fewshot_kd.progress import format_metrics, progress_bar
 
 CHECKPOINT = "checkpoint.pt"
 _KEYS = ("config", "policy", "optimizer", "step", "history")
-METRICS = ("meta_loss", "query_acc", "macs_fraction", "compression", "temperature", "alpha", "stop_fraction")
+METRICS = ("meta_loss", "query_acc", "macs_fraction", "compression", "temperature", "alpha", "stop_fraction",
+           "augment_strength")
 
 
 def _restore(path: Path, config: MetaTrainConfig, net: PolicyNet, optimizer,

@@ -29,6 +29,7 @@ from fewshot_kd.distill.adam import AdamState, adam_direction, cosine_factor
 from fewshot_kd.distill.loop import Distillee, LoopSpec, batch_loss, batch_schedule, distilled_parameters, \
     recalibrate_batchnorm_, stop_schedule, stopped_steps
 from fewshot_kd.distill.objective import ObjectiveWeights
+from fewshot_kd.meta.augment_views import strength_views
 from fewshot_kd.meta.episodes import MetaEpisode
 from fewshot_kd.meta.objective import PREFIX, InnerConfig, _adaptors, _unprefixed, episode_loss, lr_scales, \
     outer_loss, policy_decisions
@@ -99,13 +100,16 @@ def _stacked_decisions(decisions: list[Decisions], scales: list[dict], names: li
     return knobs
 
 
-def _stacked_episodes(episodes: list[MetaEpisode], spec: LoopSpec, device) -> dict:
-    """Views, teacher outputs, query, classes and each episode's own batch schedule (drawn
-    here, outside the vmap, as ``run_distillation`` draws it), one row per episode."""
+def _stacked_episodes(episodes: list[MetaEpisode], decisions: list[Decisions], spec: LoopSpec, device) -> dict:
+    """Views at each episode's augmentation strength (first order: no meta-gradient reaches it),
+    teacher outputs on them, query, classes and each episode's own batch schedule (drawn here,
+    outside the vmap, as ``run_distillation`` draws it), one row per episode."""
+    views = [strength_views(e, None if d.augment_strength is None else d.augment_strength.detach())
+             for e, d in zip(episodes, decisions)]
     return {
-        "support_x": _stack([e.support_x for e in episodes]), "support_y": _stack([e.support_y for e in episodes]),
-        "teacher_logits": _stack([e.teacher_logits for e in episodes]),
-        "teacher_features": [_stack(f) for f in zip(*[e.teacher_features for e in episodes])],
+        "support_x": _stack([v[0] for v in views]), "support_y": _stack([e.support_y for e in episodes]),
+        "teacher_logits": _stack([v[1] for v in views]),
+        "teacher_features": [_stack(f) for f in zip(*[v[2] for v in views])],
         "query_x": _stack([e.query_x for e in episodes]),
         "classes": torch.stack([torch.tensor(e.classes, device=device) for e in episodes]),
         "schedule": torch.stack([torch.stack(batch_schedule(len(e.support_y), spec.steps, spec.batch_size, e.index))
@@ -141,7 +145,7 @@ def vmapped_episode_losses(net_or_decisions, episodes: list[MetaEpisode], config
     spec = LoopSpec(config.steps, lr, config.batch_size, config.weight_decay, eps=config.adam_eps)
     scales = [lr_scales(m, e.description, d) for m, e, d in zip(models, episodes, decisions)]
     knobs = _stacked_decisions(decisions, scales, list(start), device)
-    data = _stacked_episodes(episodes, spec, device)
+    data = _stacked_episodes(episodes, decisions, spec, device)
     layers = [s for _, s in desc.pairs]
     quantize = first.target_bits is not None and first.target_bits < 32
 
