@@ -10,7 +10,8 @@ import torch
 from fewshot_kd.adapt.policy import FLAT_FIELDS, HAND_SET, Policy
 from fewshot_kd.meta.episodes import load_family
 
-from benchmarks.meta_heldout.tune import hand_set_params, policy_for, search_space, tune_fixed_policy
+from benchmarks.meta_heldout.tune import (hand_set_params, policy_for, rescore_, search_space, tune_fixed_policy,
+                                         unscored_episodes)
 
 FAST = dict(seconds=1e9, max_trials=3, shots=(5,), query_per_class=5, episodes=2, steps_scale=0.02,
             target_options=[{"macs": 0.5, "bits": 8}], progress=False)
@@ -81,3 +82,15 @@ def test_random_search_fallback_and_time_budget(digits, tmp_path):
                                **{**FAST, "seconds": 0.0, "max_trials": None})
     assert result.sampler.startswith("random") and len(result.trials) == 1  # the hand-set trial always runs
     assert result.trials[0]["hand_set"] and result.best["trial"] == 0
+
+
+def test_episodes_the_hand_set_cannot_run_are_scored_by_no_trial():
+    trials = [{"accuracies": [0.9, None, 0.7], "errors": ["episode 1: could not fit the derived student"]},
+              {"accuracies": [0.8, None, 0.9], "errors": ["episode 1: could not fit the derived student"]},
+              {"accuracies": [None, 0.5, 0.9], "errors": ["episode 0: diverged"]},
+              {"accuracies": [0.95, 0.99, 0.9], "errors": []}]
+    assert unscored_episodes(trials) == [1]
+    scores = [t["score"] for t in rescore_(trials)]
+    assert scores[:2] == pytest.approx([0.8, 0.85]) and scores[3] == pytest.approx(0.925)
+    assert scores[2] is None  # failed an episode the hand-set ran
+    assert rescore_([{"accuracies": [None], "errors": ["episode 0: x"]}])[0]["score"] is None

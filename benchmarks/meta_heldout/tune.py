@@ -23,7 +23,8 @@ is a plain Policy per modality (``tuned_policy.json``; with both modalities also
 ``tuned_policy.text.json``). ``flip`` is not tuned: each family keeps its hand-set value
 (mirror images only with ``crop_flip`` augmentation), as the harness's hand-set policy does.
 
-Trial 0 is the hand-set policy, so the search never scores below it. Optuna's TPE sampler
+Trial 0 is the hand-set policy, so the search never scores below it; episodes it cannot run (a
+budget no searched field can meet) are scored by no trial (``unscored_episodes`` in tune.json). Optuna's TPE sampler
 (seeded) when optuna is installed (``pip install fewshot_kd[bench]``), else a seeded random
 search over the same space. The clock is checked before every trial; the trial in flight
 finishes, so ``seconds_used`` may pass ``seconds`` by one trial. Files in ``out_dir``
@@ -243,8 +244,23 @@ def _run_trial(params: dict, episodes: list[Episode], steps_scale: float) -> dic
             continue
         accuracies.append(evaluate(result.student, ep.query)["accuracy"])
         adapt_seconds.append(result.report["adapt_seconds"])
-    score = None if errors else sum(accuracies) / len(accuracies)
-    return {"score": score, "accuracies": accuracies, "adapt_seconds": adapt_seconds, "errors": errors}
+    return {"score": None, "accuracies": accuracies, "adapt_seconds": adapt_seconds, "errors": errors}
+
+
+def unscored_episodes(trials: list[dict]) -> list[int]:
+    """Episodes the hand-set trial (trial 0) could not run: budgets no searched field can meet (a
+    text student whose frozen embedding table alone outgrows the file budget), scored by no trial."""
+    return [i for i, a in enumerate(trials[0]["accuracies"]) if a is None] if trials else []
+
+
+def rescore_(trials: list[dict]) -> list[dict]:
+    """Every trial's score: its mean accuracy on the episodes the hand-set trial ran; ``None``
+    (failed) if it could not run one of them, or if the hand-set trial ran none."""
+    skipped = set(unscored_episodes(trials))
+    for row in trials:
+        kept = [a for i, a in enumerate(row["accuracies"]) if i not in skipped]
+        row["score"] = None if not kept or any(a is None for a in kept) else sum(kept) / len(kept)
+    return trials
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -294,7 +310,7 @@ def tune_fixed_policy(families: list, *, seconds: float, seed: int = 0, shots=(5
     sampler = _Sampler(space, seed, use_optuna)
     key = {"version": TUNE_VERSION, "seed": seed, "episodes": records, "space": [d.to_dict() for d in space],
            "steps_scale": steps_scale, "sampler": "optuna" if sampler.optuna else "random"}
-    trials = _read_trials(out_dir / "trials.jsonl", key) if resume else []
+    trials = rescore_(_read_trials(out_dir / "trials.jsonl", key) if resume else [])
     for row in trials:
         sampler.replay(row["params"], row["score"])
         if sampler.optuna is None and row["trial"] > 0:
@@ -328,6 +344,7 @@ def tune_fixed_policy(families: list, *, seconds: float, seed: int = 0, shots=(5
             "shots": list(shots), "query_per_class": query_per_class, "target_options": target_options,
             "steps_scale": steps_scale, "trials": len(trials), "finished": finished,
             "best_trial": best, "hand_set_score": trials[0]["score"] if trials else None,
+            "unscored_episodes": unscored_episodes(trials), "hand_set_errors": trials[0]["errors"] if trials else [],
             "episodes": records, "space": [d.to_dict() for d in space], "lr": LR_NOTE,
             "tuned_fields": [d.name if d.name != "lr_scale" else "lr" for d in space],
             "not_tuned": {"flip": "per family: mirror images only with crop_flip augmentation (saved: True)"},
@@ -345,10 +362,11 @@ def tune_fixed_policy(families: list, *, seconds: float, seed: int = 0, shots=(5
             handle, params = sampler.ask(hand_set_params(space) if first else None)
             tick = time.perf_counter()
             outcome = _run_trial(params, eps, steps_scale)
-            sampler.tell(handle, outcome["score"])
             trials.append({"trial": len(trials), "hand_set": first, "params": params,
                            "lr": {m: policy_for(params, m == "text").lr for m in modalities},
                            **outcome, "seconds": time.perf_counter() - tick})
+            outcome = rescore_(trials)[-1]
+            sampler.tell(handle, outcome["score"])
             save(finished=False)
             best = best_trial()
             bar.update(task, completed=min(used(), seconds), metrics=format_metrics(
