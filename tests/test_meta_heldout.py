@@ -70,3 +70,21 @@ def test_harness_only_refuses_a_folder_without_finished_policies(tmp_path):
     with pytest.raises(SystemExit, match="--harness-only needs a finished meta policy"):
         main(["--held-out", "digits", "--train", "fashion-mnist", "--harness-only", "--out", str(tmp_path)])
     assert not (tmp_path / "digits" / "cells.jsonl").exists()
+
+
+def test_a_budget_the_hand_set_recipe_cannot_meet_is_reported_not_scored(tmp_path):
+    family = tmp_path / "fam"
+    (family / "policies" / "tuned").mkdir(parents=True)
+    cells = [_cell(m, 5, seed, 0.7) for seed in (0, 1) for m in
+             ("adapt@a", "adapt@tuned_a", "adapt_meta@a", f"adapt_meta@a_{FEW_STEPS}", "adapt_random_search@a")]
+    (family / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells))
+    episodes = [{"index": 0, "family": "sst2", "target": {"layers": "last 3", **BUDGETS["a"]}},
+                {"index": 1, "family": "sst2", "target": {"layers": "last 3", **BUDGETS["b"]}}]
+    tune = {"episodes": episodes, "hand_set_errors": ["episode 1: could not fit the derived student into 7 bytes (why)"]}
+    (family / "policies" / "tuned" / "tune.json").write_text(json.dumps(tune))
+    summary = family_summary(family)
+    assert set(summary["budgets"]) == {"a"} and set(summary["unscored"]) == {"b"}
+    text = render(tmp_path)
+    assert "## fam, budget (b): not scored" in text
+    assert "recipe-search episodes of sst2 (could not fit the derived student into 7 bytes)" in text
+    assert "fam not scored at (b)" in text
