@@ -50,6 +50,13 @@ def test_unreachable_size_is_a_clear_error(teacher, digits, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_uniform_width_student_that_does_not_fit_is_pointed_to_mixed_bits():
+    from fewshot_kd.adapt.size_fit import _mixed_hint
+
+    assert "Policy(mixed_bits=(4, 5))" in _mixed_hint(5)
+    assert _mixed_hint(4) == "" and _mixed_hint(None) == ""
+
+
 def test_adapt_method_merges_a_target_option_over_the_task_target(teacher, digits, tmp_path):
     from benchmarks.methods.base import MethodInput, get_method
 

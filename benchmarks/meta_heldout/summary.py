@@ -140,14 +140,14 @@ def render(results_dir: Path) -> str:
                       f"Meta-learned at {100} steps reaches the hand-set 300-step accuracy: "
                       f"{'–' if reach is None else 'yes' if reach else 'no'}.", ""]
         for budget, why in s["unscored"].items():
-            lines += [f"## {s['family']}, budget ({budget}): not scored", "", f"Out of reach: {why}.", ""]
+            lines += [f"## {s['family']}, budget ({budget}): not scored", "", f"Not scored: {why}.", ""]
     wins = sum(b["meta_vs_tuned"] == "win" for s in summaries for k, b in s["budgets"].items() if k == "b")
     losses = sum(b["meta_vs_tuned"] == "loss" for s in summaries for b in s["budgets"].values())
     lines += ["## Targets", "",
               f"- Held-out families scored: {len(summaries)} (the issue asks for at least 4).",
               f"- Meta-learned beats the tuned fixed recipe by more than one std at budget (b): {wins} of "
               f"{sum('b' in s['budgets'] for s in summaries)} families (target: at least 3 of 4)"
-              + "".join(f"; {s['family']} not scored at (b), out of its student's reach" for s in summaries
+              + "".join(f"; {s['family']} not scored at (b), which the hand-set recipe cannot meet there" for s in summaries
                         if "b" in s["unscored"]) + ".",
               f"- Family-budgets where it is worse than the recipe by more than one std: {losses} (target: none).", ""]
     return "\n".join(lines)

@@ -54,8 +54,9 @@ def derive_to_size(teacher: nn.Module, shots: LabelledDataset, target: Target, p
         if tries > max_attempts:
             raise FewShotKDError(
                 f"could not fit the derived student into {budget:,} bytes: the smallest tried takes {size:,} bytes "
-                f"at {attempts[-1]['params_fraction']:.3f} of the teacher's params{last_error}; raise target.size_bytes (or lower size_ratio) or lower target.bits"
-                f"{' (or add narrower widths to the policy mixed_bits)' if mixed else ''}")
+                f"at {attempts[-1]['params_fraction']:.3f} of the teacher's params{last_error}; raise target.size_bytes "
+                f"(or lower size_ratio) or lower target.bits"
+                f"{' (or add narrower widths to the policy mixed_bits)' if mixed else _mixed_hint(target.bits)}")
         fraction = min(_next_fraction(points, budget * (1 - margin)), fraction_cap)
         if not 0.0 < fraction < attempts[-1]["params_fraction"]:
             fraction = attempts[-1]["params_fraction"] * 0.9
@@ -115,3 +116,11 @@ def _next_fraction(attempts: list[dict], goal: float) -> float:
     if s1 == s0:
         return f1 * goal / s1
     return f1 + (goal - s1) * (f1 - f0) / (s1 - s0)
+
+
+def _mixed_hint(bits: int | None) -> str:
+    """What a uniform-width student that does not fit may try: narrower widths for the least
+    sensitive layers (a text student's unpruned embedding table, for one)."""
+    if bits is None or bits <= 4:
+        return ""
+    return f", or let the least sensitive layers take 4 bits: Policy(mixed_bits=(4, {bits}))"
