@@ -60,8 +60,21 @@ def policy_choice() -> str:
             f"{'; '.join(tuned_behind) or 'none'}, so making it the default would lower accuracy where it was "
             f"measured. For strong compression (budget (b), 0.35 MACs and 5 bits) a meta-trained policy is worth "
             f"trying: against the hand-set policy it scored {', '.join(meta_ahead)} points on the held-out families "
-            f"(policies under `benchmarks/results/meta_heldout/<family>/policies/meta`). No text family has been held "
-            f"out yet.")
+            f"(policies under `benchmarks/results/meta_heldout/<family>/policies/meta`). {_text_note(summaries)}")
+
+
+def _text_note(summaries: list[dict]) -> str:
+    """What the held-out text families (if any) add, and which budgets they miss."""
+    from fewshot_kd.task_family import find_task_family
+
+    text = [s for s in summaries if find_task_family(s["family"]).modality == "text"]
+    if not text:
+        return "No text family has been held out yet."
+    parts = [f"{s['family']} (scored at budget{'s' if len(s['budgets']) > 1 else ''} "
+             f"{', '.join(f'({b})' for b in s['budgets'])}"
+             + (f"; not at {', '.join(f'({b})' for b in s['unscored'])}, which the hand-set recipe cannot meet "
+                f"with its uniform bit widths" if s["unscored"] else "") + ")" for s in text]
+    return f"Held-out text famil{'ies' if len(text) > 1 else 'y'}: {'; '.join(parts)}."
 
 
 BLOCKS["meta_heldout-choice"] = policy_choice
