@@ -137,7 +137,8 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
 
     views, teacher_logits, teacher_features = strength_views(episode, decisions.augment_strength)
     bank = ViewBank(views, episode.support_y, teacher_logits, teacher_features)
-    weights = ObjectiveWeights(decisions.temperature, decisions.alpha, decisions.feature_weight, decisions.pair_weights)
+    weights = ObjectiveWeights(decisions.temperature, decisions.alpha, decisions.feature_weight, decisions.pair_weights,
+                               teacher_grad=True)  # the views (and so the teacher's outputs) carry the strength's graph
     lr = config.text_lr if episode.family.text else config.lr  # adapt()'s hand-set lr for the modality
     spec = LoopSpec(config.steps, lr, config.batch_size, config.weight_decay, eps=config.adam_eps)
     model.train(config.batchnorm == "train")
