@@ -4,7 +4,6 @@ the teacher's, sizes and greedy generations, and resumes like the classification
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 from rich.console import Console
@@ -16,9 +15,9 @@ from fewshot_kd.measure.generations import greedy_generations
 from fewshot_kd.measure.perplexity import sliding_window_perplexity
 from fewshot_kd.task_family import find_task_family
 
-from benchmarks.harness.store import cell_key
 from benchmarks.harness.suite import Suite
-from benchmarks.harness.task_runner import TaskHarness, mean_std, run_task_suite, write_results
+from benchmarks.harness.task_runner import (TaskHarness, cell_base, cell_groups, mean_std, run_task_suite, size_means,
+                                           student_sizes, teacher_sizes, write_results)
 from benchmarks.methods.lm import LMMethodInput, get_lm_method, lm_options
 
 TARGET_RATIO = 1.15
@@ -52,26 +51,18 @@ def test_perplexity(model, corpus, policy: LMPolicy) -> float:
 
 def _record(task: str, method: str, k: int, seed: int, result, reference: dict, seconds: float,
             corpus=None) -> dict:
+    base = cell_base(task, method, k, seed)
     if result is None:  # the teacher itself
-        return {"key": cell_key(task, method, k, seed), "task": task, "method": method, "k": k, "seed": seed,
-                "perplexity": reference["perplexity"], "ratio_to_teacher": 1.0,
-                "test_perplexity": reference["test_perplexity"], "test_ratio_to_teacher": 1.0, "params": reference["params"],
-                "macs": reference["macs"], "bytes": reference["bytes"], "compression_bytes": 1.0,
-                "compression_macs": 1.0, "adapt_seconds": 0.0, "generations": reference["generations"], "notes": {}}
+        return {**base, "perplexity": reference["perplexity"], "ratio_to_teacher": 1.0,
+                "test_perplexity": reference["test_perplexity"], "test_ratio_to_teacher": 1.0,
+                "generations": reference["generations"], **teacher_sizes(reference)}
     r = result.report
     test = test_perplexity(result.student, corpus, LMPolicy.from_dict(r["policy"]))
-    return {"key": cell_key(task, method, k, seed), "task": task, "method": method, "k": k, "seed": seed,
-            "perplexity": r["perplexity"]["student"], "ratio_to_teacher": r["perplexity"]["ratio"],
+    return {**base, "perplexity": r["perplexity"]["student"], "ratio_to_teacher": r["perplexity"]["ratio"],
             "test_perplexity": test, "test_ratio_to_teacher": test / reference["test_perplexity"],
-            "teacher_perplexity": r["perplexity"]["teacher"], "params": r["student"]["params"],
-            "macs": r["student"]["macs"], "bytes": r["student"]["bytes"], "artifact": result.artifact.name,
-            "compression_bytes": reference["bytes"] / r["student"]["bytes"],
-            "compression_macs": reference["macs"] / r["student"]["macs"], "adapt_seconds": r["adapt_seconds"],
-            "wall_seconds": seconds, "generations": r["generations"]["student"],
-            "history": [h["loss"] for h in result.history[:: max(1, len(result.history) // 30)]],
-            "notes": {"policy": r["policy"], "target": r["target"], "decisions": r["decisions"],
-                      "shot_tokens": r["shot_tokens"], "unlabelled_sequences": r["unlabelled_sequences"],
-                      "weights": r["student"]["weights"]}}
+            "teacher_perplexity": r["perplexity"]["teacher"], "generations": r["generations"]["student"],
+            **student_sizes(result, reference, seconds, {"shot_tokens": r["shot_tokens"],
+                                                         "unlabelled_sequences": r["unlabelled_sequences"]})}
 
 
 def _run(method: str, family, teacher, corpus, k: int, seed: int, workdir: Path, options: dict):
@@ -92,21 +83,14 @@ def run_lm_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = Fals
 
 def aggregate_lm(records: list[dict]) -> list[dict]:
     """Per (task, method, K): perplexity and its ratio to the teacher's, mean and std over seeds."""
-    groups: dict = {}
-    for r in records:
-        groups.setdefault((r["task"], r["method"], r["k"]), []).append(r)
     rows = []
-    for (task, method, k), group in groups.items():
+    for (task, method, k), group in cell_groups(records).items():
         ratios = [r["ratio_to_teacher"] for r in group]
         rows.append({"task": task, "method": method, "k": k, "seeds": len(group),
                      "perplexity": mean_std([r["perplexity"] for r in group]), "ratio_to_teacher": mean_std(ratios),
                      "test_perplexity": mean_std([r["test_perplexity"] for r in group]),
                      "test_ratio_to_teacher": mean_std([r["test_ratio_to_teacher"] for r in group]),
-                     "within_target": sum(x <= TARGET_RATIO for x in ratios),
-                     "compression_bytes": statistics.fmean(r["compression_bytes"] for r in group),
-                     "compression_macs": statistics.fmean(r["compression_macs"] for r in group),
-                     "bytes": statistics.fmean(r["bytes"] for r in group),
-                     "adapt_seconds": statistics.fmean(r["adapt_seconds"] for r in group)})
+                     "within_target": sum(x <= TARGET_RATIO for x in ratios), **size_means(group)})
     return rows
 
 

@@ -4,7 +4,6 @@ teacher's on the same fixed questions, sizes and compression, and resumes like t
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 from rich.console import Console
@@ -16,9 +15,9 @@ from fewshot_kd.measure.squad_eval import squad_evaluation
 from fewshot_kd.models.qa_features import qa_features
 from fewshot_kd.task_family import find_task_family
 
-from benchmarks.harness.store import cell_key
 from benchmarks.harness.suite import Suite
-from benchmarks.harness.task_runner import TaskHarness, mean_std, run_task_suite, write_results
+from benchmarks.harness.task_runner import (TaskHarness, cell_base, cell_groups, mean_std, run_task_suite, size_means,
+                                           student_sizes, teacher_sizes, write_results)
 from benchmarks.methods.qa import QAMethodInput, get_qa_method, qa_options
 
 TARGET_GAP = 5.0
@@ -45,22 +44,16 @@ def _record(task: str, method: str, k: int, seed: int, result, reference: dict, 
             questions=None) -> dict:
     """One cell's record; a student's F1 gap is to the teacher's F1 on the very questions it was scored on
     (the report holds both, so ``questions`` is not read)."""
-    base = {"key": cell_key(task, method, k, seed), "task": task, "method": method, "k": k, "seed": seed}
+    base = cell_base(task, method, k, seed)
     if result is None:  # the teacher itself
         return {**base, "exact_match": reference["exact_match"], "f1": reference["f1"], "f1_gap": 0.0,
-                "params": reference["params"], "macs": reference["macs"], "bytes": reference["bytes"],
-                "compression_bytes": 1.0, "compression_macs": 1.0, "adapt_seconds": 0.0, "notes": {}}
+                **teacher_sizes(reference)}
     r = result.report
     s = r["squad"]
     return {**base, "exact_match": s["student"]["exact_match"], "f1": s["student"]["f1"],
             "f1_gap": s["f1_gap"], "teacher_f1": s["teacher"]["f1"], "eval_questions": s["questions"],
-            "params": r["student"]["params"], "macs": r["student"]["macs"], "bytes": r["student"]["bytes"],
-            "artifact": result.artifact.name, "compression_bytes": reference["bytes"] / r["student"]["bytes"],
-            "compression_macs": reference["macs"] / r["student"]["macs"], "adapt_seconds": r["adapt_seconds"],
-            "wall_seconds": seconds, "history": [h["loss"] for h in result.history[:: max(1, len(result.history) // 30)]],
-            "notes": {"policy": r["policy"], "target": r["target"], "decisions": r["decisions"],
-                      "shot_windows": r["shot_windows"], "unlabelled_questions": r["unlabelled_questions"],
-                      "weights": r["student"]["weights"]}}
+            **student_sizes(result, reference, seconds, {"shot_windows": r["shot_windows"],
+                                                         "unlabelled_questions": r["unlabelled_questions"]})}
 
 
 def _run(method: str, family, teacher, questions, k: int, seed: int, workdir: Path, options: dict):
@@ -81,20 +74,13 @@ def run_qa_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = Fals
 
 def aggregate_qa(records: list[dict]) -> list[dict]:
     """Per (task, method, K): EM, F1 and the gap to the teacher's F1, mean and std over seeds."""
-    groups: dict = {}
-    for r in records:
-        groups.setdefault((r["task"], r["method"], r["k"]), []).append(r)
     rows = []
-    for (task, method, k), group in groups.items():
+    for (task, method, k), group in cell_groups(records).items():
         gaps = [r["f1_gap"] for r in group]
         rows.append({"task": task, "method": method, "k": k, "seeds": len(group),
                      "exact_match": mean_std([r["exact_match"] for r in group]),
                      "f1": mean_std([r["f1"] for r in group]), "f1_gap": mean_std(gaps),
-                     "within_target": sum(g <= TARGET_GAP for g in gaps),
-                     "compression_bytes": statistics.fmean(r["compression_bytes"] for r in group),
-                     "compression_macs": statistics.fmean(r["compression_macs"] for r in group),
-                     "bytes": statistics.fmean(r["bytes"] for r in group),
-                     "adapt_seconds": statistics.fmean(r["adapt_seconds"] for r in group)})
+                     "within_target": sum(g <= TARGET_GAP for g in gaps), **size_means(group)})
     return rows
 
 

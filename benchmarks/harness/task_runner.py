@@ -85,6 +85,43 @@ def run_task_suite(suite: Suite, out_dir: Path, harness: TaskHarness, data_root=
     return harness.write(suite, out_dir, store.all(), references, invocations)
 
 
+def cell_base(task: str, method: str, k: int, seed: int) -> dict:
+    """The fields that name a cell."""
+    return {"key": cell_key(task, method, k, seed), "task": task, "method": method, "k": k, "seed": seed}
+
+
+def teacher_sizes(reference: dict) -> dict:
+    """The size fields of the teacher's own cell (ratios 1, no adaptation)."""
+    return {"params": reference["params"], "macs": reference["macs"], "bytes": reference["bytes"],
+            "compression_bytes": 1.0, "compression_macs": 1.0, "adapt_seconds": 0.0, "notes": {}}
+
+
+def student_sizes(result, reference: dict, seconds: float, notes: dict) -> dict:
+    """A student cell's size, ratio, time and history fields; ``notes`` adds the task's own notes to
+    the report's policy, target, decisions and weights."""
+    r = result.report
+    return {"params": r["student"]["params"], "macs": r["student"]["macs"], "bytes": r["student"]["bytes"],
+            "artifact": result.artifact.name, "compression_bytes": reference["bytes"] / r["student"]["bytes"],
+            "compression_macs": reference["macs"] / r["student"]["macs"], "adapt_seconds": r["adapt_seconds"],
+            "wall_seconds": seconds, "history": [h["loss"] for h in result.history[:: max(1, len(result.history) // 30)]],
+            "notes": {"policy": r["policy"], "target": r["target"], "decisions": r["decisions"], **notes,
+                      "weights": r["student"]["weights"]}}
+
+
+def cell_groups(records: list[dict]) -> dict[tuple, list[dict]]:
+    """Records by (task, method, K), in first-seen order."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["task"], r["method"], r["k"]), []).append(r)
+    return groups
+
+
+def size_means(group: list[dict]) -> dict:
+    """Mean compression ratios, bytes and adapt seconds over a group's seeds."""
+    return {name: statistics.fmean(r[name] for r in group)
+            for name in ("compression_bytes", "compression_macs", "bytes", "adapt_seconds")}
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
