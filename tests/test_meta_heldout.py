@@ -80,7 +80,8 @@ def test_a_budget_the_hand_set_recipe_cannot_meet_is_reported_not_scored(tmp_pat
     (family / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells))
     episodes = [{"index": 0, "family": "sst2", "target": {"layers": "last 3", **BUDGETS["a"]}},
                 {"index": 1, "family": "sst2", "target": {"layers": "last 3", **BUDGETS["b"]}}]
-    tune = {"episodes": episodes, "hand_set_errors": ["episode 1: could not fit the derived student into 7 bytes (why)"]}
+    tune = {"episodes": episodes, "unscored_episodes": [1],
+            "hand_set_errors": ["episode 1: could not fit the derived student into 7 bytes (why)"]}
     (family / "policies" / "tuned" / "tune.json").write_text(json.dumps(tune))
     summary = family_summary(family)
     assert set(summary["budgets"]) == {"a"} and set(summary["unscored"]) == {"b"}

@@ -91,20 +91,21 @@ def family_summary(family_dir: Path) -> dict:
 
 
 def unscored_budgets(family_dir: Path, scored: set[str]) -> dict[str, str]:
-    """``{budget: why}`` for the budgets the recipe search's hand-set trial could not meet on any
-    training episode of them (tune.json's ``hand_set_errors``) and that the harness did not score."""
+    """``{budget: why}`` for the budgets the harness did not score and the recipe search's hand-set
+    trial could not meet on some training episode of them (tune.json's ``unscored_episodes``, whose
+    errors ``hand_set_errors`` gives in the same order)."""
     tune_path = family_dir / "policies" / "tuned" / "tune.json"
     if not tune_path.is_file():
         return {}
     tune = json.loads(tune_path.read_text())
-    errors = {int(e.split(":")[0].split()[1]): e for e in tune.get("hand_set_errors", [])}
+    errors = dict(zip(tune.get("unscored_episodes", []), tune.get("hand_set_errors", [])))  # episode position -> error
     why = {}
     for budget, target in BUDGETS.items():
-        episodes = [e for e in tune.get("episodes", []) if e["target"] == {**e["target"], **target}]
-        failed = [e for e in episodes if e["index"] in errors]
+        failed = [(i, e) for i, e in enumerate(tune.get("episodes", []))
+                  if i in errors and e["target"] == {**e["target"], **target}]
         if budget not in scored and failed:
-            first = errors[failed[0]["index"]].split(": ", 1)[1].split(" (")[0]
-            names = ", ".join(sorted({e["family"] for e in failed}))
+            first = errors[failed[0][0]].split(": ", 1)[1].split(" (")[0]
+            names = ", ".join(sorted({e["family"] for _, e in failed}))
             why[budget] = f"the hand-set recipe could not meet it on the recipe-search episodes of {names} ({first})"
     return why
 
