@@ -32,6 +32,19 @@ def test_every_role_and_budget_names_a_method_the_harness_accepts(tmp_path):
     assert suite.method_options[f"adapt_meta@a_{FEW_STEPS}"]["steps"] == FEW_STEPS
     assert "steps" not in suite.method_options["adapt_meta@a"]
     assert "flip" not in suite.method_options["adapt@tuned_a"]  # the family keeps its own mirroring
+    assert not any("mixed_bits" in o for o in suite.method_options.values())  # images keep uniform widths
+
+
+def test_text_budget_b_lets_every_method_lower_layers_to_4_bits(tmp_path):
+    from benchmarks.methods.base import method_options
+
+    suite = heldout_suite("cr", tmp_path / "meta", None, budgets=("a", "b"), shots=(5,), seeds=(0,))
+    for method, options in suite.method_options.items():
+        _, budget = role_of(method)
+        assert options.get("mixed_bits") == ((4, 5) if budget == "b" else None), method
+        parsed = method_options(method, options)
+        if budget == "b":
+            assert tuple(parsed.hand_set_policy("text", "none").mixed_bits) == (4, 5)
 
 
 def test_verdict_needs_more_than_one_standard_deviation():

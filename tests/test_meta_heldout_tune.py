@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from fewshot_kd.adapt.policy import FLAT_FIELDS, HAND_SET, Policy
+from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.meta.episodes import load_family
 
-from benchmarks.meta_heldout.tune import (hand_set_params, policy_for, rescore_, search_space, tune_fixed_policy,
+from benchmarks.meta_heldout.tune import (draw_episodes, hand_set_params, policy_for, rescore_, search_space, tune_fixed_policy,
                                          unscored_episodes)
 
 FAST = dict(seconds=1e9, max_trials=3, shots=(5,), query_per_class=5, episodes=2, steps_scale=0.02,
@@ -94,3 +95,17 @@ def test_episodes_the_hand_set_cannot_run_are_scored_by_no_trial():
     assert scores[:2] == pytest.approx([0.8, 0.85]) and scores[3] == pytest.approx(0.925)
     assert scores[2] is None  # failed an episode the hand-set ran
     assert rescore_([{"accuracies": [None], "errors": ["episode 0: x"]}])[0]["score"] is None
+
+
+def test_a_budget_s_policy_fields_ride_on_its_episodes_for_the_family_s_modality(digits):
+    options = [{"macs": 0.5, "bits": 8}, {"macs": 0.35, "bits": 5}]
+    eps = draw_episodes([digits], (5,), 5, options, 0, 4,
+                        option_policies=[{}, {"image": {"mixed_bits": (4, 5)}, "text": {"steps": 1}}])
+    for ep in eps:
+        assert ep.policy_fields == ({"mixed_bits": (4, 5)} if ep.target["bits"] == 5 else {})
+        assert ("policy" in ep.record()) == (ep.target["bits"] == 5)
+    same = draw_episodes([digits], (5,), 5, options, 0, 4)  # without them: the same episodes, no fields
+    assert [e.record()["seed"] for e in same] == [e.record()["seed"] for e in eps]
+    assert all(e.policy_fields == {} and "policy" not in e.record() for e in same)
+    with pytest.raises(FewShotKDError, match="option_policies has 1 entries for 2"):
+        draw_episodes([digits], (5,), 5, options, 0, 4, option_policies=[{}])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks.meta_heldout.plan import BUDGETS, heldout_suite
+from benchmarks.meta_heldout.plan import BUDGET_POLICY, BUDGETS, heldout_suite
 from benchmarks.meta_heldout.summary import render
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "meta_heldout"
@@ -120,14 +120,16 @@ def main(argv=None) -> None:
         families = [load_family(name, args.ways, args.data_root) for name in train]
         tuned = tune_fixed_policy(families, seconds=seconds, seed=args.seed, shots=args.shots,
                                   query_per_class=args.query_per_class,
-                                  target_options=[BUDGETS[b] for b in _names(args.budgets)], out_dir=tuned_dir,
+                                  target_options=[BUDGETS[b] for b in _names(args.budgets)],
+                                  option_policies=[BUDGET_POLICY.get(b, {}) for b in _names(args.budgets)], out_dir=tuned_dir,
                                   episodes=args.tune_episodes)
         console.print(f"[bold]tuned fixed recipe[/bold]: {tuned_dir / 'tuned_policy.json'}")
         write_json(family_dir / "plan.json", {
             "command": command, "held_out": held_out, "train": list(train), "validate": list(validate),
             "meta_config": config.to_dict(), "meta_seconds": meta.seconds, "tune_seconds_budget": seconds,
             "tune_seconds_used": tuned.seconds_used, "tune_trials": len(tuned.trials), "tune_sampler": tuned.sampler,
-            "budgets": {b: BUDGETS[b] for b in _names(args.budgets)}})
+            "budgets": {b: BUDGETS[b] for b in _names(args.budgets)},
+            "budget_policies": {b: BUDGET_POLICY[b] for b in _names(args.budgets) if b in BUDGET_POLICY}})
     suite = heldout_suite(args.held_out, meta_dir, tuned_dir, budgets=_names(args.budgets),
                           shots=args.shots, seeds=args.seeds, eval_limit=args.eval_limit)
     run_suite(suite, family_dir, data_root=args.data_root, console=console)

@@ -19,6 +19,11 @@ BUDGETS = {
     "b": {"macs": 0.35, "bits": 5, "size_ratio": 12},  # 0.35 MACs, 5 bits on average, file >= 12x smaller
 }
 """The issue's two budgets, as adapt() targets (MACs as a fraction of the teacher's)."""
+BUDGET_POLICY = {"b": {"text": {"mixed_bits": (4, 5)}}}
+"""Policy fields a budget sets for every method (and every recipe-search trial) of a modality.
+At (b) a text student keeps the teacher's word-embedding table (not pruned), which at a uniform
+5 bits alone nearly fills the 12x file: the size fit may lower the least sensitive layers to 4
+bits (an average still at most 5), as it may for every method alike."""
 FEW_STEPS = 100
 
 ROLES = {"adapt": "hand-set", "adapt_tuned": "tuned fixed", "adapt_random_search": "random search",
@@ -40,6 +45,11 @@ def role_of(method: str) -> tuple[str, str]:
             if method_name(role, budget) == method:
                 return role, budget
     raise KeyError(method)
+
+
+def budget_policy(budget: str, text: bool) -> dict:
+    """The :data:`BUDGET_POLICY` fields for ``budget`` and a family of this modality."""
+    return dict(BUDGET_POLICY.get(budget, {}).get("text" if text else "image", {}))
 
 
 def tuned_overrides(tune_dir: Path, text: bool) -> dict:
@@ -79,7 +89,8 @@ def heldout_suite(family: str, meta_policy: Path, tune_dir: Path | None, *, budg
             methods.append(name)
             options[name] = {**target, **({"policy": _portable(meta_policy)} if role.startswith("adapt_meta") else {}),
                              **(tuned if role == "adapt_tuned" else {}),
-                             **({"steps": FEW_STEPS} if role == "adapt_meta_100" else {})}
+                             **({"steps": FEW_STEPS} if role == "adapt_meta_100" else {}),
+                             **budget_policy(budget, text)}
     return Suite(name=f"meta_heldout/{family}", tasks=(family,), methods=tuple(methods), shots=tuple(shots),
                  seeds=tuple(seeds), method_options=options,
                  eval_limit={family: eval_limit} if eval_limit else {}, latency_repeats=5,

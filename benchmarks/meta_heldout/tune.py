@@ -10,8 +10,10 @@ it), so an episode uses **every class** of its family (not an N-way subset; ``fa
 not used): support = K shots of each class, query = ``query_per_class`` other examples of each
 class from the same pool. That is also what the held-out scoring (the benchmark harness) runs.
 The student is derived from the family's teacher at ``{**family.task.target, **option}``, one
-of ``target_options`` (default: the family's own target); episodes cycle through every
-(family, target) pair, K is spread over them by a seeded shuffle.
+of ``target_options`` (default: the family's own target), with the Policy fields
+``option_policies`` gives that option for the family's modality (a budget's own fields, set over
+every trial's policy); episodes cycle through every (family, target) pair, K is spread over them
+by a seeded shuffle.
 
 Search space (Policy fields): ``temperature`` [1, 8], ``alpha`` [0.3, 1], ``feature_weight``
 log [0.1, 10], ``steps`` {100, 200, 300} (adapt time is tuned too), ``views_per_shot``
@@ -107,11 +109,12 @@ class Episode:
     seed: int
     support: object
     query: object
+    policy_fields: dict = field(default_factory=dict)
 
     def record(self) -> dict:
         return {"index": self.index, "family": self.family.name, "shots": self.shots, "target": self.target,
                 "seed": self.seed, "classes": self.support.num_classes, "support": len(self.support),
-                "query": len(self.query)}
+                "query": len(self.query), **({"policy": self.policy_fields} if self.policy_fields else {})}
 
 
 @dataclass
@@ -134,17 +137,23 @@ class TuneResult:
         return self.policies["text" if text else "image"]
 
 
-def draw_episodes(families, shots, query_per_class: int, target_options, seed: int, episodes: int | None) -> list[Episode]:
-    """The fixed episodes every trial is scored on (a function of ``seed`` only)."""
+def draw_episodes(families, shots, query_per_class: int, target_options, seed: int, episodes: int | None,
+                  option_policies: list[dict] | None = None) -> list[Episode]:
+    """The fixed episodes every trial is scored on (a function of ``seed`` only).
+    ``option_policies[i]``: ``{modality: Policy fields}`` for ``target_options[i]``."""
     rng = random.Random(f"fewshot_kd.meta_heldout.tune:{seed}")
-    pairs = [(f, {**(f.task.target or {}), **opt}) for f in families
-             for opt in (target_options if target_options else [{}])]
+    options = target_options if target_options else [{}]
+    fields = option_policies if option_policies else [{}] * len(options)
+    if len(fields) != len(options):
+        raise FewShotKDError(f"option_policies has {len(fields)} entries for {len(options)} target options")
+    pairs = [(f, {**(f.task.target or {}), **opt}, dict(extra.get("text" if f.text else "image", {})))
+             for f in families for opt, extra in zip(options, fields)]
     count = episodes if episodes is not None else max(len(pairs), len(shots))
     ks = [shots[i % len(shots)] for i in range(count)]
     rng.shuffle(ks)
     out = []
     for i in range(count):
-        family, target = pairs[i % len(pairs)]
+        family, target, policy_fields = pairs[i % len(pairs)]
         k, episode_seed = ks[i], rng.randrange(2**31)
         pool = family.train
         counts = torch.bincount(pool.labels, minlength=pool.num_classes)
@@ -164,7 +173,7 @@ def draw_episodes(families, shots, query_per_class: int, target_options, seed: i
             query_idx.append(rest[torch.randperm(len(rest), generator=generator)[:query_per_class]])
         out.append(Episode(family, i, k, target, episode_seed,
                            pool.subset(support_idx, f"{family.name}/tune-{i}-support"),
-                           pool.subset(torch.cat(query_idx), f"{family.name}/tune-{i}-query")))
+                           pool.subset(torch.cat(query_idx), f"{family.name}/tune-{i}-query"), policy_fields))
     return out
 
 
@@ -231,7 +240,7 @@ class _Sampler:
 def _run_trial(params: dict, episodes: list[Episode], steps_scale: float) -> dict:
     accuracies, adapt_seconds, errors = [], [], []
     for ep in episodes:
-        policy = policy_for(params, ep.family.text, ep.family.task.augment, name="tune trial")
+        policy = replace(policy_for(params, ep.family.text, ep.family.task.augment, name="tune trial"), **ep.policy_fields)
         if steps_scale != 1.0:
             policy = replace(policy, steps=max(1, round(policy.steps * steps_scale)),
                              qat_steps=None if policy.qat_steps is None else round(policy.qat_steps * steps_scale))
@@ -285,12 +294,15 @@ def _read_trials(path: Path, key: dict) -> list[dict]:
 
 
 def tune_fixed_policy(families: list, *, seconds: float, seed: int = 0, shots=(5, 10, 20), query_per_class: int = 10,
-                      target_options: list[dict] | None = None, out_dir: Path, progress: bool = True,
+                      target_options: list[dict] | None = None, option_policies: list[dict] | None = None,
+                      out_dir: Path, progress: bool = True,
                       episodes: int | None = None, steps_scale: float = 1.0, use_optuna: bool | None = None,
                       resume: bool = True, max_trials: int | None = None) -> TuneResult:
     """Search one fixed Policy for ``families`` (``MetaFamily`` objects) in ``seconds`` of wall time.
 
     ``episodes``: how many (default: one per (family, target) pair, at least one per K).
+    ``option_policies``: per target option, ``{modality: Policy fields}`` every trial runs that
+    option's episodes with (the saved policies do not carry them: they belong to the budget).
     ``steps_scale``: distillation and QAT steps run = the searched value times this (tests
     and smoke runs; the recorded and saved values are the searched ones). ``use_optuna``:
     ``None`` uses it when importable, ``False`` forces random search. ``max_trials``: stop
@@ -305,7 +317,7 @@ def tune_fixed_policy(families: list, *, seconds: float, seed: int = 0, shots=(5
     has_image = any(not f.text for f in families)
     space = search_space(has_image, has_text)
     modalities = ["image"] * has_image + ["text"] * has_text
-    eps = draw_episodes(families, shots, query_per_class, target_options, seed, episodes)
+    eps = draw_episodes(families, shots, query_per_class, target_options, seed, episodes, option_policies)
     records = [e.record() for e in eps]
     sampler = _Sampler(space, seed, use_optuna)
     key = {"version": TUNE_VERSION, "seed": seed, "episodes": records, "space": [d.to_dict() for d in space],
@@ -342,6 +354,7 @@ def tune_fixed_policy(families: list, *, seconds: float, seed: int = 0, shots=(5
                                       "augment": f.task.augment, "classes": f.train.num_classes} for f in families],
             "seconds_budget": seconds, "seconds_used": used(), "sampler": sampler.name, "seed": seed,
             "shots": list(shots), "query_per_class": query_per_class, "target_options": target_options,
+            "option_policies": option_policies,
             "steps_scale": steps_scale, "trials": len(trials), "finished": finished,
             "best_trial": best, "hand_set_score": trials[0]["score"] if trials else None,
             "unscored_episodes": unscored_episodes(trials), "hand_set_errors": trials[0]["errors"] if trials else [],
