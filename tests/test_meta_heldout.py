@@ -102,3 +102,18 @@ def test_a_budget_the_hand_set_recipe_cannot_meet_is_reported_not_scored(tmp_pat
     assert "## fam, budget (b): not scored" in text
     assert "recipe-search episodes of sst2 (could not fit the derived student into 7 bytes)" in text
     assert "fam not scored at (b)" in text
+
+
+def test_the_summary_names_the_policy_fields_a_budget_set_for_the_family_s_modality(tmp_path):
+    for name in ("cr", "omniglot"):
+        family = tmp_path / name
+        family.mkdir()
+        cells = [dict(_cell(m, 5, seed, 0.7), task=name) for seed in (0, 1) for m in
+                 ("adapt@b", "adapt@tuned_b", "adapt_meta@b", f"adapt_meta@b_{FEW_STEPS}", "adapt_random_search@b")]
+        (family / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells))
+        (family / "plan.json").write_text(json.dumps({"train": ["digits"], "validate": [], "meta_seconds": 60,
+                                                      "budget_policies": {"b": {"text": {"mixed_bits": [4, 5]}}}}))
+    text = render(tmp_path)
+    cr, omniglot = text.split("**omniglot**")
+    assert "ran with `mixed_bits=(4, 5)`" in cr
+    assert "mixed_bits" not in omniglot  # an image family keeps uniform widths

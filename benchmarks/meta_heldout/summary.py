@@ -110,6 +110,20 @@ def unscored_budgets(family_dir: Path, scored: set[str]) -> dict[str, str]:
     return why
 
 
+def budget_fields(plan: dict, budget: str, family: str) -> dict:
+    """The Policy fields ``plan.json`` says every method ran with at ``budget`` on ``family``'s modality."""
+    fields = plan.get("budget_policies", {}).get(budget, {})
+    if not fields:
+        return {}
+    from fewshot_kd.task_family import find_task_family
+
+    return fields.get(find_task_family(family).modality, {})
+
+
+def _fields_text(fields: dict) -> str:
+    return ", ".join(f"`{k}={tuple(v) if isinstance(v, list) else v!r}`" for k, v in fields.items())
+
+
 def render(results_dir: Path) -> str:
     """Markdown for every held-out family folder under ``results_dir``."""
     lines = ["# Meta-learning, held-out families", "",
@@ -136,6 +150,10 @@ def render(results_dir: Path) -> str:
                 lines.append(f"| {name} | " + " | ".join(_pm(row["per_k"][k]) for k in s["ks"])
                              + f" | {_pm(row['over_k'])} |")
             reach = b["meta_100_reaches_hand_set_300"]
+            fields = budget_fields(s["plan"], budget, s["family"])
+            if fields:
+                lines += ["", f"Every method here (and every recipe-search trial at this budget) ran with "
+                              f"{_fields_text(fields)}, part of the budget for this modality."]
             lines += ["", f"Meta-learned vs tuned fixed recipe: **{b['meta_vs_tuned']}** (per K: "
                       + ", ".join(f"K={k} {v}" for k, v in b["meta_vs_tuned_per_k"].items()) + "). "
                       f"Meta-learned at {100} steps reaches the hand-set 300-step accuracy: "
