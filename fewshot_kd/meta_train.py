@@ -9,6 +9,7 @@ ranks, meta-gradients all-reduced).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -62,6 +63,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def launcher(env=None) -> str:
+    """How this process was started, as policy.json records it: ``torchrun --nproc_per_node=N``
+    under torchrun (its ``LOCAL_WORLD_SIZE``, and ``--nnodes`` when there are several), else ``python``."""
+    env = os.environ if env is None else env
+    world, local = int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", "1")))
+    if world <= 1:
+        return "python"
+    nodes = world // max(local, 1)
+    return f"torchrun --nproc_per_node={local}" + (f" --nnodes={nodes}" if nodes > 1 else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from fewshot_kd.errors import FewShotKDError
@@ -80,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if args.fresh and (out / CHECKPOINT).exists():
         (out / CHECKPOINT).unlink()
-    command = "python -m fewshot_kd.meta_train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = launcher() + " -m fewshot_kd.meta_train " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
         policy = meta_train(config, out, resume=args.resume, data_root=args.data_root, device=args.device,
                             progress=not args.no_progress, command=command.strip())

@@ -140,11 +140,15 @@ def test_a_policy_file_from_before_the_augmentation_head_keeps_the_hand_set_view
         MetaPolicy.load(tmp_path)
 
 
-def test_the_committed_default_policy_keeps_the_hand_set_augmentation(teacher, shots):
+def test_the_committed_default_policy_learned_its_augmentation_strength(teacher, shots):
     from importlib.resources import files
 
+    from fewshot_kd.meta.policy_net import AUGMENT_RANGE
+
     meta = MetaPolicy.load(files("fewshot_kd") / "policies" / "meta_default")
-    assert not meta.learned_augment
+    assert meta.learned_augment
     policy, info = meta.decide(teacher, shots, TARGET)
-    assert policy.crop_padding == meta.base.crop_padding and policy.text_word_dropout == meta.base.text_word_dropout
-    assert info["augment_strength"] is None
+    strength = info["augment_strength"]
+    assert AUGMENT_RANGE[0] < strength < AUGMENT_RANGE[1] and strength != 1.0  # meta-trained: moved off the hand-set 1
+    example = shots.input_batch(slice(0, 1))
+    assert policy.crop_padding == augmentation(meta.base, strength, example, False)["crop_padding"]

@@ -69,3 +69,11 @@ def test_command_line_writes_a_policy_and_a_plot(tmp_path):
     assert list(config["macs_range"]) == [0.3, 0.5] and list(config["bits"]) == [8, 5]
     assert (tmp_path / "meta_training.png").stat().st_size > 1000
 
+
+
+def test_policy_json_records_the_torchrun_launcher():
+    from fewshot_kd.meta_train import launcher
+
+    assert launcher({}) == "python"
+    assert launcher({"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}) == "torchrun --nproc_per_node=2"
+    assert launcher({"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}) == "torchrun --nproc_per_node=4 --nnodes=2"
