@@ -5,6 +5,7 @@ from __future__ import annotations
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.files import read_json
 
+from benchmarks.readme.fmt import pm
 from benchmarks.readme.source import RESULTS_DIR, DirtyResults
 
 LM_METHODS = {"adapt": "adapt(), K sequences + 200 unlabelled", "hinton_kd": "Hinton KD, shots only",
@@ -28,7 +29,7 @@ def _load(name: str) -> tuple[dict, dict[str, dict], str]:
 
 def lm() -> str:
     _, rows, made = _load("lm")
-    table = [f"| {m} ({LM_METHODS[m]}) | {r['k']} | {r['perplexity'][0]:.3f} ± {r['perplexity'][1]:.3f} | "
+    table = [f"| {m} ({LM_METHODS[m]}) | {r['k']} | {pm(r['perplexity'], 3)} | "
              f"{r['ratio_to_teacher'][0]:.3f} | {r['test_ratio_to_teacher'][0]:.3f} | {r['within_target']}/{r['seeds']} | "
              f"{r['compression_bytes']:.2f} |" for m, r in rows.items() if m in LM_METHODS]
     teacher = rows["teacher"]
@@ -47,8 +48,8 @@ def qa() -> str:
     data, rows, made = _load("qa")
     teacher = rows["teacher"]
     ref = next(iter(data["teacher_reference"].values()))
-    table = [f"| {m} ({QA_METHODS[m]}) | {r['k']} | {r['seeds']} | {_pm(r['exact_match'])} | {_pm(r['f1'])} | "
-             f"{_pm(r['f1_gap'])} | {r['within_target']}/{r['seeds']} | {r['compression_bytes']:.2f} | "
+    table = [f"| {m} ({QA_METHODS[m]}) | {r['k']} | {r['seeds']} | {pm(r['exact_match'])} | {pm(r['f1'])} | "
+             f"{pm(r['f1_gap'])} | {r['within_target']}/{r['seeds']} | {r['compression_bytes']:.2f} | "
              f"{r['compression_macs']:.2f} |" for m, r in rows.items() if m in QA_METHODS]
     adapt = rows["adapt"]
     gap = adapt["f1_gap"][0]
@@ -66,10 +67,6 @@ def qa() -> str:
             + (f", and {', '.join(f'`{m}`' for m in single)} with one seed" if single else "")
             + "; the full grid is `python -m benchmarks.run --suite qa`.")
 
-
-def _pm(value) -> str:
-    """``mean ± std`` of a summary pair, one decimal."""
-    return f"{value[0]:.1f} ± {value[1]:.1f}"
 
 
 BLOCKS = {"lm": lm, "qa": qa}
