@@ -48,7 +48,7 @@ def test_version_1_files_and_flat_dicts_load_as_version_2(tmp_path):
     assert Policy.from_dict({"steps": 7}) == Policy(steps=7)
     assert HAND_SET.to_flat_dict() == {**VERSION_1, "qat_steps": None, "qat_lr": 5e-4, "channels_last": False,
                                        "prune_round_to": None, "schedule": "one_shot", "graft_stages": 3,
-                                       "graft_share": 0.5, "prune_rounds": 1, "mixed_bits": None,
+                                       "graft_share": 0.5, "prune_rounds": 1, "mixed_bits": None, "text_layers": None,
                                        "version": 2}  # unset qat_steps: QAT below 8 bits
     assert list(HAND_SET.to_flat_dict()) == ["name", *FLAT_FIELDS, "version"]
 

@@ -44,6 +44,9 @@ def test_search_space_names_policy_fields_and_holds_the_hand_set_policy():
     assert policy_for(hand_set_params(search_space(True, False)), False, "crop_flip", name=HAND_SET.name) == HAND_SET
     assert policy_for({"lr_scale": 0.5}, True).lr == pytest.approx(3.5e-4 * 0.5)
     assert policy_for({}, False, "crop").flip is False
+    assert policy_for({"text_layers": "1,3,5"}, True).text_layers == (1, 3, 5)
+    assert policy_for({"text_layers": "1,3,5"}, False).text_layers is None  # images have no layers to choose
+    assert len(search_space(False, True)[-1].choices) == 20  # every 3 of 6 layers, the last 3 as the hand-set None
 
 
 def test_tune_runs_hand_set_first_keeps_the_best_and_writes_its_files(digits, tmp_path):

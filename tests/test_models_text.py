@@ -234,7 +234,7 @@ def test_layer_indices(keep, expected):
     assert text.layer_indices(keep, 6) == expected
 
 
-@pytest.mark.parametrize("keep", ["middle 2", "last 7", "last 0", [], [3, 3], [4, 2], [6], 3])
+@pytest.mark.parametrize("keep", ["middle 2", "last 7", "last 0", [], [3, 3], [4, 2], [6], 0])
 def test_layer_indices_rejects_bad_selections(keep):
     with pytest.raises(ValueError):
         text.layer_indices(keep, 6)

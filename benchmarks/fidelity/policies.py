@@ -27,16 +27,27 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def policy_decisions(policy: dict, desc, target_macs: float, base_lr: float, max_ratio: float = 0.9):
+def policy_decisions(policy: dict, desc, target_macs: float, base_lr: float, max_ratio: float = 0.9,
+                     keep_blocks: int | None = None):
     """The ``Decisions`` a policy stands for: its per-group prune preferences projected onto the
     MACs budget (as adapt() rescales them), 8-bit weights, uniform layer learning-rate scales,
-    its loss knobs, and ``inner_lr_scale = policy lr / base lr``."""
+    its loss knobs, and ``inner_lr_scale = policy lr / base lr``. ``keep_blocks`` (text students
+    that keep that many encoder layers): the last ones, as adapt() derives without a choice."""
     from fewshot_kd.meta.policy_net import Decisions
     from fewshot_kd.meta.relax import expected_bits, project_ratios
 
+    kept = {}
+    macs_fraction = desc.macs_fraction
+    if keep_blocks is not None and getattr(desc, "blocks", None):
+        count = len(desc.blocks)
+        hard = torch.tensor([1.0 if b >= count - keep_blocks else 0.0 for b in range(count)])
+        kept = {"block_gates": hard, "kept_blocks": list(range(count - keep_blocks, count))}
+
+        def macs_fraction(ratios):
+            return desc.macs_fraction(ratios, hard)
     prune = policy.get("per_layer_prune") or {}
     preferences = torch.tensor([_logit(prune.get(g.root, 0.5) / max_ratio) for g in desc.groups])
-    ratios = project_ratios(preferences, desc.macs_fraction, target_macs, max_ratio) if desc.groups else preferences
+    ratios = project_ratios(preferences, macs_fraction, target_macs, max_ratio) if desc.groups else preferences
     layers = len(desc.layers)
     p8 = torch.ones(layers)
     pairs = desc.pair_features.shape[0]
@@ -50,8 +61,9 @@ def policy_decisions(policy: dict, desc, target_macs: float, base_lr: float, max
         alpha=torch.tensor(float(policy["alpha"])),
         feature_weight=torch.tensor(float(policy["feature_weight"])),
         inner_lr_scale=torch.tensor(float(policy["lr"]) / base_lr),
-        macs_fraction=desc.macs_fraction(ratios) if desc.groups else torch.tensor(1.0),
+        macs_fraction=macs_fraction(ratios) if desc.groups else torch.tensor(1.0),
         avg_bits=expected_bits(p8, desc.layer_params),
+        **kept,
     )
 
 
@@ -61,8 +73,8 @@ class FixedPolicy:
     def __init__(self, policy: dict, base_lr: float) -> None:
         self.policy, self.base_lr = policy, base_lr
 
-    def __call__(self, desc, task, target_macs, *rest, **kwargs):
-        return policy_decisions(self.policy, desc, target_macs, self.base_lr)
+    def __call__(self, desc, task, target_macs, *rest, keep_blocks=None, **kwargs):
+        return policy_decisions(self.policy, desc, target_macs, self.base_lr, keep_blocks=keep_blocks)
 
 
 def as_dict(policy) -> dict:

@@ -18,7 +18,8 @@ by a seeded shuffle.
 Search space (Policy fields): ``temperature`` [1, 8], ``alpha`` [0.3, 1], ``feature_weight``
 log [0.1, 10], ``steps`` {100, 200, 300} (adapt time is tuned too), ``views_per_shot``
 {4, 8, 12, 16}, ``qat_steps`` {None (the default: QAT below 8 bits), 0, 50, 100}, images
-``crop_padding`` {None (an eighth of the side), 0, 2, 4}, text ``text_word_dropout`` [0, 0.3]; and
+``crop_padding`` {None (an eighth of the side), 0, 2, 4}, text ``text_word_dropout`` [0, 0.3] and
+``text_layers`` (which 3 of the 6 encoder layers: the last 3 or any of the 19 other sets); and
 ``lr_scale`` log [0.1, 3], a multiplier of the modality's hand-set learning rate (images 1e-3: lr
 in [1e-4, 3e-3]; text 3.5e-4: lr in [3.5e-5, 1.05e-3]), so image and text families share one searched point. The saved policy
 is a plain Policy per modality (``tuned_policy.json``; with both modalities also
@@ -36,6 +37,7 @@ A rerun with the same families, episodes and space resumes from ``trials.jsonl``
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -73,6 +75,11 @@ class Dim:
         return {"name": self.name, "low": self.low, "high": self.high, "log": self.log}
 
 
+TEXT_LAYER_CHOICES = (None, *(",".join(map(str, c)) for c in itertools.combinations(range(6), 3) if c != (3, 4, 5)))
+"""Which 3 of MiniLM's 6 encoder layers a text student keeps (the text tasks ask for 3): ``None`` is the
+hand-set last 3, every other set of 3 is a string like ``"1,3,5"`` (a sampler's choices are plain values)."""
+
+
 def search_space(image: bool, text: bool) -> list[Dim]:
     """The knobs searched for families of these modalities (module docstring)."""
     space = [Dim("temperature", "float", 1.0, 8.0), Dim("alpha", "float", 0.3, 1.0),
@@ -83,6 +90,7 @@ def search_space(image: bool, text: bool) -> list[Dim]:
         space.append(Dim("crop_padding", "choice", choices=(None, 0, 2, 4)))
     if text:
         space.append(Dim("text_word_dropout", "float", 0.0, 0.3))
+        space.append(Dim("text_layers", "choice", choices=TEXT_LAYER_CHOICES))
     return space
 
 
@@ -95,7 +103,9 @@ def hand_set_params(space: list[Dim]) -> dict:
 def policy_for(params: dict, text: bool, augment: str = "crop_flip", name: str = "tuned fixed") -> Policy:
     """The Policy a searched point means for a family of this modality and augmentation."""
     base = hand_set_for(text)
-    fields = {k: v for k, v in params.items() if k != "lr_scale"}
+    fields = {k: v for k, v in params.items() if k not in ("lr_scale", "text_layers")}
+    if text and params.get("text_layers") is not None:
+        fields["text_layers"] = tuple(int(i) for i in params["text_layers"].split(","))
     return replace(base, name=name, flip=augment == "crop_flip" if not text else base.flip,
                    lr=base.lr * params.get("lr_scale", 1.0), **fields)
 

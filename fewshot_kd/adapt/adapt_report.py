@@ -75,7 +75,7 @@ class Decisions(_Part):
     and, per layer, channels and bits."""
 
     derived_from_teacher: bool
-    kept_layers: str | None = None
+    kept_layers: str | list[int] | None = None  # as the target gave them, or the indices kept
     dropped_blocks: dict | None = None
     per_layer_prune: dict | None = None
     prune: dict | None = None

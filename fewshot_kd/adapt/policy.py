@@ -22,7 +22,7 @@ FLAT_FIELDS = ("temperature", "alpha", "feature_weight", "feature_layers", "laye
                "weight_decay", "structure", "prune_importance", "per_layer_prune", "per_layer_bits", "layer_lr_scale",
                "reconstruct_inputs", "reconstruct_ridge", "bn_recalibrate", "qat_steps", "qat_lr", "channels_last",
                "prune_round_to", "schedule", "graft_stages", "graft_share",
-               "prune_rounds", "mixed_bits")
+               "prune_rounds", "mixed_bits", "text_layers")
 """Every setting by its flat name, in the order of version 1 (and of report.json's ``policy``), then
 the settings added since."""
 _SECTION = {f.name: key for key, part in PARTS.items() for f in fields(part)}

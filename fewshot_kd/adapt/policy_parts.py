@@ -168,7 +168,9 @@ class PruningConfig(_Part):
     it (Torch-Pruning's ``round_to``; 8 suits SIMD and tensor-core kernels), or ``None``.
     ``prune_rounds``: 1 derives the student in one cut; ``R > 1`` cuts a copy of the teacher in ``R``
     rounds, MACs falling linearly to the target, with ``steps / R`` distillation steps after each
-    (image students; :mod:`fewshot_kd.adapt.stages.ramp`)."""
+    (image students; :mod:`fewshot_kd.adapt.stages.ramp`). ``text_layers``: the encoder layers a text
+    student keeps when the target gives only their number (``layers=3``), e.g. ``(1, 3, 5)`` as a
+    meta-learned policy picks them; ``None`` keeps the last ones."""
 
     KEY = "pruning"
     structure: str = "channels"
@@ -176,15 +178,29 @@ class PruningConfig(_Part):
     per_layer_prune: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     prune_round_to: int | None = None
     prune_rounds: int = 1
+    text_layers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         _whole(self, ("prune_rounds",), 1)
+        if self.text_layers is not None:
+            object.__setattr__(self, "text_layers", _layer_list(self.text_layers))
         if self.structure not in ("channels", "blocks"):
             raise FewShotKDError(f"policy structure must be 'channels' or 'blocks', got {self.structure!r}")
         if self.prune_round_to is not None and (isinstance(self.prune_round_to, bool) or
                                                 not isinstance(self.prune_round_to, int) or self.prune_round_to < 1):
             raise FewShotKDError(f"prune_round_to must be a positive int or None, got {self.prune_round_to!r}")
         _frozen_map(self, "per_layer_prune", 0)
+
+
+def _layer_list(value) -> tuple[int, ...]:
+    """``text_layers`` as a strictly increasing tuple of non-negative layer indices (at least one)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise FewShotKDError(f"policy text_layers must be None or a list of layer indices, got {value!r}")
+    indices = tuple(value)
+    if not indices or any(isinstance(i, bool) or not isinstance(i, Integral) or i < 0 for i in indices) \
+            or any(b <= a for a, b in zip(indices, indices[1:])):
+        raise FewShotKDError(f"policy text_layers must be distinct, increasing, non-negative layer indices, got {value!r}")
+    return tuple(int(i) for i in indices)
 
 
 LOW_BITS_QAT_STEPS = 100

@@ -15,7 +15,8 @@ class Target:
     float student. ``size_bytes``: the exported file must not exceed it; a derived student is
     pruned further until it fits (``macs`` / ``params`` stay upper bounds), a given student is
     checked. ``size_ratio``: the same as a budget of the fp32 teacher's saved bytes
-    divided by it (``8``: at least 8x smaller); with both, the smaller budget holds. ``layers``: for text teachers, keep these encoder layers (e.g. ``"last 3"``).
+    divided by it (``8``: at least 8x smaller); with both, the smaller budget holds. ``layers``: for text teachers, keep these encoder layers (``"last 3"``, ``[1, 3, 5]``), or
+    only their number (``3``: the policy's ``text_layers`` choose which, the hand-set policy the last 3).
     ``latency``: a derived student's forward pass on a batch of ``latency_batch`` must take at
     most this fraction of the teacher's, both measured on the CPU that derives it (``macs`` stays
     an upper bound; the student is pruned further until its measured time fits)."""
@@ -25,7 +26,7 @@ class Target:
     bits: int | None = 8
     size_bytes: int | None = None
     size_ratio: float | None = None
-    layers: str | None = None
+    layers: str | int | list | None = None
     latency: float | None = None
     latency_batch: int = 1
 
@@ -48,6 +49,8 @@ class Target:
             raise FewShotKDError(f"target size_ratio is how many times smaller than the teacher's file, >= 1; got {self.size_ratio}")
         if isinstance(self.latency_batch, bool) or not isinstance(self.latency_batch, numbers.Integral) or self.latency_batch < 1:
             raise FewShotKDError(f"target latency_batch must be a positive whole number, got {self.latency_batch!r}")
+        if isinstance(self.layers, bool) or (isinstance(self.layers, numbers.Integral) and self.layers < 1):
+            raise FewShotKDError(f"target layers must be 'last N', 'first N', a list of indices or a count >= 1, got {self.layers!r}")
         if self.bits is not None and not 2 <= self.bits <= 8:
             raise FewShotKDError(f"target bits must be 2..8 or None for float, got {self.bits}")
 

@@ -5,7 +5,8 @@ Per Conv2d / Linear layer: type, widths, kernel, depth position, share of params
 whether it roots a prunable channel group, and two sensitivities measured on the support
 shots (teacher-student KL when the half of the group's channels that the deployed pruner
 ranks lowest are gated off, and when the weights are rounded to 4 bits). Per distilled
-layer pair: depth, channels, spatial size.
+layer pair: depth, channels, spatial size. Per transformer block of a text encoder: depth, and
+the teacher-student KL when the block is skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_weigh
 LAYER_FEATURES = 12
 TASK_FEATURES = 5
 PAIR_FEATURES = 4
+BLOCK_FEATURES = 2
 
 
 @dataclass
@@ -56,17 +58,30 @@ class ModelDescription:
     pair_features: torch.Tensor  # [P, PAIR_FEATURES]
     layer_params: torch.Tensor  # [L] parameter count of every layer's weight
     layer_macs: torch.Tensor  # [L] MACs per input of every layer
+    blocks: list[list[int]] = field(default_factory=list)  # per transformer block, its rows of ``layers``
+    block_features: torch.Tensor | None = None  # [B, BLOCK_FEATURES] per transformer block (None: no blocks)
 
     def to(self, device) -> "ModelDescription":
-        for name in ("layer_features", "pair_features", "layer_params", "layer_macs"):
-            setattr(self, name, getattr(self, name).to(device))
+        for name in ("layer_features", "pair_features", "layer_params", "layer_macs", "block_features"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name).to(device))
         return self
 
-    def macs_fraction(self, ratios: torch.Tensor) -> torch.Tensor:
+    def layer_keep(self, keep_blocks: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+        """Per layer, the gate of the transformer block it sits in (1 outside blocks, or
+        without ``keep_blocks``), in ``like``'s dtype and device."""
+        kept = torch.ones(len(self.layers), dtype=like.dtype, device=like.device)
+        if keep_blocks is not None:
+            for rows, gate in zip(self.blocks, keep_blocks):
+                kept[rows] = gate.to(like.dtype)
+        return kept
+
+    def macs_fraction(self, ratios: torch.Tensor, keep_blocks: torch.Tensor | None = None) -> torch.Tensor:
         """MACs left after pruning group ``g`` by ``ratios[g]``, as a fraction of the unpruned
         model's: every layer's MACs scale with the kept share of each group it touches
-        (its input and its output channels), which is exact up to channel rounding."""
-        kept = torch.ones(len(self.layers), dtype=ratios.dtype, device=ratios.device)
+        (its input and its output channels), which is exact up to channel rounding; with
+        ``keep_blocks`` (one 0/1 gate per transformer block), a skipped block's layers cost nothing."""
+        kept = self.layer_keep(keep_blocks, ratios)
         for g, r in zip(self.groups, ratios):
             scale = torch.ones(len(self.layers), dtype=ratios.dtype, device=ratios.device)
             scale[list(g.layers)] = 1 - r
@@ -245,7 +260,10 @@ def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[s
             1.0 if i == len(layers) - 1 else 0.0,
         ])
     pairs = list(pairs or [])
+    blocks = block_rows(model, layers)
     return ModelDescription(
+        blocks=blocks,
+        block_features=_block_features(model, sample) if blocks else None,
         layers=layers,
         layer_features=torch.tensor(rows, dtype=torch.float32).reshape(len(layers), LAYER_FEATURES),
         groups=groups,
@@ -255,6 +273,37 @@ def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[s
         layer_params=torch.tensor([float(modules[n].weight.numel()) for n in layers]),
         layer_macs=torch.tensor([float(macs[n]) for n in layers]),
     )
+
+
+def block_rows(model: nn.Module, layers: list[str]) -> list[list[int]]:
+    """Per transformer block of a text model's encoder, the indices in ``layers`` of the
+    Conv2d / Linear layers inside it; ``[]`` for a model without such blocks."""
+    if not (hasattr(model, "tokenize") and hasattr(model, "encoder")):
+        return []
+    from fewshot_kd.models._text_layers import encoder_layers
+
+    names = {id(m): n for n, m in model.named_modules()}
+    prefixes = [names[id(block)] + "." for block in encoder_layers(model.encoder)]
+    return [[i for i, name in enumerate(layers) if name.startswith(prefix)] for prefix in prefixes]
+
+
+@torch.no_grad()
+def _block_features(model: nn.Module, inputs) -> torch.Tensor:
+    """Per transformer block: depth in [0, 1] and the squashed KL to the full model's outputs
+    when that block alone is skipped."""
+    from fewshot_kd.meta.layer_choice import gated_blocks
+    from fewshot_kd.models._text_layers import encoder_layers
+
+    blocks = list(encoder_layers(model.encoder))
+    reference = model(inputs)
+    rows = []
+    for b in range(len(blocks)):
+        gates = torch.ones(len(blocks))
+        gates[b] = 0.0
+        with gated_blocks(blocks, gates):
+            skipped = _kl(model(inputs), reference)
+        rows.append([b / max(len(blocks) - 1, 1), _squash([skipped])[0]])
+    return torch.tensor(rows, dtype=torch.float32)
 
 
 def _pair_features(model: nn.Module, example, names: list[str]) -> torch.Tensor:

@@ -49,6 +49,7 @@ class MetaFamily:
     example: torch.Tensor
     pools: FamilyPools
     student_macs: float = 1.0  # the student's MACs as a fraction of the teacher's, before pruning
+    keep_blocks: int | None = None  # text: how many encoder layers the student keeps (the policy picks which)
     samplers: dict = field(default_factory=dict)
 
     @property
@@ -74,9 +75,10 @@ class MetaFamily:
 
 def load_family(name: str, ways: int, data_root=None, classes=None, progress: bool = False,
                 device: str | torch.device = "cpu") -> MetaFamily:
-    """Load task family ``name`` for meta-training. Image students start as the teacher;
-    a text family's student is the teacher cut to its target's ``layers`` (as adapt() derives
-    it), pruned by heads and FFN neurons, with no hint layers (adapt() distils text on logits)."""
+    """Load task family ``name`` for meta-training. Students start as the teacher; a text
+    family's keeps every encoder layer and the policy learns which of them to keep (as many as its
+    target's ``layers``; :mod:`fewshot_kd.meta.layer_choice`), pruned by heads and FFN neurons,
+    with no hint layers (adapt() distils text on logits)."""
     task = find_task_family(name)
     device = torch.device(device)
     teacher = build_teacher(task, data_root=data_root, progress=progress).eval().to(device)
@@ -97,17 +99,18 @@ def make_family(task: TaskFamily, teacher: nn.Module, train, pools: FamilyPools,
     chosen = tuple(present if classes is None else sorted(int(c) for c in classes))
     example = to_device(train.input_batch(slice(0, 1)), device)
     student = trainable_copy(teacher)
+    keep = None
     if is_text_model(teacher):
-        from fewshot_kd.models.text import truncate_layers
+        from fewshot_kd.models.text import layer_indices
 
         layers = (task.target or {}).get("layers")
-        student = truncate_layers(student, layers) if layers else student
+        keep = len(layer_indices(layers, teacher.num_layers)) if layers else None  # which ones is learned
         pairs = []
     else:
         pairs = map_layers(teacher, student, "auto", example_inputs=example)
     student_macs = count_macs(student, example) / count_macs(teacher, example)
     return MetaFamily(task, teacher, student, train, chosen, min(task.ways or ways, len(chosen)), pairs,
-                      model_structure(student, example), example, pools, student_macs=student_macs)
+                      model_structure(student, example), example, pools, student_macs=student_macs, keep_blocks=keep)
 
 
 @dataclass

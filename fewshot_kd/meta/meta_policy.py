@@ -28,7 +28,8 @@ from fewshot_kd.meta.descriptors import describe_model, task_features
 from fewshot_kd.meta.policy_net import PolicyNet
 from fewshot_kd.measure import count_macs
 from fewshot_kd.model_io import model_device, to_device, trainable_copy
-from fewshot_kd.models.text import is_text_model, truncate_layers
+from fewshot_kd.meta.layer_choice import kept_names
+from fewshot_kd.models.text import is_text_model, layer_count, truncate_layers
 
 KIND = "fewshot_kd.meta_policy"
 FORMAT_VERSION = 1
@@ -51,7 +52,8 @@ def allocate_bits(p8: list[float], params: list[float], average: float) -> list[
 
 STOP_HEAD_KEYS = {"stop_head.weight", "stop_head.bias"}
 AUGMENT_HEAD_KEYS = {"augment_head.weight", "augment_head.bias"}
-OPTIONAL_HEADS = {"stop": STOP_HEAD_KEYS, "augment": AUGMENT_HEAD_KEYS}
+BLOCK_HEAD_KEYS = {"block_head.weight", "block_head.bias"}
+OPTIONAL_HEADS = {"stop": STOP_HEAD_KEYS, "augment": AUGMENT_HEAD_KEYS, "blocks": BLOCK_HEAD_KEYS}
 """Heads added after the first policy files: a file may lack each one whole."""
 MAX_WORD_DROPOUT = 0.9
 """The learned word-dropout rate's cap (adapt() needs a rate below 1)."""
@@ -85,7 +87,7 @@ class MetaPolicy:
     def __init__(self, net: PolicyNet, config: dict | None = None, trained_on: list | None = None,
                  history: list | None = None, command: str | None = None, seconds: float | None = None,
                  finished: bool = True, base: Policy = HAND_SET, validation: dict | None = None,
-                 learned_stop: bool = True, learned_augment: bool = True) -> None:
+                 learned_stop: bool = True, learned_augment: bool = True, learned_blocks: bool = True) -> None:
         self.net = net.eval()
         self.config = config or {}
         self.trained_on = trained_on or []
@@ -97,6 +99,7 @@ class MetaPolicy:
         self.validation = validation  # meta-validation on held-out families (see fewshot_kd.meta.validation)
         self.learned_stop = learned_stop  # False for files made before the stop head: adapt() runs every step
         self.learned_augment = learned_augment  # False for files made before the augmentation head: hand-set views
+        self.learned_blocks = learned_blocks  # False for files made before the block head: a text student keeps the last layers
 
     # ---- files -------------------------------------------------------------------------
     def save(self, out_dir: str | os.PathLike) -> Path:
@@ -134,7 +137,7 @@ class MetaPolicy:
                                    f"this fewshot_kd can read ({type(error).__name__}: {error}); run meta_train again") from None
         return cls(net, meta.get("config"), meta.get("trained_on"), meta.get("history"), meta.get("command"),
                    meta.get("seconds"), meta.get("finished", True), base, meta.get("validation"),
-                   heads["stop"], heads["augment"])
+                   heads["stop"], heads["augment"], heads["blocks"])
 
     @staticmethod
     def is_policy_file(path: str | os.PathLike) -> bool:
@@ -163,7 +166,10 @@ class MetaPolicy:
 
         text = is_text_model(teacher)
         subject = trainable_copy(teacher if student is None else student)
-        if student is None and text and target.layers:
+        # a count of layers (target layers=3): the block head picks which, on the full encoder (a file made
+        # before the block head decides, as it was trained, for the last layers)
+        choose = layer_count(target.layers) if student is None and text and self.learned_blocks else None
+        if student is None and text and target.layers and choose is None:
             subject = truncate_layers(subject, target.layers)  # what adapt() derives, then prunes
         device = model_device(teacher)  # the shots are on the CPU; the teacher may be on a GPU
         example = to_device(shots.input_batch(slice(0, 1)), device)
@@ -180,11 +186,16 @@ class MetaPolicy:
         budget = None if derived_macs is None else \
             min(1.0, derived_macs * count_macs(teacher, example) / count_macs(subject, example))
         here = model_device(self.net)
-        decisions = self.net(desc.to(here), task.to(here), budget, target.bits)
-        ratios = {g.root: round(float(r), 4) for g, r in zip(desc.groups, decisions.ratios)}
+        decisions = self.net(desc.to(here), task.to(here), budget, target.bits, keep_blocks=choose)
+        rename = (lambda name: name) if decisions.kept_blocks is None else kept_names(subject, decisions.kept_blocks)
+        ratios = {rename(g.root): round(float(r), 4) for g, r in zip(desc.groups, decisions.ratios)
+                  if rename(g.root) is not None}
+        kept = [i for i, name in enumerate(desc.layers) if rename(name) is not None]
         # the inner loop steps text students from the text hand-set rate (InnerConfig.text_lr)
         base_lr = HAND_SET_TEXT.lr if text else self.base.lr
-        bits = allocate_bits(decisions.p8.tolist(), desc.layer_params.tolist(), target.bits) if target.bits else []
+        bits = allocate_bits([float(decisions.p8[i]) for i in kept], [float(desc.layer_params[i]) for i in kept],
+                             target.bits) if target.bits else []
+        layers = [rename(desc.layers[i]) for i in kept]
         # the inner loop steps every layer at base lr x inner_lr_scale x layer scale: so does adapt()
         policy = replace(
             self.base,
@@ -197,13 +208,17 @@ class MetaPolicy:
             lr=float(base_lr * decisions.inner_lr_scale),
             steps=self._steps(decisions, self.base.steps),
             new_arch_steps=self._steps(decisions, self.base.new_arch_steps),
-            layer_lr_scale={n: round(float(s), 4) for n, s in zip(desc.layers, decisions.lr_scale)},
-            per_layer_bits={n: b for n, b in zip(desc.layers, bits)} if bits and min(bits) < target.bits else {},
+            layer_lr_scale={n: round(float(decisions.lr_scale[i]), 4) for n, i in zip(layers, kept)},
+            per_layer_bits={n: b for n, b in zip(layers, bits)} if bits and min(bits) < target.bits else {},
+            text_layers=None if decisions.kept_blocks is None else tuple(decisions.kept_blocks),
             **self._augmentation(decisions, example, text),
         )
         info = {"predicted_macs_fraction": float(decisions.macs_fraction), "expected_bits": float(decisions.avg_bits),
                 "inner_lr_scale": float(decisions.inner_lr_scale), "trained_on": self.trained_on,
                 "stop_fraction": float(decisions.stop_fraction) if self.learned_stop else None,
                 "augment_strength": float(decisions.augment_strength) if self.learned_augment else None,
-                "layers": len(desc.layers), "groups": len(desc.groups), "pairs": [list(p) for p in pairs]}
+                "layers": len(desc.layers), "groups": len(desc.groups), "pairs": [list(p) for p in pairs],
+                "kept_blocks": decisions.kept_blocks,
+                "block_scores": None if decisions.block_scores is None else
+                [round(float(s), 4) for s in decisions.block_scores]}
         return policy, info

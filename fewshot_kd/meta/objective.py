@@ -11,6 +11,7 @@ weights, second order through the last ``truncate`` steps for the loss's hyperpa
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ from fewshot_kd.distill.loop import Distillee, LoopSpec, distilled_parameters, r
 from fewshot_kd.distill.objective import ObjectiveWeights
 from fewshot_kd.meta.augment_views import strength_views
 from fewshot_kd.meta.episodes import MetaEpisode
+from fewshot_kd.meta.layer_choice import gated_blocks
 from fewshot_kd.meta.policy_net import Decisions
 from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_params
 
@@ -143,23 +145,46 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     spec = LoopSpec(config.steps, lr, config.batch_size, config.weight_decay, eps=config.adam_eps)
     model.train(config.batchnorm == "train")
     torch.manual_seed(episode.index)  # dropout (text encoders) draws the same masks for every policy
-    adapted = run_distillation(model, params, bank, weights, layers, spec, lr_scales(model, desc, decisions),
-                               seed=episode.index, buffers=buffers, differentiable_steps=config.differentiable_steps,
-                               compress=gates if desc.groups else None, classes=classes, stop=decisions.stop_fraction)
+    blocks = kept_blocks(episode, decisions)
+    with blocks(skip_dropped=True):  # the loop trains the student adapt() derives: skipped blocks cost nothing
+        adapted = run_distillation(model, params, bank, weights, layers, spec, lr_scales(model, desc, decisions),
+                                   seed=episode.index, buffers=buffers, differentiable_steps=config.differentiable_steps,
+                                   compress=gates if desc.groups else None, classes=classes, stop=decisions.stop_fraction)
     compressed = gates(adapted) if desc.groups else adapted
     recalibrated = _recalibrated(model, compressed, buffers, views) if config.batchnorm == "train" else buffers
     if episode.target_bits is not None and episode.target_bits < 32:
         compressed = _unprefixed(compressed, lambda q: quantize_params(q, desc.layers, decisions.p8))
     model.eval()
-    query_logits = functional_call(model, {**recalibrated, **compressed}, (episode.query_x,))[:, classes]
+    with blocks(skip_dropped=False):  # every block runs: the query loss reaches every block's gate
+        query_logits = functional_call(model, {**recalibrated, **compressed}, (episode.query_x,))[:, classes]
     return outer_loss(decisions, episode, query_logits, config)
+
+
+def kept_blocks(episode: MetaEpisode, decisions: Decisions):
+    """A context factory gating the text student's encoder blocks as ``decisions`` chose (a
+    policy without a block choice keeps the last ones, as adapt() derives); a no-op for a
+    family that keeps every block."""
+    keep = episode.family.keep_blocks
+    if keep is None or not episode.description.blocks:
+        return lambda skip_dropped: nullcontext()
+    from fewshot_kd.models._text_layers import encoder_layers
+
+    gates = decisions.block_gates
+    if gates is None:
+        count = len(episode.description.blocks)
+        gates = torch.tensor([1.0 if b >= count - keep else 0.0 for b in range(count)], device=episode.support_y.device)
+    blocks = list(encoder_layers(episode.family.student.encoder))
+    return lambda skip_dropped: gated_blocks(blocks, gates, skip_dropped)
 
 
 def policy_decisions(net_or_decisions, episode: MetaEpisode) -> Decisions:
     """``net_or_decisions`` itself if it is :class:`Decisions`, else the policy net's on ``episode``."""
     if isinstance(net_or_decisions, Decisions):
         return net_or_decisions
-    return net_or_decisions(episode.description, episode.task, episode.budget_macs, episode.target_bits)
+    if episode.family.keep_blocks is None:
+        return net_or_decisions(episode.description, episode.task, episode.budget_macs, episode.target_bits)
+    return net_or_decisions(episode.description, episode.task, episode.budget_macs, episode.target_bits,
+                            keep_blocks=episode.family.keep_blocks)
 
 
 def outer_loss(decisions: Decisions, episode: MetaEpisode, query_logits: torch.Tensor,

@@ -5,7 +5,10 @@ a pruning preference, a Meta-SGD learning-rate scale and the probability of 8-bi
 pair head weights every distilled layer pair; a global head on the mean layer embedding gives
 temperature, alpha, feature weight and the inner learning-rate scale; a stop head gives the
 fraction of the step budget after which the cosine schedule ends (the learned number of steps);
-an augmentation head gives the augmentation strength (see :func:`augment_strength`).
+an augmentation head gives the augmentation strength (see :func:`augment_strength`); for a text
+student told how many encoder layers to keep, a block head scores every transformer block (its
+layers' mean embedding and its block descriptor) on top of a depth prior, and the top-scored
+blocks are kept (:mod:`fewshot_kd.meta.layer_choice`).
 The last layers start at zero with biases set so that an untrained policy reproduces the
 hand-set recipe (its stop fraction starts at :data:`INITIAL_STOP`, its augmentation strength at 1).
 """
@@ -20,7 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fewshot_kd.adapt.policy import HAND_SET
-from fewshot_kd.meta.descriptors import LAYER_FEATURES, PAIR_FEATURES, TASK_FEATURES, ModelDescription
+from fewshot_kd.meta.descriptors import BLOCK_FEATURES, LAYER_FEATURES, PAIR_FEATURES, TASK_FEATURES, ModelDescription
+from fewshot_kd.meta.layer_choice import depth_prior, keep_gates, top_blocks
 from fewshot_kd.meta.precision import fp32, full_precision
 from fewshot_kd.meta.relax import BIT_CHOICES, expected_bits, project_ratios
 
@@ -67,6 +71,9 @@ class Decisions:
     avg_bits: torch.Tensor
     stop_fraction: torch.Tensor | None = None  # None: the full step budget (no stop head)
     augment_strength: torch.Tensor | None = None  # None: the hand-set augmentation (no augmentation head)
+    block_gates: torch.Tensor | None = None  # per transformer block, 1 kept / 0 skipped (straight-through); None: no choice
+    kept_blocks: list[int] | None = None  # the blocks kept, increasing
+    block_scores: torch.Tensor | None = None  # per block: the block head's score plus the depth prior
 
 
 def stop_fraction(logit: torch.Tensor) -> torch.Tensor:
@@ -120,24 +127,43 @@ class PolicyNet(nn.Module):
         with torch.random.fork_rng(devices=[]):  # it starts at zero: draws made after it stay as they were without it
             self.stop_head = _head(hidden, 1, [_logit((INITIAL_STOP - low) / (high - low))])
             self.augment_head = _head(hidden, 1, [0.0])  # strength 1: the hand-set augmentation
+            self.block_head = _head(hidden + BLOCK_FEATURES, 1, [0.0])  # 0: the depth prior alone, the last blocks
 
     def forward(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
-                target_bits: float | None = None, max_ratio: float = 0.9) -> Decisions:
-        """The decisions for ``desc`` under ``task``, computed in fp32 even inside autocast."""
+                target_bits: float | None = None, max_ratio: float = 0.9, keep_blocks: int | None = None) -> Decisions:
+        """The decisions for ``desc`` under ``task``, computed in fp32 even inside autocast.
+        ``keep_blocks``: how many transformer blocks a text student keeps (the block head
+        chooses which); ``None`` keeps every block of ``desc``."""
         device = self.layer[0].weight.device
         with full_precision(device):
-            return self._decide(desc, fp32(task.to(device)), target_macs, target_bits, max_ratio)
+            return self._decide(desc, fp32(task.to(device)), target_macs, target_bits, max_ratio, keep_blocks)
+
+    def block_scores(self, desc: ModelDescription, h: torch.Tensor) -> torch.Tensor:
+        """Per transformer block: the block head on its layers' mean embedding and its
+        descriptor, plus the depth prior."""
+        rows = torch.stack([h[r].mean(0) for r in desc.blocks])
+        learned = self.block_head(torch.cat([rows, fp32(desc.block_features)], 1)).squeeze(1)
+        return learned + depth_prior(len(desc.blocks), learned)
 
     def _decide(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
-                target_bits: float | None, max_ratio: float) -> Decisions:
+                target_bits: float | None, max_ratio: float, keep_blocks: int | None = None) -> Decisions:
         L = desc.layer_features.shape[0]
         h = self.layer(torch.cat([fp32(desc.layer_features), task.expand(L, -1)], 1))
         per_layer = self.layer_head(h)
+        block_gates = kept = scores = None
+        if keep_blocks is not None and desc.blocks:
+            scores = self.block_scores(desc, h)
+            block_gates, kept = keep_gates(scores, keep_blocks), top_blocks(scores.detach(), keep_blocks)
+        hard = None if block_gates is None else block_gates.detach()
+
+        def macs_fraction(ratios: torch.Tensor) -> torch.Tensor:  # every block costs the same: the hard choice counts
+            return desc.macs_fraction(ratios, hard)
+
         preferences = per_layer[desc.group_layer_index, 0] if desc.groups else per_layer.new_zeros(0)
         if target_macs is None or not desc.groups:
             ratios = torch.zeros_like(preferences)
         else:
-            ratios = project_ratios(preferences, desc.macs_fraction, target_macs, max_ratio)
+            ratios = project_ratios(preferences, macs_fraction, target_macs, max_ratio)
         P = desc.pair_features.shape[0]
         if P:
             pair_weights = F.softplus(self.pair_head(self.pair(torch.cat([fp32(desc.pair_features), task.expand(P, -1)], 1)))).squeeze(1)
@@ -145,7 +171,8 @@ class PolicyNet(nn.Module):
             pair_weights = per_layer.new_zeros(0)
         summary = self.global_(torch.cat([h.mean(0), task]))
         g = self.global_head(summary)
-        p8 = project_p8(per_layer[:, 2], desc.layer_params, target_bits)
+        layer_params = desc.layer_params * desc.layer_keep(hard, desc.layer_params)  # skipped blocks store nothing
+        p8 = project_p8(per_layer[:, 2], layer_params, target_bits)
         return Decisions(
             ratios=ratios,
             p8=p8,
@@ -155,8 +182,11 @@ class PolicyNet(nn.Module):
             alpha=torch.sigmoid(g[1]),
             feature_weight=F.softplus(g[2]),
             inner_lr_scale=torch.exp(2.0 * torch.tanh(g[3] / 2.0)),
-            macs_fraction=desc.macs_fraction(ratios) if desc.groups else per_layer.new_tensor(1.0),
-            avg_bits=expected_bits(p8, desc.layer_params),
+            macs_fraction=macs_fraction(ratios) if desc.groups else per_layer.new_tensor(1.0),
+            avg_bits=expected_bits(p8, layer_params),
             stop_fraction=stop_fraction(self.stop_head(summary)[0]),
             augment_strength=augment_strength(self.augment_head(summary)[0]),
+            block_gates=block_gates,
+            kept_blocks=kept,
+            block_scores=scores,
         )

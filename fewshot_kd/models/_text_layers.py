@@ -27,13 +27,34 @@ def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
     return _layers_owner(encoder).layer
 
 
-def layer_indices(keep: Sequence[int] | str, num_layers: int) -> list[int]:
+def layer_count(keep) -> int | None:
+    """The number of layers ``keep`` asks for when it gives only a number (``3`` or ``"3"``:
+    which ones is the policy's choice), else ``None``."""
+    if isinstance(keep, bool):
+        return None
+    if isinstance(keep, int):
+        return keep
+    if isinstance(keep, str) and keep.strip().isdigit():
+        return int(keep)
+    return None
+
+
+def layer_indices(keep: Sequence[int] | str | int, num_layers: int, choice: Sequence[int] | None = None) -> list[int]:
     """``"last 3"`` / ``"first 2"`` / ``[3, 4, 5]`` (negative indices allowed) as a strictly
-    increasing list of layer indices in ``range(num_layers)``."""
+    increasing list of layer indices in ``range(num_layers)``. A bare count (``3``) keeps
+    ``choice`` (a policy's :attr:`~fewshot_kd.adapt.Policy.text_layers`) when it holds that many
+    layers, else the last ``count``."""
+    count = layer_count(keep)
+    if count is not None:
+        if not 1 <= count <= num_layers:
+            raise ValueError(f"cannot keep {count} of {num_layers} layers")
+        if choice is not None and len(choice) == count:
+            return layer_indices(list(choice), num_layers)
+        return list(range(num_layers - count, num_layers))
     if isinstance(keep, str):
         match = re.fullmatch(r"\s*(first|last)\s+(\d+)\s*", keep.lower())
         if not match:
-            raise ValueError(f"keep must look like 'last 3' or 'first 2' or a list of indices, got {keep!r}")
+            raise ValueError(f"keep must look like 'last 3', 'first 2', a count like 3, or a list of indices, got {keep!r}")
         count = int(match.group(2))
         if not 1 <= count <= num_layers:
             raise ValueError(f"cannot keep {count} of {num_layers} layers")

@@ -28,7 +28,7 @@ from fewshot_kd.models._minilm import (
     resolve_source,
 )
 from fewshot_kd.models._text_classifier import TextClassifier, TextFeatures, mean_pool, text_model_config
-from fewshot_kd.models._text_layers import encoder_layers, keep_layers_, layer_indices
+from fewshot_kd.models._text_layers import encoder_layers, keep_layers_, layer_count, layer_indices
 from fewshot_kd.models.catalog import register_model
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "TextFeatures",
     "encoder_layers",
     "is_text_model",
+    "layer_count",
     "layer_indices",
     "mean_pool",
     "minilm_classifier",
@@ -55,14 +56,16 @@ def is_text_model(model) -> bool:
     return hasattr(model, "tokenize") and hasattr(model, "encoder")
 
 
-def truncate_layers(model: TextClassifier, keep: Sequence[int] | str = "last 3") -> TextClassifier:
+def truncate_layers(model: TextClassifier, keep: Sequence[int] | str | int = "last 3",
+                    choice: Sequence[int] | None = None) -> TextClassifier:
     """A new classifier whose encoder holds deep copies of only the ``keep`` layers
-    (``"last 3"``, ``"first 2"`` or indices like ``[3, 4, 5]``) plus the embeddings and the
-    head, with ``config.num_hidden_layers`` updated; the tokenizer is shared and ``model``
-    is left untouched."""
+    (``"last 3"``, ``"first 2"``, indices like ``[3, 4, 5]``, or a count like ``3``: the layers
+    in ``choice`` if it holds that many, else the last ones) plus the embeddings and the head,
+    with ``config.num_hidden_layers`` updated; the tokenizer is shared and ``model`` is left
+    untouched."""
     if not isinstance(model, TextClassifier):
         raise TypeError(f"truncate_layers needs a TextClassifier, got {type(model).__name__}")
-    indices = layer_indices(keep, model.num_layers)
+    indices = layer_indices(keep, model.num_layers, choice)
     clone = copy.deepcopy(model)
     keep_layers_(clone.encoder, indices)
     return clone

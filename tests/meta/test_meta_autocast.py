@@ -37,7 +37,7 @@ def _gradient(episode, config, bf16: bool):
         decisions = net(episode.description, episode.task, episode.budget_macs, episode.target_bits)
         loss, _ = episode_loss(net, episode, replace(config.inner, adam_eps=SMOOTH_ADAM_EPS))
     loss.backward()
-    return decisions, torch.cat([p.grad.flatten() for p in net.parameters()])
+    return decisions, torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in net.parameters()])
 
 
 def test_meta_step_under_bf16_autocast_gives_the_fp32_policy_gradient(episode):

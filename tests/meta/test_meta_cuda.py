@@ -16,7 +16,7 @@ def _step(device: str):
     net = PolicyNet().to(device)
     loss, _ = episode_loss(net, make_episode([family], 0, config.episode_spec, 0), config.inner)
     loss.backward()
-    return loss.item(), [p.grad.cpu() for p in net.parameters()]
+    return loss.item(), [(p.grad if p.grad is not None else torch.zeros_like(p)).cpu() for p in net.parameters()]
 
 
 @pytest.mark.gpu

@@ -23,7 +23,7 @@ def _gradient(rank: int, world: int) -> list[torch.Tensor]:
     net = PolicyNet(config.hidden)
     families = [load_family("digits", config.ways)]
     meta_gradient(net, families, config, INDICES, rank, world)
-    return [p.grad.clone() for p in net.parameters()]
+    return [(p.grad if p.grad is not None else torch.zeros_like(p)).clone() for p in net.parameters()]
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:

@@ -1,6 +1,6 @@
 """Text meta-training episodes: head and FFN-neuron gates that equal the deployed transformer
-pruner at their limit, a truncated student, pools beyond a capped recipe, and a meta-policy
-whose decisions adapt() can apply to a derived text student."""
+pruner at their limit, a learned choice of layers, pools beyond a capped recipe, and a
+meta-policy whose decisions adapt() can apply to a derived text student."""
 
 from __future__ import annotations
 
@@ -87,12 +87,12 @@ def family():
     return make_family(task, _teacher(), data, pools, ways=3)
 
 
-def test_a_text_family_compresses_the_truncated_student(family):
+def test_a_text_family_compresses_the_full_encoder_and_learns_which_layers_to_keep(family):
     assert family.text and family.pairs == []
-    assert family.student.num_layers == 2 and family.teacher.num_layers == 3
-    assert 0.5 < family.student_macs < 0.8  # two of three layers, the embeddings cost no MACs
-    assert family.student_budget(0.3) == pytest.approx(0.3 / family.student_macs)
-    assert len(family.structure.groups) == 4  # heads and FFN neurons of both kept layers
+    assert family.student.num_layers == 3 and family.keep_blocks == 2  # "last 2": two layers, the policy picks them
+    assert family.student_macs == pytest.approx(1.0)
+    assert family.student_budget(0.3) == pytest.approx(0.3)
+    assert len(family.structure.groups) == 6  # heads and FFN neurons of every layer
 
 
 def test_text_episode_loss_is_finite_and_every_policy_output_gets_gradient(family):
