@@ -85,6 +85,7 @@ def family_summary(family_dir: Path) -> dict:
             "meta_vs_tuned_per_k": {k: verdict(rows["adapt_meta"]["per_k"][k], rows["adapt_tuned"]["per_k"][k])
                                     for k in ks},
             "meta_100_reaches_hand_set_300": (statistics.fmean(few) >= statistics.fmean(hand)) if few and hand else None,
+            "kept_layers": kept_layers(cells, budget),
         }
     out["unscored"] = unscored_budgets(family_dir, set(out["budgets"]))
     return out
@@ -108,6 +109,25 @@ def unscored_budgets(family_dir: Path, scored: set[str]) -> dict[str, str]:
             names = ", ".join(sorted({e["family"] for _, e in failed}))
             why[budget] = f"the hand-set recipe could not meet it on the recipe-search episodes of {names} ({first})"
     return why
+
+
+def kept_layers(cells: list[dict], budget: str) -> dict[str, list[str]]:
+    """Per role at ``budget``, the encoder layers its text students kept (``report["decisions"]["kept_layers"]``
+    in the cells' notes: ``"last 3"``, or the indices a count let the policy choose), each set once, in
+    first-seen order; roles whose cells do not record it are left out."""
+    out: dict[str, list[str]] = {}
+    for cell in cells:
+        try:
+            role, cell_budget = role_of(cell["method"])
+        except KeyError:
+            continue
+        kept = ((cell.get("notes") or {}).get("decisions") or {}).get("kept_layers")
+        if cell_budget != budget or kept is None:
+            continue
+        text = kept if isinstance(kept, str) else ", ".join(str(i) for i in kept)
+        if text not in out.setdefault(role, []):
+            out[role].append(text)
+    return out
 
 
 def budget_fields(plan: dict, budget: str, family: str) -> dict:
@@ -150,6 +170,10 @@ def render(results_dir: Path) -> str:
                 lines.append(f"| {name} | " + " | ".join(_pm(row["per_k"][k]) for k in s["ks"])
                              + f" | {_pm(row['over_k'])} |")
             reach = b["meta_100_reaches_hand_set_300"]
+            if b["kept_layers"]:
+                lines += ["", "Encoder layers the students kept: " + "; ".join(
+                    f"{ROLES[role]} {' / '.join(f'({t})' for t in b['kept_layers'][role])}"
+                    for role in ROLES if role in b["kept_layers"]) + "."]
             fields = budget_fields(s["plan"], budget, s["family"])
             if fields:
                 lines += ["", f"Every method here (and every recipe-search trial at this budget) ran with "
