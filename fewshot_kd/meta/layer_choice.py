@@ -8,7 +8,8 @@ drops it. The policy scores every block; soft gates ``sigmoid(score_b + c)`` wit
 :func:`~fewshot_kd.meta.relax.project_ratios`) carry the meta-gradient, while the forward pass
 uses the hard choice, the top-scored blocks (straight-through), so the inner loop trains the
 student adapt() will derive. A depth prior of :data:`PRIOR_STEP` per block makes an untrained
-policy keep the last blocks, the hand-set choice.
+policy keep the last blocks, the hand-set choice; the block head's scores are scaled by
+:data:`HEAD_SCALE`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ import torch.nn as nn
 
 from fewshot_kd.meta.relax import project_ratios
 
-PRIOR_STEP = 4.0
-"""The depth prior's rise per block: with a zero head the last blocks win by a wide margin."""
+PRIOR_STEP = 1.0
+"""The depth prior's rise per block: with a zero head the last blocks win, by one unit of score each."""
+HEAD_SCALE = 4.0
+"""The block head's output is multiplied by this before the prior is added: Adam moves every weight by
+about its learning rate a step, so a run of tens of meta-steps at the outer rate (3e-3) could otherwise
+not move a block's score past its neighbour's (in effect, a 4x learning rate for the block head)."""
 
 
 def depth_prior(blocks: int, like: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from fewshot_kd.adapt.policy import HAND_SET
 from fewshot_kd.meta.descriptors import BLOCK_FEATURES, LAYER_FEATURES, PAIR_FEATURES, TASK_FEATURES, ModelDescription
-from fewshot_kd.meta.layer_choice import depth_prior, keep_gates, top_blocks
+from fewshot_kd.meta.layer_choice import HEAD_SCALE, depth_prior, keep_gates, top_blocks
 from fewshot_kd.meta.precision import fp32, full_precision
 from fewshot_kd.meta.relax import BIT_CHOICES, expected_bits, project_ratios
 
@@ -142,7 +142,7 @@ class PolicyNet(nn.Module):
         """Per transformer block: the block head on its layers' mean embedding and its
         descriptor, plus the depth prior."""
         rows = torch.stack([h[r].mean(0) for r in desc.blocks])
-        learned = self.block_head(torch.cat([rows, fp32(desc.block_features)], 1)).squeeze(1)
+        learned = HEAD_SCALE * self.block_head(torch.cat([rows, fp32(desc.block_features)], 1)).squeeze(1)
         return learned + depth_prior(len(desc.blocks), learned)
 
     def _decide(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
