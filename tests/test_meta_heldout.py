@@ -122,12 +122,12 @@ def test_the_summary_names_the_policy_fields_a_budget_set_for_the_family_s_modal
 def test_the_summary_says_which_encoder_layers_each_method_s_text_students_kept(tmp_path):
     family = tmp_path / "cr"
     family.mkdir()
-    kept = {"adapt@a": [3, 4, 5], "adapt@tuned_a": [1, 3, 5], "adapt_meta@a": [2, 4, 5]}
-    cells = [dict(_cell(m, 5, seed, 0.7), task="cr", notes={"decisions": {"kept_layers": kept.get(m, "last 3")}})
+    kept = {"adapt@a": None, "adapt@tuned_a": [1, 3, 5], "adapt_meta@a": [2, 4, 5]}
+    cells = [dict(_cell(m, 5, seed, 0.7), task="cr", notes={"policy": {"text_layers": kept.get(m, [3, 4, 5])}})
              for seed in (0, 1) for m in ("adapt@a", "adapt@tuned_a", "adapt_meta@a", f"adapt_meta@a_{FEW_STEPS}")]
-    cells.append(dict(_cell("adapt_random_search@a", 5, 0, 0.7), task="cr"))  # an older cell without the record
+    cells.append(dict(_cell("adapt_random_search@a", 5, 0, 0.7), task="cr", notes={"policy": {}}))  # an older cell
     (family / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells))
     assert family_summary(family)["budgets"]["a"]["kept_layers"]["adapt_meta"] == ["2, 4, 5"]
     text = render(tmp_path)
-    assert ("Encoder layers the students kept: hand-set (3, 4, 5); tuned fixed (1, 3, 5); meta-learned (2, 4, 5); "
-            "meta-learned, 100 steps (last 3).") in text
+    assert ("Encoder layers the students kept: hand-set (the last ones); tuned fixed (1, 3, 5); meta-learned (2, 4, 5); "
+            "meta-learned, 100 steps (3, 4, 5).") in text

@@ -112,19 +112,21 @@ def unscored_budgets(family_dir: Path, scored: set[str]) -> dict[str, str]:
 
 
 def kept_layers(cells: list[dict], budget: str) -> dict[str, list[str]]:
-    """Per role at ``budget``, the encoder layers its text students kept (``report["decisions"]["kept_layers"]``
-    in the cells' notes: ``"last 3"``, or the indices a count let the policy choose), each set once, in
-    first-seen order; roles whose cells do not record it are left out."""
+    """Per role at ``budget``, the encoder layers its text students kept, from the policy each cell
+    records (``text_layers``: the indices it chose, or ``None``, the last ones), each set once in
+    first-seen order; roles whose cells record no such policy field (image families, older cells) are
+    left out."""
     out: dict[str, list[str]] = {}
     for cell in cells:
         try:
             role, cell_budget = role_of(cell["method"])
         except KeyError:
             continue
-        kept = ((cell.get("notes") or {}).get("decisions") or {}).get("kept_layers")
-        if cell_budget != budget or kept is None:
+        policy = (cell.get("notes") or {}).get("policy") or {}
+        if cell_budget != budget or "text_layers" not in policy:
             continue
-        text = kept if isinstance(kept, str) else ", ".join(str(i) for i in kept)
+        kept = policy["text_layers"]
+        text = "the last ones" if kept is None else ", ".join(str(i) for i in kept)
         if text not in out.setdefault(role, []):
             out[role].append(text)
     return out
