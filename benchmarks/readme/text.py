@@ -1,8 +1,8 @@
-"""README block for the text suite (AG News and SST-2, MiniLM teacher)."""
+"""README blocks for the text suite (AG News and SST-2, MiniLM teacher) and for which layers a text student keeps."""
 
 from __future__ import annotations
 
-from benchmarks.readme.fmt import pm, span
+from benchmarks.readme.fmt import gap, pm, span
 from benchmarks.readme.source import load
 
 ORDER = ("teacher", "adapt_unlabelled", "adapt", "hinton_kd", "scratch")
@@ -45,4 +45,32 @@ Rerun with `python -m benchmarks.run --suite text` (resumes; the recipe teacher 
 about 15 minutes per task here, then it is cached)."""
 
 
-BLOCKS = {"text": text}
+LAYER_SETS = {"adapt": "3, 4, 5 (the last 3: the hand-set policy)", "adapt@layers_2_3_4": "2, 3, 4",
+              "adapt@layers_1_3_5": "1, 3, 5", "adapt@layers_0_2_4": "0, 2, 4"}
+
+
+def text_layers() -> str:
+    s = load("text_layers")
+    k = 10
+    methods = [m for m in LAYER_SETS if s.cells(m, k)]
+    rows = [f"| {LAYER_SETS[m]} | {s.row(m, k, SPLIT)['seeds']} | {pm(s.acc(m, k, SPLIT))} | "
+            f"{pm(s.acc(m, k, SPLIT, metric='macro_f1'))} |" for m in methods]
+    base, base_sd = s.acc("adapt", k, SPLIT)
+    best = max(methods, key=lambda m: s.acc(m, k, SPLIT)[0])
+    top, top_sd = s.acc(best, k, SPLIT)
+    inside = abs(top - base) <= max(base_sd, top_sd)
+    commits = sorted({c["commit"][:12] for c in s.cells()})
+    clean = ", clean tree" if not any(c.get("git_dirty") for c in s.cells()) else ", from a dirty tree"
+    return f"""Which of the MiniLM teacher's 6 encoder layers a 3-layer SST-2 student keeps
+(`python -m benchmarks.run --suite text_layers`, K={k}, 150 steps, int8, same shots and seeds, commits
+{', '.join(f'`{c}`' for c in commits)}{clean}, [table](benchmarks/results/text_layers/results.md)):
+
+| layers kept | seeds | acc % [test] | macro-F1 % [test] |
+|---|---|---|---|
+""" + "\n".join(rows) + f"""
+
+The best fixed set here keeps layers {LAYER_SETS[best].split(" (")[0]}: {gap(top, base):+.1f} points against the last 3,
+{'inside' if inside else 'beyond'} one standard deviation over seeds."""
+
+
+BLOCKS = {"text": text, "text-layers": text_layers}
