@@ -39,8 +39,10 @@ def policy_decisions(policy: dict, desc, target_macs: float, base_lr: float, max
     kept = {}
     macs_fraction = desc.macs_fraction
     if keep_blocks is not None and getattr(desc, "blocks", None):
+        from fewshot_kd.meta.layer_choice import last_gates
+
         count = len(desc.blocks)
-        hard = torch.tensor([1.0 if b >= count - keep_blocks else 0.0 for b in range(count)])
+        hard = last_gates(count, keep_blocks)
         kept = {"block_gates": hard, "kept_blocks": list(range(count - keep_blocks, count))}
 
         def macs_fraction(ratios):

@@ -34,12 +34,12 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
     student = trainable_copy(teacher).eval()
     decisions: dict = {"derived_from_teacher": True}
     if is_text_model(teacher) and target.layers:
-        from fewshot_kd.models.text import layer_indices, truncate_layers
+        from fewshot_kd.models.text import layer_count, layer_indices, truncate_layers
 
         kept = layer_indices(target.layers, student.num_layers, policy.text_layers)
         student = truncate_layers(student, keep=kept)
         # "last 3" stays as given; a count or an index list is recorded as the indices kept
-        decisions["kept_layers"] = target.layers if isinstance(target.layers, str) and not target.layers.strip().isdigit() \
+        decisions["kept_layers"] = target.layers if isinstance(target.layers, str) and layer_count(target.layers) is None \
             else kept
     teacher_macs, teacher_params = count_macs(teacher, example), count_params(teacher)
     budget = {}

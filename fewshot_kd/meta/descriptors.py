@@ -280,11 +280,9 @@ def block_rows(model: nn.Module, layers: list[str]) -> list[list[int]]:
     Conv2d / Linear layers inside it; ``[]`` for a model without such blocks."""
     if not (hasattr(model, "tokenize") and hasattr(model, "encoder")):
         return []
-    from fewshot_kd.models._text_layers import encoder_layers
+    from fewshot_kd.models._text_layers import block_names
 
-    names = {id(m): n for n, m in model.named_modules()}
-    prefixes = [names[id(block)] + "." for block in encoder_layers(model.encoder)]
-    return [[i for i, name in enumerate(layers) if name.startswith(prefix)] for prefix in prefixes]
+    return [[i for i, name in enumerate(layers) if name.startswith(prefix + ".")] for prefix in block_names(model)]
 
 
 @torch.no_grad()

@@ -42,6 +42,11 @@ def top_blocks(scores: torch.Tensor, keep: int) -> list[int]:
     return sorted(order[:keep])
 
 
+def last_gates(blocks: int, keep: int, device=None) -> torch.Tensor:
+    """Hard gates keeping the last ``keep`` of ``blocks`` (what adapt() derives without a choice)."""
+    return torch.tensor([1.0 if b >= blocks - keep else 0.0 for b in range(blocks)], device=device)
+
+
 def keep_gates(scores: torch.Tensor, keep: int) -> torch.Tensor:
     """Gates that are exactly 1 on the :func:`top_blocks` and 0 elsewhere in value, with the
     gradient of soft gates ``sigmoid(scores + c)`` that sum to ``keep`` (straight-through)."""
@@ -96,10 +101,9 @@ def kept_names(model: nn.Module, kept: Sequence[int]):
     """A function mapping a module name of ``model`` (a full text encoder) to its name in the
     student keeping only blocks ``kept`` (block ``kept[i]`` becomes block ``i``), or to ``None``
     for a module inside a skipped block; names outside the blocks are unchanged."""
-    from fewshot_kd.models._text_layers import encoder_layers
+    from fewshot_kd.models._text_layers import block_names
 
-    names = {id(m): n for n, m in model.named_modules()}
-    prefixes = [names[id(block)] for block in encoder_layers(model.encoder)]
+    prefixes = block_names(model)
     position = {b: i for i, b in enumerate(kept)}
 
     def rename(name: str) -> str | None:

@@ -25,7 +25,7 @@ from fewshot_kd.distill.loop import Distillee, LoopSpec, distilled_parameters, r
 from fewshot_kd.distill.objective import ObjectiveWeights
 from fewshot_kd.meta.augment_views import strength_views
 from fewshot_kd.meta.episodes import MetaEpisode
-from fewshot_kd.meta.layer_choice import gated_blocks
+from fewshot_kd.meta.layer_choice import gated_blocks, last_gates
 from fewshot_kd.meta.policy_net import Decisions
 from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_params
 
@@ -171,8 +171,7 @@ def kept_blocks(episode: MetaEpisode, decisions: Decisions):
 
     gates = decisions.block_gates
     if gates is None:
-        count = len(episode.description.blocks)
-        gates = torch.tensor([1.0 if b >= count - keep else 0.0 for b in range(count)], device=episode.support_y.device)
+        gates = last_gates(len(episode.description.blocks), keep, episode.support_y.device)
     blocks = list(encoder_layers(episode.family.student.encoder))
     return lambda skip_dropped: gated_blocks(blocks, gates, skip_dropped)
 

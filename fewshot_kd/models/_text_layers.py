@@ -27,6 +27,12 @@ def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
     return _layers_owner(encoder).layer
 
 
+def block_names(model: nn.Module) -> list[str]:
+    """The module names of a text model's transformer blocks (``model.encoder``'s), in order."""
+    names = {id(m): n for n, m in model.named_modules()}
+    return [names[id(block)] for block in encoder_layers(model.encoder)]
+
+
 def layer_count(keep) -> int | None:
     """The number of layers ``keep`` asks for when it gives only a number (``3`` or ``"3"``:
     which ones is the policy's choice), else ``None``."""

