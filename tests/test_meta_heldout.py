@@ -131,3 +131,13 @@ def test_the_summary_says_which_encoder_layers_each_method_s_text_students_kept(
     text = render(tmp_path)
     assert ("Encoder layers the students kept: hand-set (the last ones); tuned fixed (1, 3, 5); meta-learned (2, 4, 5); "
             "meta-learned, 100 steps (3, 4, 5).") in text
+
+
+def test_an_image_family_lists_no_encoder_layers_even_when_its_cells_record_the_policy_field(tmp_path):
+    family = tmp_path / "omniglot"
+    family.mkdir()
+    cells = [dict(_cell(m, 5, seed, 0.7), task="omniglot", notes={"policy": {"text_layers": None}})
+             for seed in (0, 1) for m in ("adapt@a", "adapt@tuned_a", "adapt_meta@a", f"adapt_meta@a_{FEW_STEPS}")]
+    (family / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells))
+    assert family_summary(family)["budgets"]["a"]["kept_layers"] == {}
+    assert "Encoder layers" not in render(tmp_path)

@@ -85,10 +85,22 @@ def family_summary(family_dir: Path) -> dict:
             "meta_vs_tuned_per_k": {k: verdict(rows["adapt_meta"]["per_k"][k], rows["adapt_tuned"]["per_k"][k])
                                     for k in ks},
             "meta_100_reaches_hand_set_300": (statistics.fmean(few) >= statistics.fmean(hand)) if few and hand else None,
-            "kept_layers": kept_layers(cells, budget),
+            "kept_layers": kept_layers(cells, budget) if _is_text(family_dir.name) else {},
         }
     out["unscored"] = unscored_budgets(family_dir, set(out["budgets"]))
     return out
+
+
+def _is_text(family: str) -> bool:
+    """Whether ``family`` is a text family (the only kind whose students keep a choice of encoder layers);
+    a folder named after no registered family counts as text, so its cells alone decide."""
+    from fewshot_kd.errors import UnknownNameError
+    from fewshot_kd.task_family import find_task_family
+
+    try:
+        return find_task_family(family).modality == "text"
+    except UnknownNameError:
+        return True
 
 
 def unscored_budgets(family_dir: Path, scored: set[str]) -> dict[str, str]:
