@@ -5,7 +5,7 @@ from __future__ import annotations
 from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.files import read_json
 
-from benchmarks.readme.fmt import pm
+from benchmarks.readme.fmt import commits_phrase, pm
 from benchmarks.readme.source import RESULTS_DIR, DirtyResults
 
 LM_METHODS = {"adapt": "adapt(), K sequences + 200 unlabelled", "hinton_kd": "Hinton KD, shots only",
@@ -23,7 +23,7 @@ def _load(name: str) -> tuple[dict, dict[str, dict], str]:
     if not data.get("clean"):
         raise DirtyResults(f"{name}: refusing to render results from an uncommitted tree")
     commits = sorted({i["commit"][:12] for i in data["invocations"]})
-    made = f"from commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)} (clean tree)"
+    made = f"from {commits_phrase(commits)} (clean tree)"
     return data, {r["method"]: r for r in data["summary"]}, made
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from benchmarks.readme.fmt import GAP_TARGETS, gap, goals, pm, span
+from benchmarks.readme.fmt import GAP_TARGETS, commit_list, gap, goals, pm, span
 from benchmarks.readme.source import load
 
 ORDER = ("teacher", "ptq_int8", "adapt_unlabelled", "adapt", "prune_finetune", "tp_prune_finetune", "hinton_kd",
@@ -144,7 +144,7 @@ def derived_8x_mixed() -> str:
     commits = sorted({c["commit"][:12] for c in s.cells(m)})
     return f"""Mixed precision under the same file budget (`Policy(mixed_bits=(4, 8))`, method `adapt@mixed`): the size
 fit lowers the least sensitive layers to int4 (packed) before it prunes, so the 8x file keeps more
-channels. Labelled shots alone, 3 seeds, same shots, commit {", ".join(f"`{c}`" for c in commits)} (clean tree),
+channels. Labelled shots alone, 3 seeds, same shots, commit {commit_list(commits)} (clean tree),
 `python -m benchmarks.run --suite cifar10_derived_8x --methods adapt@mixed`:
 
 | method | K | acc % [test_exact] | acc % [test] | gap to teacher (exact) | params | × bytes | ms b64 | adapt s |

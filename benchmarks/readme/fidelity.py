@@ -6,6 +6,7 @@ from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.files import read_json
 
 from benchmarks.harness.records import dirty_reasons
+from benchmarks.readme.fmt import commits_phrase
 from benchmarks.readme.source import RESULTS_DIR, DirtyResults
 
 NAME = "meta_fidelity"
@@ -30,7 +31,7 @@ def meta_fidelity() -> str:
         lines.append(f"| {r['family']} | {LABELS.get(r['loop'], r['loop'])} | {r['policies']} | **{r['spearman']:.2f}** "
                      f"| {100 * lo:.1f}-{100 * hi:.1f} | {r['meta_seconds_per_policy']:.1f} |")
     commits = sorted({c["commit"][:12] for c in data["cells"]})
-    head = f"From commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)} (clean tree):\n\n"
+    head = f"From {commits_phrase(commits)} (clean tree):\n\n"
     return head + "\n".join(lines) + "\n\n" + _reading(rows)
 
 

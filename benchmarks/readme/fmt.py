@@ -35,3 +35,14 @@ def sci(x: float) -> str:
     """``1e-3`` / ``3.5e-4`` style."""
     mantissa, exponent = f"{x:.1e}".split("e")
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def commit_list(commits) -> str:
+    """``commits`` as backquoted hashes joined by commas, in the order given."""
+    return ", ".join(f"`{c}`" for c in commits)
+
+
+def commits_phrase(commits) -> str:
+    """``commit `a``` or ``commits `a`, `b```: the commits a README block's cells came from."""
+    commits = list(commits)
+    return f"commit{'s' if len(commits) > 1 else ''} {commit_list(commits)}"

@@ -7,6 +7,7 @@ from fewshot_kd.files import read_json
 
 from benchmarks.harness.records import dirty_reasons
 from benchmarks.meta_heldout.summary import render
+from benchmarks.readme.fmt import commits_phrase
 from benchmarks.readme.source import RESULTS_DIR, DirtyResults
 
 NAME = "meta_heldout"
@@ -25,7 +26,7 @@ def meta_heldout() -> str:
             raise DirtyResults(f"{NAME}/{family.name}: " + "; ".join(reasons))
         commits |= {c["commit"][:12] for c in data["cells"]}
     body = render(root).split("\n", 2)[2]  # without its own title
-    return f"From commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in sorted(commits))} (clean tree):\n\n" + body
+    return f"From {commits_phrase(sorted(commits))} (clean tree):\n\n" + body
 
 
 BLOCKS = {NAME: meta_heldout}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.readme.fmt import gap, pm
+from benchmarks.readme.fmt import commit_list, gap, pm
 from benchmarks.readme.source import load
 
 EXACT, JPEG = "test_exact", "test"
@@ -42,7 +42,7 @@ def _ablation(suite: str, schedules: dict, splits: tuple[str, ...], spec: str, w
     header = "| method | K | " + "".join(f"acc % [{split}] | " for split in splits) + "adapt s |"
     return f"""Progressive distillation ([table](benchmarks/results/{suite}/results.md),
 `python -m benchmarks.run --suite {suite}`, {spec}, {len(s.cells('adapt', ks[0]))} seeds, same shots,
-commits {', '.join(f'`{c}`' for c in commits)}, clean trees):
+commits {commit_list(commits)}, clean trees):
 
 {header}
 |---|---|{'---|' * (len(splits) + 1)}

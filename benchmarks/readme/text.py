@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.readme.fmt import gap, pm, span
+from benchmarks.readme.fmt import commit_list, gap, pm, span
 from benchmarks.readme.source import load
 
 ORDER = ("teacher", "adapt_unlabelled", "adapt", "hinton_kd", "scratch")
@@ -63,7 +63,7 @@ def text_layers() -> str:
     clean = ", clean tree" if not any(c.get("git_dirty") for c in s.cells()) else ", from a dirty tree"
     return f"""Which of the MiniLM teacher's 6 encoder layers a 3-layer SST-2 student keeps
 (`python -m benchmarks.run --suite text_layers`, K={k}, 150 steps, int8, same shots and seeds, commits
-{', '.join(f'`{c}`' for c in commits)}{clean}, [table](benchmarks/results/text_layers/results.md)):
+{commit_list(commits)}{clean}, [table](benchmarks/results/text_layers/results.md)):
 
 | layers kept | seeds | acc % [test] | macro-F1 % [test] |
 |---|---|---|---|
