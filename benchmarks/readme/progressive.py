@@ -12,6 +12,7 @@ SCHEDULES = {"adapt": "one-shot distillation", "adapt@graft": "grafted into the 
 
 
 TEXT_SCHEDULES = {"adapt": "one-shot distillation", "adapt@graft": "grafted into the teacher one layer a stage first",
+                  "adapt@ramp": "cut to 5, 4, then 3 layers with distillation between",
                   "adapt_unlabelled": "one-shot, 2,000 unlabelled sentences",
                   "adapt_unlabelled@graft": "grafted, 2,000 unlabelled sentences"}
 
