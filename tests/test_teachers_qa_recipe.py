@@ -20,7 +20,7 @@ TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size":
 def test_the_squad_minilm_recipe_is_registered_and_fingerprinted():
     recipe = get_recipe("squad-minilm")
     assert isinstance(recipe, QATeacherRecipe) and recipe.dataset == "squad" and recipe.encoder is None
-    assert recipe.train.max_questions == 1024 and recipe.train.max_length == 192
+    assert recipe.train.max_questions == 4911 and recipe.train.max_length == 192
     assert QATeacherRecipe.from_dict(recipe.to_dict()) == recipe
     changed = QATeacherRecipe.from_dict({**recipe.to_dict(), "train": {**recipe.to_dict()["train"], "epochs": 3}})
     assert changed.fingerprint() != recipe.fingerprint()
