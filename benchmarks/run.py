@@ -13,6 +13,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from fewshot_kd.errors import NotEnoughExamplesError
+
 from benchmarks.harness.runner import run_suite
 from benchmarks.harness.suite import load_suite, single_task_suite
 from benchmarks.methods.base import list_methods
@@ -45,7 +47,10 @@ def main(argv=None) -> dict:
         suite = type(suite)(**{**suite.to_dict(), **overrides})
     out = args.out or RESULTS_DIR / suite.name
     console = Console()
-    result = run_suite(suite, out, data_root=args.data_root, fresh=args.fresh, console=console)
+    try:
+        result = run_suite(suite, out, data_root=args.data_root, fresh=args.fresh, console=console)
+    except NotEnoughExamplesError as error:  # a K the data cannot give: say so, no traceback
+        raise SystemExit(f"error: {error}") from None
     console.print(f"\n[bold]wrote[/bold] {out}/results.json, results.md and plots")
     console.print((out / "results.md").read_text())
     return result

@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fewshot_kd.errors import NotEnoughExamplesError
 from fewshot_kd.files import write_json
 from fewshot_kd.task_family import find_task_family
 
@@ -83,7 +84,18 @@ def _prepare(family, suite: Suite, data_root, work: Path, contexts: dict, refere
     if family.name not in contexts:
         contexts[family.name] = prepare_task(family, data_root=data_root, eval_limit=suite.eval_limit.get(family.name),
                                              progress=False)
+        _check_shots(family.name, contexts[family.name].splits.train, suite.shots)
         references[family.name] = teacher_reference(contexts[family.name], work / family.name)
+
+
+def _check_shots(name: str, train, shots) -> None:
+    """Refuse, before any cell runs, a K larger than the train split's smallest class holds."""
+    fewest = int(train.class_counts().min())
+    too_many = sorted(k for k in set(shots) if k > fewest)
+    if too_many:
+        raise NotEnoughExamplesError(
+            f"task {name}: K={', '.join(map(str, too_many))} asked, but its train split holds only {fewest} examples "
+            f"of its smallest class; run it with --shots at most {fewest}")
 
 
 def _cell_commits(records: list[dict]) -> str:

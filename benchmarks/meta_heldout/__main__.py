@@ -84,6 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     import torch
 
+    from fewshot_kd.errors import NotEnoughExamplesError
     from fewshot_kd.files import write_json
     from fewshot_kd.meta import MetaPolicy, MetaTrainConfig, meta_train
     from fewshot_kd.meta.episodes import load_family
@@ -132,7 +133,10 @@ def main(argv=None) -> None:
             "budget_policies": {b: BUDGET_POLICY[b] for b in _names(args.budgets) if b in BUDGET_POLICY}})
     suite = heldout_suite(args.held_out, meta_dir, tuned_dir, budgets=_names(args.budgets),
                           shots=args.shots, seeds=args.seeds, eval_limit=args.eval_limit)
-    run_suite(suite, family_dir, data_root=args.data_root, console=console)
+    try:
+        run_suite(suite, family_dir, data_root=args.data_root, console=console)
+    except NotEnoughExamplesError as error:  # e.g. K=20 on Omniglot, whose train split holds 15 a class
+        raise SystemExit(f"error: {error}") from None
     (args.out / "summary.md").write_text(render(args.out))
     console.print((args.out / "summary.md").read_text())
 

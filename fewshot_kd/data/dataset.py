@@ -11,6 +11,7 @@ from fewshot_kd.data.named_splits import NamedSplits
 from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
 
 Inputs = Union[torch.Tensor, Sequence[str]]
+SHORT_CLASSES_LISTED = 5  # a too-few-shots error names this many short classes, then counts the rest
 
 
 def model_ready(batch: torch.Tensor) -> torch.Tensor:
@@ -90,8 +91,11 @@ class LabelledDataset:
         counts = self.class_counts()
         short = [f"{self.class_names[c]!r} has {int(n)}" for c, n in enumerate(counts) if n < k]
         if short:
+            listed = "; ".join(short[:SHORT_CLASSES_LISTED])
+            if len(short) > SHORT_CLASSES_LISTED:
+                listed += f"; and {len(short) - SHORT_CLASSES_LISTED} more of the {self.num_classes} classes"
             raise NotEnoughExamplesError(
-                f"{self.name}: {k} shots per class asked, but {'; '.join(short)}. "
+                f"{self.name}: {k} shots per class asked, but {listed}. "
                 f"Ask for at most {int(counts.min())} shots or use a larger pool."
             )
         return self.subset(self.few_shot_indices(k, seed), name=f"{self.name}[{k}-shot,seed={seed}]")

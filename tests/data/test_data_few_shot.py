@@ -37,6 +37,26 @@ def test_few_shot_too_many_shots_names_the_short_class():
         _pool().few_shot(5)
 
 
+def test_too_many_shots_on_many_classes_names_a_few_and_counts_the_rest():
+    pool = LabelledDataset(torch.zeros(300, 1), torch.arange(300) % 20, tuple(f"c{i}" for i in range(20)), name="wide")
+    with pytest.raises(NotEnoughExamplesError) as caught:
+        pool.few_shot(20)
+    message = str(caught.value)
+    assert "'c0' has 15" in message and "'c5'" not in message and "and 15 more of the 20 classes" in message
+    assert message.endswith("Ask for at most 15 shots or use a larger pool.")
+
+
+def test_a_suite_asking_more_shots_than_a_class_holds_stops_before_any_cell(tmp_path, monkeypatch):
+    from benchmarks.harness.runner import run_suite
+    from benchmarks.harness.suite import Suite, load_suite
+
+    monkeypatch.setenv("FEWSHOT_KD_CACHE", str(tmp_path / "cache"))
+    suite = Suite(**{**load_suite("smoke").to_dict(), "shots": (5, 400), "methods": ("teacher",)})
+    with pytest.raises(NotEnoughExamplesError, match=r"task digits: K=400 asked, .* --shots at most \d+"):
+        run_suite(suite, tmp_path / "out")
+    assert not (tmp_path / "out" / "cells.jsonl").exists() or not (tmp_path / "out" / "cells.jsonl").read_text()
+
+
 @pytest.mark.parametrize("k", [0, -1, 2.0, True])
 def test_few_shot_rejects_non_positive_integers(k):
     with pytest.raises(ValueError, match="positive integer"):
