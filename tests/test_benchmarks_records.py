@@ -19,6 +19,19 @@ def test_outputs_folder_does_not_make_the_tree_dirty(tmp_path):
     assert state["dirty"] is False and state["dirty_paths"] == []
 
 
+def test_a_commands_whole_output_folder_is_skipped_not_only_the_suites(tmp_path):
+    """benchmarks.meta_heldout writes <out>/<family>/ and <out>/summary.md: neither may make its cells dirty."""
+    from benchmarks.harness.records import REPO
+    from benchmarks.harness.suite import load_suite
+    from benchmarks.harness.task_runner import open_invocation
+
+    suite = load_suite("smoke")
+    _, _, stamp = open_invocation(suite, tmp_path / "family", fresh=True, outputs=REPO)
+    assert stamp["git_dirty"] is False and stamp["dirty_paths"] == []
+    _, _, alone = open_invocation(suite, tmp_path / "family", fresh=True)
+    assert alone["git_dirty"] == bool(tree_state()["dirty_paths"])
+
+
 def test_invocation_is_recorded_at_start_and_stamped_on_cells():
     inv = start_invocation({"methods": ["adapt"]})
     assert inv["config"] == {"methods": ["adapt"]} and inv["started"] and "benchmarks.run" in inv["command"]

@@ -36,8 +36,11 @@ def _live_table(records: list[dict], last: int = 12) -> Table:
     return table
 
 
-def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None) -> dict:
-    """Run every cell of ``suite`` not already in ``out_dir/cells.jsonl`` and write the results."""
+def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, console: Console | None = None,
+              outputs: Path | None = None) -> dict:
+    """Run every cell of ``suite`` not already in ``out_dir/cells.jsonl`` and write the results.
+    ``outputs``: the folder the whole command writes (default ``out_dir``); its uncommitted files do not
+    make the tree dirty, since a resumed run rewrites them."""
     from benchmarks.harness.lm_runner import is_lm_suite, run_lm_suite
 
     if is_lm_suite(suite):  # causal language models: perplexity, not accuracy
@@ -49,7 +52,7 @@ def run_suite(suite: Suite, out_dir: Path, data_root=None, fresh: bool = False, 
     console = console or Console()
     for method in suite.methods:  # an unknown or mistyped option fails now, not hours into the run
         method_options(method, suite.method_options.get(method, {}))
-    store, invocations, stamp = open_invocation(suite, out_dir, fresh)
+    store, invocations, stamp = open_invocation(suite, out_dir, fresh, outputs)
     work = out_dir / "work"
     started = time.time()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

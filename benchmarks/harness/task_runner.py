@@ -37,9 +37,11 @@ class TaskHarness:
     write: Callable
 
 
-def open_invocation(suite: Suite, out_dir: Path, fresh: bool) -> tuple[CellStore, list[dict], dict]:
-    """``(store, invocations, stamp)`` for a run of ``suite`` into ``out_dir`` (``fresh``: forget earlier cells)."""
-    invocation = start_invocation(suite.to_dict(), out_dir)  # before anything is written
+def open_invocation(suite: Suite, out_dir: Path, fresh: bool, outputs: Path | None = None
+                    ) -> tuple[CellStore, list[dict], dict]:
+    """``(store, invocations, stamp)`` for a run of ``suite`` into ``out_dir`` (``fresh``: forget earlier cells;
+    ``outputs``: the command's whole output folder, ``out_dir`` by default)."""
+    invocation = start_invocation(suite.to_dict(), outputs or out_dir)  # before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     cells_path = out_dir / "cells.jsonl"
     if fresh and cells_path.exists():

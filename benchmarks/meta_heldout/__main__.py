@@ -134,7 +134,7 @@ def main(argv=None) -> None:
     suite = heldout_suite(args.held_out, meta_dir, tuned_dir, budgets=_names(args.budgets),
                           shots=args.shots, seeds=args.seeds, eval_limit=args.eval_limit)
     try:
-        run_suite(suite, family_dir, data_root=args.data_root, console=console)
+        run_suite(suite, family_dir, data_root=args.data_root, console=console, outputs=args.out)  # it writes summary.md
     except NotEnoughExamplesError as error:  # e.g. K=20 on Omniglot, whose train split holds 15 a class
         raise SystemExit(f"error: {error}") from None
     (args.out / "summary.md").write_text(render(args.out))
