@@ -22,7 +22,7 @@ def _load(name: str) -> tuple[dict, dict[str, dict], str]:
     data = read_json(path)
     if not data.get("clean"):
         raise DirtyResults(f"{name}: refusing to render results from an uncommitted tree")
-    commits = sorted({i["commit"][:12] for i in data["invocations"]})
+    commits = sorted({c["commit"][:12] for c in data["cells"]})  # the runs that made the cells, not every invocation
     made = f"from {commits_phrase(commits)} (clean tree)"
     return data, {r["method"]: r for r in data["summary"]}, made
 
@@ -62,11 +62,19 @@ def qa() -> str:
             "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(table) +
             f"\n\nadapt() is {gap:.1f} F1 below its teacher on average over {adapt['seeds']} seeds "
             f"({'inside' if gap <= 5 else 'outside'} the 5-F1 target; {adapt['within_target']} of {adapt['seeds']} seeds "
-            f"within it). The teacher itself is weak: its fine-tune had to fit a few CPU minutes (1,024 questions, one "
-            f"epoch). Only K={adapt['k']} was run (4-8 minutes a cell here)"
+            f"within it). {_qa_teacher_note(teacher['f1'][0])} Only K={adapt['k']} was run (4-8 minutes a cell here)"
             + (f", and {', '.join(f'`{m}`' for m in single)} with one seed" if single else "")
             + "; the full grid is `python -m benchmarks.run --suite qa`.")
 
+
+def _qa_teacher_note(f1: float) -> str:
+    """How the QA teacher was made (its recipe), and whether it is weak enough to say so."""
+    from fewshot_kd.teachers.recipe import get_recipe
+
+    train = get_recipe("squad-minilm").train
+    made = (f"The teacher was fine-tuned by recipe on {train.max_questions:,} questions of the teacher articles "
+            f"({train.epochs} epoch{'s' if train.epochs > 1 else ''}).")
+    return made + (" It is weak (F1 under 30): read the gap with that in mind." if f1 < 30 else "")
 
 
 BLOCKS = {"lm": lm, "qa": qa}
