@@ -84,6 +84,17 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
     return student, decisions
 
 
+def kept_layers(teacher: nn.Module, decisions: dict) -> list[int] | None:
+    """The teacher's encoder layers a derived text student kept, as indices (``decisions["kept_layers"]``
+    may hold ``"last 3"``); ``None`` when derivation truncated no layers."""
+    kept = decisions.get("kept_layers")
+    if kept is None:
+        return None
+    from fewshot_kd.models._text_layers import encoder_layers, layer_indices
+
+    return layer_indices(kept, len(encoder_layers(teacher.encoder)))
+
+
 def scaled_per_layer(model: nn.Module, example, ratios: dict, budget: dict, importance: str, data,
                      max_ratio: float = 0.9, round_to: int | None = None) -> dict:
     """The per-layer prune ratios ``ratios``, scaled together (bisection on real pruned

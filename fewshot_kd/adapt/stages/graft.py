@@ -5,19 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from fewshot_kd.adapt.derive import kept_layers
 from fewshot_kd.adapt.policy import Policy
 from fewshot_kd.adapt.stages.job import Job
 from fewshot_kd.adapt.stages.views import Views
 from fewshot_kd.errors import UnsupportedLayerError
-
-
-def _kept_layers(teacher: nn.Module, decisions: dict):
-    kept = decisions.get("kept_layers")
-    if kept is None:
-        return None
-    from fewshot_kd.models._text_layers import encoder_layers, layer_indices
-
-    return layer_indices(kept, len(encoder_layers(teacher.encoder)))
 
 
 def graft_stage_(job: Job, student: nn.Module, views: Views, policy: Policy, decisions: dict,
@@ -30,7 +22,7 @@ def graft_stage_(job: Job, student: nn.Module, views: Views, policy: Policy, dec
     from fewshot_kd.distill.graft import Hybrid, graft_units, stage_groups
 
     example = views.bank.batch(torch.arange(1))[0]
-    units = graft_units(job.teacher, student, example, _kept_layers(job.teacher, decisions))
+    units = graft_units(job.teacher, student, example, kept_layers(job.teacher, decisions))
     if len(units) < 2:
         raise UnsupportedLayerError(
             f"schedule='graft' needs a student whose blocks stand in for the teacher's (a derived residual network or "

@@ -22,12 +22,12 @@ from dataclasses import replace
 
 import torch.nn as nn
 
+from fewshot_kd.adapt.derive import kept_layers
 from fewshot_kd.adapt.policy import Policy
 from fewshot_kd.adapt.stages.job import Job
 from fewshot_kd.adapt.stages.views import Views
 from fewshot_kd.errors import UnsupportedLayerError
 from fewshot_kd.measure import count_macs, count_params, saved_size_bytes
-from fewshot_kd.models.text import is_text_model
 
 WIDTH_KEPT = 0.999  # a round asking for at least this share of its layers' MACs prunes no width
 
@@ -65,17 +65,18 @@ def ramp_stage_(job: Job, derived: nn.Module, views: Views, policy: Policy, deci
     teacher_macs = count_macs(teacher, example)
     final = float(decisions.get("macs_fraction", count_macs(derived.cpu(), example) / teacher_macs))
     budget = job.target.size_budget(saved_size_bytes(teacher))
-    kept = _kept_layers(teacher, decisions)
+    kept = kept_layers(teacher, decisions)
     plan = None if kept is None else layer_rounds(teacher.num_layers, kept, policy.prune_rounds)
     # the share of its layers' MACs the one-shot student kept: what width pruning took
     width = final if kept is None else final * teacher_macs / _layers_macs(teacher, kept, example)
-    rounds, history, current, alive, record = policy.prune_rounds, [], teacher, None, []
+    alive = None if plan is None else list(range(teacher.num_layers))  # the teacher layers the student still has
+    rounds, history, current, record = policy.prune_rounds, [], teacher, []
     for index, steps in enumerate(round_steps(policy.steps, rounds)):
         current = current.cpu()
         goal = (1.0 - (1.0 - width) * (index + 1) / rounds) * teacher_macs  # MACs this round keeps
         layers = None
         if plan is not None:
-            layers = [(alive or list(range(teacher.num_layers))).index(i) for i in plan[index]]
+            layers = [alive.index(i) for i in plan[index]]
             alive = plan[index]
             goal *= _layers_macs(teacher, alive, example) / teacher_macs
         now = count_macs(current, example)
@@ -95,15 +96,6 @@ def ramp_stage_(job: Job, derived: nn.Module, views: Views, policy: Policy, deci
                        **({} if alive is None else {"layers": list(alive)})})
     return current.to(job.device), history, {"goal_macs_fraction": final, "rounds": record,
                               "channels": cut_channels(teacher, current, alive)}
-
-
-def _kept_layers(teacher: nn.Module, decisions: dict) -> list[int] | None:
-    """The teacher's encoder layers the one-shot text student kept (``None``: not text, or not truncated)."""
-    if not is_text_model(teacher) or decisions.get("kept_layers") is None:
-        return None
-    from fewshot_kd.models._text_layers import layer_indices
-
-    return layer_indices(decisions["kept_layers"], teacher.num_layers)
 
 
 def _layers_macs(model: nn.Module, layers: list[int], example) -> int:
