@@ -30,7 +30,7 @@ def test_the_lm_suite_and_task_file_parse():
     assert {"teacher", "truncated_shots", "hinton_kd", "adapt"} <= set(suite.methods)
     task = find_task_family("tinyshakespeare-gpt2")
     assert task.modality == "lm" and task.teacher == {"recipe": "tinyshakespeare-gpt2"} and task.target["bits"] == 8
-    assert lm_options("adapt", {})[1] == 200 and lm_options("truncated_shots", {})[0]["alpha"] == 0.0
+    assert lm_options("adapt", {}).unlabelled == 200 and lm_options("truncated_shots", {}).policy["alpha"] == 0.0
     with pytest.raises(FewShotKDError, match="unknown options"):
         lm_options("hinton_kd", {"epochs": 3})
 

@@ -33,9 +33,26 @@ def test_the_qa_suite_and_task_file_parse():
     task = find_task_family("squad-minilm")
     assert task.modality == "qa" and task.teacher == {"recipe": "squad-minilm"} and task.target["bits"] == 8
     assert task.target["layers"] == "last 3"
-    assert qa_options("adapt", {})[1] == 512 and qa_options("truncated_shots", {})[0]["alpha"] == 0.0
+    assert qa_options("adapt", {}).unlabelled == 512 and qa_options("truncated_shots", {}).policy["alpha"] == 0.0
     with pytest.raises(FewShotKDError, match="unknown options"):
         qa_options("hinton_kd", {"epochs": 3})
+
+
+def test_a_qa_method_target_option_overrides_the_task_target(tmp_path):
+    options = qa_options("adapt@spread", {"steps": 2, "target": {"layers": [0, 2]}})
+    assert options.target_for({"bits": 8, "layers": "last 3"}) == {"bits": 8, "layers": [0, 2]}
+    with pytest.raises(FewShotKDError, match="target must map"):
+        qa_options("adapt", {"target": "every other"})
+    tokenizer = load_tokenizer()
+    torch.manual_seed(0)
+    teacher = qa_model_from_config(tiny_bert_config(len(tokenizer), tokenizer.pad_token_id, hidden_size=32,
+                                                    num_layers=4, num_heads=2, intermediate_size=64,
+                                                    max_position_embeddings=64)).eval()
+    teacher.tokenizer = tokenizer
+    result = get_qa_method("truncated_shots@spread")(QAMethodInput(
+        teacher, toy_qa_splits(), 2, 0, {"macs": None, "bits": 8, "layers": "last 3"}, tmp_path,
+        {**POLICY, "target": {"layers": [0, 2]}}))
+    assert result.report["decisions"]["kept_layers"] == [0, 2]
 
 
 @pytest.mark.slow  # five adapt() runs, about 15 s on one free core

@@ -6,12 +6,13 @@ sequences alone (``alpha=0``); ``hinton_kd``: KL to the teacher at a temperature
 cross-entropy, on the K sequences; ``adapt``: the same objective on the K sequences plus
 unlabelled train sequences (soft targets only); ``truncated``: the copy untrained (0 steps).
 ``teacher`` is measured as the reference. Options are fields of
-:class:`~fewshot_kd.adapt.lm.policy.LMPolicy` plus ``unlabelled`` (a count of sequences).
+:class:`~fewshot_kd.adapt.lm.policy.LMPolicy` plus ``unlabelled`` (a count of sequences) and
+``target`` (overrides of the task's target).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -19,8 +20,9 @@ import torch.nn as nn
 
 from fewshot_kd.adapt import adapt
 from fewshot_kd.adapt.lm.policy import LMPolicy
-from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.registry import Registry
+
+from benchmarks.methods.task_options import TaskMethodOptions, split_task_options
 
 
 @dataclass
@@ -37,28 +39,23 @@ class LMMethodInput:
 LMMethodFn = Callable[[LMMethodInput], object]
 LM_METHODS: Registry[LMMethodFn] = Registry("language-model method")
 _DEFAULTS: dict[str, dict] = {}
-_POLICY_FIELDS = {f.name for f in fields(LMPolicy)}
 
 
-def lm_options(method: str, options: dict) -> tuple[dict, int | None]:
-    """``(policy fields, unlabelled count)`` of a method: its defaults, then the suite's options."""
+def lm_options(method: str, options: dict) -> TaskMethodOptions:
+    """A method's options: its defaults, then the suite's, split into policy fields, unlabelled and target."""
     base = method.partition("@")[0]
     LM_METHODS.get(base)
-    merged = {**_DEFAULTS[base], **options}
-    unknown = set(merged) - _POLICY_FIELDS - {"unlabelled"}
-    if unknown:
-        raise FewShotKDError(f"LM method {method!r}: unknown options {sorted(unknown)}; use LMPolicy fields or unlabelled")
-    unlabelled = merged.pop("unlabelled", None)
-    return merged, unlabelled
+    return split_task_options("LM", method, _DEFAULTS[base], options, LMPolicy)
 
 
 def _register(name: str, help: str, **defaults) -> None:
     _DEFAULTS[name] = defaults
 
     def run(inp: LMMethodInput):
-        policy, unlabelled = lm_options(name, inp.options)
-        return adapt(inp.teacher, shots=inp.k, data=inp.corpus, target=inp.target, policy=policy, seed=inp.seed,
-                     export_dir=inp.workdir, unlabelled=unlabelled, progress=False)
+        options = lm_options(name, inp.options)
+        return adapt(inp.teacher, shots=inp.k, data=inp.corpus, target=options.target_for(inp.target),
+                     policy=options.policy, seed=inp.seed, export_dir=inp.workdir, unlabelled=options.unlabelled,
+                     progress=False)
 
     LM_METHODS.register(name, help)(run)
 

@@ -7,12 +7,13 @@ distributions at a temperature plus that cross-entropy (alpha 0.5), on the K que
 ``adapt``: the same objective on the K questions plus unlabelled questions of the teacher's
 articles (soft targets only); ``truncated``: the copy untrained (0 steps). ``teacher`` is
 measured as the reference. Options are fields of :class:`~fewshot_kd.adapt.qa.policy.QAPolicy`
-plus ``unlabelled`` (a count of questions).
+plus ``unlabelled`` (a count of questions) and ``target`` (overrides of the task's target, for
+example ``{"layers": [0, 2, 4]}`` for every other layer instead of the last 3).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +21,9 @@ import torch.nn as nn
 
 from fewshot_kd.adapt import adapt
 from fewshot_kd.adapt.qa.policy import QAPolicy
-from fewshot_kd.errors import FewShotKDError
 from fewshot_kd.registry import Registry
+
+from benchmarks.methods.task_options import TaskMethodOptions, split_task_options
 
 
 @dataclass
@@ -38,28 +40,23 @@ class QAMethodInput:
 QAMethodFn = Callable[[QAMethodInput], object]
 QA_METHODS: Registry[QAMethodFn] = Registry("question-answering method")
 _DEFAULTS: dict[str, dict] = {}
-_POLICY_FIELDS = {f.name for f in fields(QAPolicy)}
 
 
-def qa_options(method: str, options: dict) -> tuple[dict, int | None]:
-    """``(policy fields, unlabelled count)`` of a method: its defaults, then the suite's options."""
+def qa_options(method: str, options: dict) -> TaskMethodOptions:
+    """A method's options: its defaults, then the suite's, split into policy fields, unlabelled and target."""
     base = method.partition("@")[0]
     QA_METHODS.get(base)
-    merged = {**_DEFAULTS[base], **options}
-    unknown = set(merged) - _POLICY_FIELDS - {"unlabelled"}
-    if unknown:
-        raise FewShotKDError(f"QA method {method!r}: unknown options {sorted(unknown)}; use QAPolicy fields or unlabelled")
-    unlabelled = merged.pop("unlabelled", None)
-    return merged, unlabelled
+    return split_task_options("QA", method, _DEFAULTS[base], options, QAPolicy)
 
 
 def _register(name: str, help: str, **defaults) -> None:
     _DEFAULTS[name] = defaults
 
     def run(inp: QAMethodInput):
-        policy, unlabelled = qa_options(name, inp.options)
-        return adapt(inp.teacher, shots=inp.k, data=inp.questions, target=inp.target, policy=policy, seed=inp.seed,
-                     export_dir=inp.workdir, unlabelled=unlabelled, progress=False)
+        options = qa_options(name, inp.options)
+        return adapt(inp.teacher, shots=inp.k, data=inp.questions, target=options.target_for(inp.target),
+                     policy=options.policy, seed=inp.seed, export_dir=inp.workdir, unlabelled=options.unlabelled,
+                     progress=False)
 
     QA_METHODS.register(name, help)(run)
 
