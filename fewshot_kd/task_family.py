@@ -182,3 +182,14 @@ def build_teacher(task: TaskFamily, data_root=None, progress: bool = True) -> nn
         _check_class_ids(task, output_layer(model)[1].out_features)
         keep_classes_(model, task.classes)
     return model
+
+
+def teacher_source(task: TaskFamily) -> dict:
+    """Where the task's teacher comes from, for a results file: a recipe's full description and
+    fingerprint (the cache key of the weights it trains), else the family's teacher entry."""
+    from fewshot_kd.teachers.recipe import get_recipe
+
+    if "recipe" in task.teacher:
+        recipe = get_recipe(task.teacher["recipe"])
+        return {"recipe": recipe.to_dict(), "fingerprint": recipe.fingerprint()}
+    return dict(task.teacher)

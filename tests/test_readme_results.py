@@ -59,3 +59,13 @@ def test_markers_are_rewritten_and_must_match_the_renderers():
         render(text, {"x": lambda: "new", "y": lambda: ""})
     with pytest.raises(FewShotKDError, match="unknown"):
         render(text, {})
+
+
+def test_the_qa_teacher_note_reads_the_recipe_the_run_recorded():
+    from benchmarks.readme.beyond import _qa_teacher_note
+
+    recipe = {"train": {"max_questions": 4911, "epochs": 2}}
+    assert "4,911 questions of the teacher articles (2 epochs)." in _qa_teacher_note({"f1": 67.8, "teacher": {"recipe": recipe}})
+    assert "weak" in _qa_teacher_note({"f1": 18.7, "teacher": {"recipe": recipe}})
+    with pytest.raises(FewShotKDError, match="name no teacher recipe"):
+        _qa_teacher_note({"f1": 67.8})

@@ -97,3 +97,13 @@ def test_text_recipe_pools_are_disjoint(shared_data_files, name, teacher_count, 
     train = load_dataset(name, data_root=root).train
     pools = _check_pools(name, {"train": train}, teacher_count, episode_count)
     assert min(pools.record["episodes"]["per_class"]) >= 60  # K=20 support + queries for every class
+
+
+def test_teacher_source_names_a_recipe_with_its_fingerprint_else_the_teacher_entry():
+    from fewshot_kd.task_family import teacher_source
+    from fewshot_kd.teachers.recipe import get_recipe
+
+    source = teacher_source(find_task_family("squad-minilm"))
+    assert source["recipe"]["train"]["max_questions"] == get_recipe("squad-minilm").train.max_questions
+    assert source["fingerprint"] == get_recipe("squad-minilm").fingerprint()
+    assert teacher_source(find_task_family("cifar10-resnet56")) == find_task_family("cifar10-resnet56").teacher

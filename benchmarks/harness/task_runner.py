@@ -14,7 +14,7 @@ from rich.console import Console
 
 from fewshot_kd.data.catalog import load_dataset
 from fewshot_kd.files import write_json
-from fewshot_kd.task_family import build_teacher, find_task_family
+from fewshot_kd.task_family import build_teacher, find_task_family, teacher_source
 
 from benchmarks.harness.records import cell_stamp, dirty_reasons, previous_invocations, start_invocation
 from benchmarks.harness.store import CellStore, cell_key
@@ -67,7 +67,8 @@ def run_task_suite(suite: Suite, out_dir: Path, harness: TaskHarness, data_root=
         if family.name not in contexts:  # the teacher's reference goes into the outputs even when every cell is done
             teacher = build_teacher(family, data_root=data_root, progress=False)
             data = load_dataset(family.dataset, data_root=data_root)
-            contexts[family.name] = (teacher, data, harness.reference(teacher, data))
+            reference = {**harness.reference(teacher, data), "teacher": teacher_source(family)}
+            contexts[family.name] = (teacher, data, reference)
         if key in store:
             continue
         teacher, data, reference = contexts[family.name]

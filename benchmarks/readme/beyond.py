@@ -10,8 +10,6 @@ from benchmarks.readme.source import RESULTS_DIR, DirtyResults
 
 LM_METHODS = {"adapt": "adapt(), K sequences + 200 unlabelled", "hinton_kd": "Hinton KD, shots only",
               "truncated": "every other block, untrained", "truncated_shots": "cross-entropy on the shots alone"}
-QA_METHODS = {"adapt": "adapt(), K questions + 512 unlabelled", "hinton_kd": "Hinton KD, shots only",
-              "truncated_shots": "cross-entropy on the shots alone"}
 
 
 def _load(name: str) -> tuple[dict, dict[str, dict], str]:
@@ -44,37 +42,62 @@ def lm() -> str:
             f"the test column was looked at by nothing.")
 
 
+_QA_TRAINING = {"truncated_shots": "cross-entropy on the shots alone", "hinton_kd": "Hinton KD, shots only",
+                "adapt": "adapt(), K questions + {unlabelled:,} unlabelled"}
+
+
+def _qa_label(cell: dict) -> str:
+    """What a QA row's student keeps and how it was trained, read from one of its cells."""
+    notes = cell["notes"]
+    layers = notes["target"]["layers"]
+    kept = layers if isinstance(layers, str) else "layers " + ", ".join(map(str, layers))
+    training = _QA_TRAINING[cell["method"].partition("@")[0]].format(unlabelled=notes["unlabelled_questions"])
+    return f"{kept}; {training}; {notes['policy']['steps']} steps"
+
+
 def qa() -> str:
     data, rows, made = _load("qa")
     teacher = rows["teacher"]
     ref = next(iter(data["teacher_reference"].values()))
-    table = [f"| {m} ({QA_METHODS[m]}) | {r['k']} | {r['seeds']} | {pm(r['exact_match'])} | {pm(r['f1'])} | "
+    first = {c["method"]: c for c in reversed(data["cells"])}
+    students = {m: r for m, r in rows.items() if m.partition("@")[0] in _QA_TRAINING}
+    table = [f"| `{m}` ({_qa_label(first[m])}) | {r['k']} | {r['seeds']} | {pm(r['exact_match'])} | {pm(r['f1'])} | "
              f"{pm(r['f1_gap'])} | {r['within_target']}/{r['seeds']} | {r['compression_bytes']:.2f} | "
-             f"{r['compression_macs']:.2f} |" for m, r in rows.items() if m in QA_METHODS]
+             f"{r['compression_macs']:.2f} |" for m, r in students.items()]
     adapt = rows["adapt"]
-    gap = adapt["f1_gap"][0]
-    single = [m for m, r in rows.items() if m in QA_METHODS and r["seeds"] == 1]
+    best = min(students, key=lambda m: students[m]["f1_gap"][0])
+    minutes = [c["wall_seconds"] / 60 for c in data["cells"] if "wall_seconds" in c]
+    single = [m for m, r in students.items() if r["seeds"] == 1]
     return (f"SQuAD v1.1 split by article, MiniLM-L6 QA teacher (`squad-minilm`: EM {teacher['exact_match'][0]:.1f}, "
             f"F1 {teacher['f1'][0]:.1f} on {ref['questions']} fixed questions of the {ref['articles']} evaluation "
-            f"articles, windows of {ref['max_length']} tokens, stride {ref['doc_stride']}), last-3-layer int8 students, "
+            f"articles, windows of {ref['max_length']} tokens, stride {ref['doc_stride']}), 3-layer int8 students, "
             f"{made}; [table](benchmarks/results/qa/results.md):\n\n"
-            "| method | K | seeds | EM | F1 | teacher F1 − F1 | within 5 F1 | × bytes | × MACs |\n"
+            "| method (layers kept; training; steps) | K | seeds | EM | F1 | teacher F1 − F1 | within 5 F1 | × bytes | × MACs |\n"
             "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(table) +
-            f"\n\nadapt() is {gap:.1f} F1 below its teacher on average over {adapt['seeds']} seeds "
-            f"({'inside' if gap <= 5 else 'outside'} the 5-F1 target; {adapt['within_target']} of {adapt['seeds']} seeds "
-            f"within it). {_qa_teacher_note(teacher['f1'][0])} Only K={adapt['k']} was run (4-8 minutes a cell here)"
-            + (f", and {', '.join(f'`{m}`' for m in single)} with one seed" if single else "")
+            f"\n\nadapt() is {_qa_gap(adapt)}"
+            + (f" The closest row, `{best}`, is {_qa_gap(students[best])}" if best != "adapt" else "")
+            + f" {_qa_teacher_note(ref)} Only K={adapt['k']} was run ({min(minutes):.0f}-{max(minutes):.0f} minutes a "
+            f"cell here)" + (f", and {', '.join(f'`{m}`' for m in single)} with one seed" if single else "")
             + "; the full grid is `python -m benchmarks.run --suite qa`.")
 
 
-def _qa_teacher_note(f1: float) -> str:
-    """How the QA teacher was made (its recipe), and whether it is weak enough to say so."""
-    from fewshot_kd.teachers.recipe import get_recipe
+def _qa_gap(row: dict) -> str:
+    """How far a row's F1 is below the teacher's, against the 5-F1 target."""
+    gap = row["f1_gap"][0]
+    return (f"{gap:.1f} F1 below its teacher on average over {row['seeds']} seeds "
+            f"({'inside' if gap <= 5 else 'outside'} the 5-F1 target; {row['within_target']} of {row['seeds']} seeds "
+            f"within it).")
 
-    train = get_recipe("squad-minilm").train
-    made = (f"The teacher was fine-tuned by recipe on {train.max_questions:,} questions of the teacher articles "
-            f"({train.epochs} epoch{'s' if train.epochs > 1 else ''}).")
-    return made + (" It is weak (F1 under 30): read the gap with that in mind." if f1 < 30 else "")
+
+def _qa_teacher_note(reference: dict) -> str:
+    """How the QA teacher was made (its recipe, as the suite's run recorded it), and whether it is weak enough to say so."""
+    source = reference.get("teacher")
+    if not source or "recipe" not in source:
+        raise FewShotKDError("qa results name no teacher recipe: rerun `python -m benchmarks.run --suite qa` (it resumes)")
+    train = source["recipe"]["train"]
+    made = (f"The teacher was fine-tuned by recipe on {train['max_questions']:,} questions of the teacher articles "
+            f"({train['epochs']} epoch{'s' if train['epochs'] > 1 else ''}).")
+    return made + (" It is weak (F1 under 30): read the gap with that in mind." if reference["f1"] < 30 else "")
 
 
 BLOCKS = {"lm": lm, "qa": qa}
