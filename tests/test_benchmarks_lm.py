@@ -33,6 +33,7 @@ def test_the_lm_suite_and_task_file_parse():
     assert lm_options("adapt", {}).unlabelled == 200 and lm_options("truncated_shots", {}).policy["alpha"] == 0.0
     with pytest.raises(FewShotKDError, match="unknown options"):
         lm_options("hinton_kd", {"epochs": 3})
+    assert lm_options("adapt@first", {"target": {"layers": "first 3"}}).target_for(task.target)["layers"] == "first 3"
 
 
 def test_every_lm_method_runs_and_its_records_aggregate(tmp_path):
