@@ -93,7 +93,7 @@ def _prepare(family, suite: Suite, data_root, work: Path, contexts: dict, refere
 
 def _check_shots(name: str, train, shots) -> None:
     """Refuse, before any cell runs, a K larger than the train split's smallest class holds."""
-    fewest = int(train.class_counts().min())
+    fewest = train.max_shots
     too_many = sorted(k for k in set(shots) if k > fewest)
     if too_many:
         raise NotEnoughExamplesError(

@@ -79,6 +79,11 @@ class LabelledDataset:
     def class_counts(self) -> torch.Tensor:
         return torch.bincount(self.labels, minlength=self.num_classes)
 
+    @property
+    def max_shots(self) -> int:
+        """The largest K :meth:`few_shot` can draw: the smallest class's count."""
+        return int(self.class_counts().min())
+
     def subset(self, indices, name: str | None = None) -> "LabelledDataset":
         idx = torch.as_tensor(indices, dtype=torch.long)
         inputs = [self.inputs[i] for i in idx.tolist()] if self.is_text else self.inputs[idx]
@@ -96,7 +101,7 @@ class LabelledDataset:
                 listed += f"; and {len(short) - SHORT_CLASSES_LISTED} more of the {self.num_classes} classes"
             raise NotEnoughExamplesError(
                 f"{self.name}: {k} shots per class asked, but {listed}. "
-                f"Ask for at most {int(counts.min())} shots or use a larger pool."
+                f"Ask for at most {self.max_shots} shots or use a larger pool."
             )
         return self.subset(self.few_shot_indices(k, seed), name=f"{self.name}[{k}-shot,seed={seed}]")
 

@@ -44,6 +44,7 @@ def test_too_many_shots_on_many_classes_names_a_few_and_counts_the_rest():
     message = str(caught.value)
     assert "'c0' has 15" in message and "'c5'" not in message and "and 15 more of the 20 classes" in message
     assert message.endswith("Ask for at most 15 shots or use a larger pool.")
+    assert pool.max_shots == 15
 
 
 def test_a_suite_asking_more_shots_than_a_class_holds_stops_before_any_cell(tmp_path, monkeypatch):
