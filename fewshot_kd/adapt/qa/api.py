@@ -1,5 +1,5 @@
-"""adapt() for extractive question answering: derive the student (the teacher's last 3 layers,
-then heads / FFN neurons to the target), distil it on K labelled questions plus unlabelled ones
+"""adapt() for extractive question answering: derive the student (every other layer of the
+teacher by default, then heads / FFN neurons to the target), distil it on K labelled questions plus unlabelled ones
 (the teacher's start / end distributions) through the shared loop and objective, quantize and
 export it, and report exact match and F1 of teacher and student on a fixed set of questions."""
 
