@@ -74,7 +74,7 @@ def qa() -> str:
             f"{made}; [table](benchmarks/results/qa/results.md):\n\n"
             "| method (layers kept; training; steps) | K | seeds | EM | F1 | teacher F1 − F1 | within 5 F1 | × bytes | × MACs |\n"
             "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(table) +
-            f"\n\nadapt() is {_qa_gap(adapt)}"
+            f"\n\nThe `adapt` row is {_qa_gap(adapt)}"
             + (f" The closest row, `{best}`, is {_qa_gap(students[best])}" if best != "adapt" else "")
             + f" {_qa_teacher_note(ref)} Only K={adapt['k']} was run ({min(minutes):.0f}-{max(minutes):.0f} minutes a "
             f"cell here)" + (f", and {', '.join(f'`{m}`' for m in single)} with one seed" if single else "")
