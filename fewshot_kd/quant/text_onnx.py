@@ -224,18 +224,23 @@ def to_integer_text_model(
     path: str | os.PathLike | None = None,
     *,
     per_channel: bool = True,
-    reduce_range: bool = False,
+    reduce_range: bool | None = None,
     opset: int = 17,
     num_threads: int | None = None,
 ) -> IntegerTextModel:
     """The dynamic-int8 onnxruntime model of the text classifier ``model`` (float or
     fake-quant), as the module docstring describes. ``path`` is the int8 ``.onnx`` file
     (default: a new temporary folder); the checked float export is written beside it as
-    ``*.float.onnx``. ``reduce_range=True`` uses 7-bit weights, advisable on x86 CPUs
-    without VNNI. It differs from the model by the rounding of weights and activations:
+    ``*.float.onnx``. ``reduce_range=True`` uses 7-bit weights, as onnxruntime advises on x86
+    CPUs without VNNI (whose int8 products can saturate); the default ``None`` turns it on exactly
+    there (:func:`~fewshot_kd.quant.cpu_features.x86_without_vnni`). It differs from the model by the rounding of weights and activations:
     :func:`logit_agreement` measures by how much."""
     _require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from fewshot_kd.quant.cpu_features import x86_without_vnni
+
+    reduce_range = x86_without_vnni() if reduce_range is None else reduce_range
 
     path = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="fewshot_kd_int8_")) / "model.int8.onnx"
     float_path = path.with_name(path.name.removesuffix(".onnx").removesuffix(".int8") + ".float.onnx")

@@ -19,8 +19,9 @@ from fewshot_kd.meta.policy_net import PolicyNet
 from meta_fixtures import make_tiny_config
 
 # Measured on digits with fp32 policy math: relative error 0.07 at epsilon 1e-3 (CPU with AMX); at 1e-8,
-# 0.06 on a CPU without native bf16 and 5.1 with AMX; 2.9 when the projection ran in bf16.
-RELATIVE_TOLERANCE = 0.2
+# 0.06 on a CPU without native bf16 and 5.1 with AMX; 2.9 when the projection ran in bf16. At epsilon 1e-3 an
+# AVX2-only AMD EPYC (bf16 emulated, other kernels) gives 0.40, still far from the broken case.
+RELATIVE_TOLERANCE = 0.5
 SMOOTH_ADAM_EPS = 1e-3
 
 

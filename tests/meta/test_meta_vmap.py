@@ -2,10 +2,11 @@
 meta-gradients of stacked same-shaped episodes equal the per-episode loop's, meta_gradient
 groups a meta-batch by shape and loops over the rest, and the config asks for order first.
 
-Tolerances: with a smooth Adam (epsilon 1e-3) everything agrees to rtol 1e-4. At adapt()'s
-epsilon (1e-8) the early Adam steps are sign-like, so a last-bit difference between the
-batched and the per-episode convolutions can flip a near-zero gradient's step: the losses
-still agree to 1e-5, the meta-gradients to 1e-2 in relative norm."""
+Tolerances: with a smooth Adam (epsilon 1e-3) the losses agree to rtol 1e-4 and the meta-gradients to
+2e-3 in relative norm (1e-5 and 1e-4 on a Xeon; 1.4e-5 and 8e-4 on an AVX2-only AMD EPYC, whose
+kernels sum in another order). At adapt()'s epsilon (1e-8) the early Adam steps are sign-like, so a
+last-bit difference between the batched and the per-episode convolutions can flip a near-zero
+gradient's step: the losses still agree to 1e-4, the meta-gradients to 1e-2 in relative norm."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
-@pytest.mark.parametrize("adam_eps, loss_rtol, grad_rtol", [(1e-3, 1e-4, 1e-4), (1e-8, 1e-5, 1e-2)])
+@pytest.mark.parametrize("adam_eps, loss_rtol, grad_rtol", [(1e-3, 1e-4, 2e-3), (1e-8, 1e-4, 1e-2)])
 def test_vmapped_losses_and_meta_gradients_equal_the_loop(family, tiny_config, adam_eps, loss_rtol, grad_rtol):
     config = tiny_config(shots=(5,), inner_steps=3, order="first", vmap=True)
     inner = replace(config.inner, adam_eps=adam_eps)
@@ -91,7 +92,7 @@ def test_meta_gradient_vmaps_same_shaped_episodes_and_loops_the_rest(family, tin
     shots = [make_episode([family], i, config.episode_spec, config.seed).shots for i in indices]
     assert sorted(i for group in calls for i in group) == [i for i in indices if shots.count(shots[i]) > 1]
     assert 0 < len(calls) < len(indices)  # some episodes stacked, and K differs, so not all in one call
-    assert results[True][0] == pytest.approx(results[False][0], rel=1e-5)
+    assert results[True][0] == pytest.approx(results[False][0], rel=1e-4)
     assert _relative(results[True][1], results[False][1]) < 1e-2  # adapt()'s Adam epsilon: see the module doc
 
 
