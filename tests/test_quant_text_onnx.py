@@ -56,6 +56,9 @@ def test_the_int8_graph_multiplies_in_integers_and_stays_close(student, tmp_path
     int8 = to_integer_text_model(student, tmp_path / "s.int8.onnx")
     assert isinstance(int8, IntegerTextModel) and int8.integer_arithmetic and "MatMulInteger" in int8.integer_ops
     assert int8.backend.startswith("onnxruntime-int8-dynamic") and "dynamic int8" in int8.scheme
+    from fewshot_kd.quant.cpu_features import x86_without_vnni
+
+    assert ("7-bit range" in int8.scheme) == x86_without_vnni()  # the default reduce_range, said plainly
     assert int8.op_counts.get("Gemm", 0) == 0  # every weight product is integer; float MatMuls are attention's
     assert int8.op_counts.get("MatMul", 0) == 2 * 2  # q·kᵀ and attention·v, in each of the 2 layers
     agreement = logit_agreement(student, int8, texts(24))

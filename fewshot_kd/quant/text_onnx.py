@@ -254,8 +254,11 @@ def to_integer_text_model(
                              weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
     finally:
         root_logger.setLevel(level)
-    return IntegerTextModel(path, float_path, getattr(model, "tokenizer", None), getattr(model, "max_length", 128),
-                            num_threads)
+    integer = IntegerTextModel(path, float_path, getattr(model, "tokenizer", None), getattr(model, "max_length", 128),
+                               num_threads)
+    if reduce_range:
+        integer.scheme = SCHEME + "; weights kept in the 7-bit range (reduce_range, for x86 CPUs without VNNI)"
+    return integer
 
 
 def logit_agreement(model: nn.Module, onnx_model: Callable[[Any], torch.Tensor], inputs: Any) -> dict[str, float]:
