@@ -38,17 +38,23 @@ def test_the_qa_suite_and_task_file_parse():
         qa_options("hinton_kd", {"epochs": 3})
 
 
-def test_a_qa_method_target_option_overrides_the_task_target(tmp_path):
-    options = qa_options("adapt@spread", {"steps": 2, "target": {"layers": [0, 2]}})
-    assert options.target_for({"bits": 8, "layers": "last 3"}) == {"bits": 8, "layers": [0, 2]}
-    with pytest.raises(FewShotKDError, match="target must map"):
-        qa_options("adapt", {"target": "every other"})
+def _tiny_teacher():
+    """A random 4-layer BERT QA model on MiniLM's tokenizer, seeded."""
     tokenizer = load_tokenizer()
     torch.manual_seed(0)
     teacher = qa_model_from_config(tiny_bert_config(len(tokenizer), tokenizer.pad_token_id, hidden_size=32,
                                                     num_layers=4, num_heads=2, intermediate_size=64,
                                                     max_position_embeddings=64)).eval()
     teacher.tokenizer = tokenizer
+    return teacher
+
+
+def test_a_qa_method_target_option_overrides_the_task_target(tmp_path):
+    options = qa_options("adapt@spread", {"steps": 2, "target": {"layers": [0, 2]}})
+    assert options.target_for({"bits": 8, "layers": "last 3"}) == {"bits": 8, "layers": [0, 2]}
+    with pytest.raises(FewShotKDError, match="target must map"):
+        qa_options("adapt", {"target": "every other"})
+    teacher = _tiny_teacher()
     result = get_qa_method("truncated_shots@spread")(QAMethodInput(
         teacher, toy_qa_splits(), 2, 0, {"macs": None, "bits": 8, "layers": "last 3"}, tmp_path,
         {**POLICY, "target": {"layers": [0, 2]}}))
@@ -57,12 +63,7 @@ def test_a_qa_method_target_option_overrides_the_task_target(tmp_path):
 
 @pytest.mark.slow  # five adapt() runs, about 15 s on one free core
 def test_every_qa_method_runs_and_its_records_aggregate(tmp_path):
-    tokenizer = load_tokenizer()
-    torch.manual_seed(0)
-    teacher = qa_model_from_config(tiny_bert_config(len(tokenizer), tokenizer.pad_token_id, hidden_size=32,
-                                                    num_layers=4, num_heads=2, intermediate_size=64,
-                                                    max_position_embeddings=64)).eval()
-    teacher.tokenizer = tokenizer
+    teacher = _tiny_teacher()
     questions = toy_qa_splits()
     reference = teacher_reference(teacher, questions, QAPolicy(**POLICY))
     assert reference["split"] == "test" and reference["questions"] == 4 and 0 <= reference["f1"] <= 100
