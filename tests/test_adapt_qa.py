@@ -96,6 +96,28 @@ def test_the_span_bank_rows_give_the_span_objective(qa_teacher, questions):
     assert torch.allclose(loss, expected, atol=1e-5)
 
 
+def test_the_span_bank_carries_the_teacher_hidden_states_it_is_asked_for(qa_teacher, questions):
+    features = qa_features(qa_teacher.tokenizer, list(questions.train)[:3], 48, 16)
+    assert SpanBank.build(qa_teacher, features).batch(torch.arange(2))[3] == []
+    bank = SpanBank.build(qa_teacher, features, layers=["bert.encoder.layer.1", "bert.encoder.layer.3"])
+    inputs, _, _, hidden = bank.batch(torch.arange(2))
+    states = qa_teacher(**inputs, output_hidden_states=True).hidden_states  # [embeddings, layer 0, ...]
+    assert len(hidden) == 2 and hidden[0].shape == (2, 48, 32)
+    assert torch.allclose(hidden[0], states[2]) and torch.allclose(hidden[1], states[4])
+
+
+def test_hidden_state_hints_pair_each_kept_layer_with_the_teacher_layer_it_stands_for(qa_teacher, questions):
+    runs = {weight: adapt(qa_teacher, shots=4, data=questions, target={"bits": 8, "layers": [0, 2]},
+                          policy={**POLICY, "feature_weight": weight, "qat_steps": 2}, progress=False)
+            for weight in (0.0, 1.0)}
+    assert runs[0.0].report["decisions"]["hinted_layers"] == []
+    assert runs[1.0].report["decisions"]["hinted_layers"] == [["bert.encoder.layer.1", "bert.encoder.layer.0"],
+                                                              ["bert.encoder.layer.3", "bert.encoder.layer.1"]]
+    plain, hinted = ([h["loss"] - h["kd"] for h in runs[w].history] for w in (0.0, 1.0))  # the weighted hint
+    assert len(hinted) == 6 and all(h > 1e-6 for h in hinted)  # every step, the QAT ones too
+    assert all(abs(h) < 1e-6 for h in plain)
+
+
 def test_bad_qa_inputs_raise_clear_errors(qa_teacher, questions, teacher):
     with pytest.raises(NotEnoughExamplesError, match="questions asked"):
         adapt(qa_teacher, shots=10**4, data=questions, policy=POLICY, progress=False)
@@ -113,6 +135,8 @@ def test_bad_qa_inputs_raise_clear_errors(qa_teacher, questions, teacher):
         adapt(qa_teacher, shots=2, data=questions, policy={"doc_stride": 48, "max_length": 48}, progress=False)
     with pytest.raises(Exception, match="unknown keys"):
         adapt(qa_teacher, shots=2, data=questions, policy={"views_per_shot": 2}, progress=False)
+    with pytest.raises(BadInputError, match="feature_weight must be a number >= 0"):
+        adapt(qa_teacher, shots=2, data=questions, policy={"feature_weight": -1.0}, progress=False)
 
 
 def test_a_given_student_given_unlabelled_questions_and_a_given_evaluation_set(qa_teacher, questions):

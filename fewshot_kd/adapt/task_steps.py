@@ -79,17 +79,20 @@ class TaskSteps:
         given(student)
         return student.to(self.device), {"derived_from_teacher": False}, False
 
-    def distill(self, student: nn.Module, bank, qat: bool = False) -> list[dict]:
-        """The distillation steps (``qat``: the quantization-aware ones, at their own lr and seed + 1)."""
+    def distill(self, student: nn.Module, bank, qat: bool = False, layers: list[str] = ()) -> list[dict]:
+        """The distillation steps (``qat``: the quantization-aware ones, at their own lr and seed + 1);
+        ``layers``: the viewed student's layers hinted by the bank's teacher features at the policy's
+        ``feature_weight`` (none: logits only)."""
         p = self.policy
         steps, lr, seed = (p.qat_steps, p.qat_lr, self.seed + 1) if qat else (p.steps, p.lr, self.seed)
         description = f"QAT int{self.target.bits}" if qat else f"distilling {self.label}"
-        return distill_(self.view(student), bank, [], steps=steps, lr=lr, weight_decay=p.weight_decay,
-                        batch_size=p.batch_size, temperature=p.temperature, alpha=p.alpha, feature_weight=0.0,
-                        seed=seed, progress=self.progress, description=description)
+        feature_weight = getattr(p, "feature_weight", 0.0) if layers else 0.0
+        return distill_(self.view(student), bank, list(layers), steps=steps, lr=lr, weight_decay=p.weight_decay,
+                        batch_size=p.batch_size, temperature=p.temperature, alpha=p.alpha,
+                        feature_weight=feature_weight, seed=seed, progress=self.progress, description=description)
 
     def export(self, student: nn.Module, bank, work: Path, quantize_: Callable, export: Callable,
-               dequantized_: Callable = lambda model: None) -> tuple[Path, int, list[dict]]:
+               dequantized_: Callable = lambda model: None, layers: list[str] = ()) -> tuple[Path, int, list[dict]]:
         """``(weights, bytes, qat_history)``: at ``target.bits``, ``quantize_`` the student, run the QAT
         steps, ``export`` it packed and dequantize it (then ``dequantized_``); else export it fp32."""
         history: list[dict] = []
@@ -99,7 +102,7 @@ class TaskSteps:
 
             quantize_(student, bits)
             if self.policy.qat_steps:
-                history = self.distill(student, bank, qat=True)
+                history = self.distill(student, bank, qat=True, layers=layers)
             artifact, artifact_bytes = export(student, bits, work)
             dequantize_model_(student)
             dequantized_(student)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from fewshot_kd.distill.hooks import FeatureCapture
 from fewshot_kd.distill.qa_objective import MASKED
 from fewshot_kd.models.qa_features import QAFeatures
 
@@ -54,21 +55,37 @@ def teacher_span_rows(teacher: nn.Module, inputs: dict, batch_size: int = 32) ->
     return torch.cat(out)
 
 
+@torch.no_grad()
+def teacher_hidden_states(teacher: nn.Module, layers: list[str], inputs: dict) -> list[torch.Tensor]:
+    """The frozen teacher's hidden states ``[B, L, H]`` at its encoder ``layers`` on ``inputs``."""
+    teacher.eval()
+    with FeatureCapture(teacher, list(layers), detach=True) as capture:
+        teacher(**inputs)
+        return [capture.outputs[name].float() for name in layers]
+
+
 @dataclass
 class SpanBank:
     """Windows ``inputs`` (``[N, L]`` tensors by name), gold ``starts`` / ``ends`` ``[N]``
-    (``UNLABELLED`` for unlabelled questions) and the teacher's cached rows ``[N, 2, L]``."""
+    (``UNLABELLED`` for unlabelled questions) and the teacher's cached rows ``[N, 2, L]``.
+    With ``teacher`` and ``layers`` set, :meth:`batch` also hands out the teacher's hidden
+    states at ``layers`` (run per batch, not cached: ``[N, L, H]`` per layer is too large)."""
 
     inputs: dict
     starts: torch.Tensor
     ends: torch.Tensor
     teacher_logits: torch.Tensor
+    teacher: nn.Module | None = None
+    layers: tuple[str, ...] = ()
 
     @classmethod
-    def build(cls, teacher: nn.Module, features: QAFeatures, device: torch.device | None = None) -> "SpanBank":
+    def build(cls, teacher: nn.Module, features: QAFeatures, device: torch.device | None = None,
+              layers: list[str] | tuple[str, ...] = ()) -> "SpanBank":
+        """The bank of ``features``' windows; ``layers``: teacher layers whose hidden states
+        every batch carries (none: logits only)."""
         inputs = {name: tensor.to(device) for name, tensor in features.inputs.items()}
         return cls(inputs, features.start_positions.to(device), features.end_positions.to(device),
-                   teacher_span_rows(teacher, inputs))
+                   teacher_span_rows(teacher, inputs), teacher if layers else None, tuple(layers))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -76,5 +93,6 @@ class SpanBank:
     def batch(self, index: torch.Tensor):
         inputs = {name: tensor[index] for name, tensor in self.inputs.items()}
         teacher = self.teacher_logits[index]
+        hidden = teacher_hidden_states(self.teacher, list(self.layers), inputs) if self.teacher is not None else []
         return (inputs, torch.cat([self.starts[index], self.ends[index]]),
-                torch.cat([teacher[:, 0], teacher[:, 1]]), [])
+                torch.cat([teacher[:, 0], teacher[:, 1]]), hidden)

@@ -39,6 +39,17 @@ def _derive(teacher: nn.Module, target: Target, example: dict) -> tuple[nn.Modul
     return derive_qa_student(teacher, target, {k: v.cpu() for k, v in example.items()})
 
 
+def hinted_layers(teacher: nn.Module, student: nn.Module, policy: QAPolicy) -> list[tuple[str, str]]:
+    """``(teacher layer, student layer)`` encoder pairs whose hidden states the policy distils: each
+    student layer with the teacher layer it stands for (uniform map; a linear adaptor where widths
+    differ); none at ``feature_weight=0``."""
+    if policy.feature_weight <= 0:
+        return []
+    from fewshot_kd.distill import map_layers
+
+    return map_layers(teacher, student, "uniform")
+
+
 def _scores(model: nn.Module, tokenizer, questions, policy: QAPolicy) -> dict:
     s = squad_evaluation(model, tokenizer, questions, policy.max_length, policy.doc_stride, policy.allow_no_answer)
     return {k: v for k, v in s.items() if k not in ("max_length", "doc_stride", "num_questions")}
@@ -70,14 +81,17 @@ def adapt_qa(teacher: nn.Module, student=None, shots: int = 128, data=None, targ
     example = features.batch(slice(0, 1))
     student, decisions, derived = steps.student(student, _derive, example, _given_student(teacher))
     derive_seconds = steps.lap()
-    bank = SpanBank.build(teacher, features, device)
+    pairs = hinted_layers(teacher, student, policy)
+    bank = SpanBank.build(teacher, features, device, [t for t, _ in pairs])
+    hinted = [f"qa.{s}" for _, s in pairs]  # inside the SpanLogits view of the student
     cache_seconds = steps.lap()
-    history = steps.distill(student, bank)
+    history = steps.distill(student, bank, layers=hinted)
     distill_seconds = steps.lap()
     with tempfile.TemporaryDirectory(prefix="fewshot_kd-adapt-qa-") as tmp:
         work = Path(tmp)
         artifact, artifact_bytes, qat_history = steps.export(
-            student, bank, work, quantize_qa_, lambda model, bits, out: export_qa_student(model, tokenizer, bits, out))
+            student, bank, work, quantize_qa_, lambda model, bits, out: export_qa_student(model, tokenizer, bits, out),
+            layers=hinted)
         history += qat_history
         quantize_seconds, adapt_seconds = steps.lap(), steps.elapsed()
         steps.check_budget(artifact_bytes)
@@ -92,7 +106,7 @@ def adapt_qa(teacher: nn.Module, student=None, shots: int = 128, data=None, targ
             squad={"split": split_name, "questions": len(evaluated), "articles": len(evaluated.titles),
                    "max_length": policy.max_length, "doc_stride": policy.doc_stride, **scores,
                    "f1_gap": scores["teacher"]["f1"] - scores["student"]["f1"]},
-            decisions=decisions,
+            decisions={**decisions, "hinted_layers": [list(p) for p in pairs]},
             stages={"derive_seconds": derive_seconds, "windows": len(bank), "teacher_cache_seconds": cache_seconds,
                     "distill_seconds": distill_seconds, "quantize_seconds": quantize_seconds,
                     "qat_steps": policy.qat_steps if target.bits else None},

@@ -17,7 +17,10 @@ class QAPolicy(ParsedPolicy):
     ``max_length`` tokens overlapping by ``doc_stride``. Distillation: ``steps`` Adam steps at
     ``lr`` (cosine) on batches of ``batch_size`` windows, loss ``alpha * T^2 * KL + (1 - alpha)
     * CE`` on the start and end distributions (``alpha=0``: cross-entropy on the shots alone;
-    unlabelled questions add the KL term only). ``qat_steps`` quantization-aware steps at
+    unlabelled questions add the KL term only), plus ``feature_weight`` x the mean squared error
+    between each student encoder layer's hidden states and those of the teacher layer it stands
+    for (uniform map: with 3 of 6 layers kept, student layer j matches teacher layer 2j + 1;
+    TinyBERT's hidden-state loss; 0 turns it off). ``qat_steps`` quantization-aware steps at
     ``qat_lr`` after the weights are quantized (0: post-training quantization). Evaluation:
     exact match and F1 on a fixed subset of ``eval_questions`` questions of the test split
     (``None``: all of it); ``allow_no_answer`` decodes ``squad_v2``-style empty answers."""
@@ -31,6 +34,7 @@ class QAPolicy(ParsedPolicy):
     weight_decay: float = 0.0
     temperature: float = 2.0
     alpha: float = 0.5
+    feature_weight: float = 0.0
     qat_steps: int = 0
     qat_lr: float = 1e-5
     eval_questions: int | None = 500
@@ -39,7 +43,7 @@ class QAPolicy(ParsedPolicy):
 
     def __post_init__(self) -> None:
         self.check_whole_numbers(("max_length", "doc_stride", "steps", "batch_size", "qat_steps"))
-        self.check_numbers(("lr", "weight_decay", "temperature", "alpha", "qat_lr"))
+        self.check_numbers(("lr", "weight_decay", "temperature", "alpha", "feature_weight", "qat_lr"))
         if self.batch_size < 1 or self.temperature <= 0 or self.alpha > 1:
             raise BadInputError("QA policy needs batch_size >= 1, temperature > 0 and alpha <= 1")
         if not 0 < self.doc_stride < self.max_length:
