@@ -52,6 +52,8 @@ def _qa_label(cell: dict) -> str:
     layers = notes["target"]["layers"]
     kept = layers if isinstance(layers, str) else "layers " + ", ".join(map(str, layers))
     training = _QA_TRAINING[cell["method"].partition("@")[0]].format(unlabelled=notes["unlabelled_questions"])
+    hints = notes["policy"].get("feature_weight", 0.0)  # cells made before hints existed have none
+    training += f" + hidden-state hints (weight {hints:g})" if hints else ""
     return f"{kept}; {training}; {notes['policy']['steps']} steps"
 
 
