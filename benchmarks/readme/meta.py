@@ -81,12 +81,13 @@ now saw AG News, so `python -m benchmarks.run --suite meta_text` no longer holds
 held-out proof below does, with CR as its text family."""
 
 
-def _launch(command: str) -> str:
-    """How the shipped run was launched, where ``policy.json`` predates recording the launcher."""
-    if command.startswith("torchrun"):
-        return ""
-    return ("; it was launched with `torchrun --nproc_per_node=2` in place of `python`, one process a core, each "
-            "taking half of every meta-batch (the file was written before policy.json recorded the launcher)")
+def _machine(info: dict) -> str:
+    """Where the shipped run ran, from ``policy.json``'s environment and launcher."""
+    env = info["environment"]
+    processes = "one process" if not info["command"].startswith("torchrun") else "torchrun, one process a core"
+    threads = env.get("torch_threads", 1)
+    return (f"on {env['cpu_count']} cores of an {env['cpu_model']} ({processes}, {threads} "
+            f"thread{'s' if threads != 1 else ''} each)")
 
 
 def meta_shipped() -> str:
@@ -115,7 +116,7 @@ meta-trained from a clean commit on {len(families)} families ({", ".join(familie
 {info["command"]}
 ```
 
-(its `--out` folder then copied into `fewshot_kd/policies/meta_default/`) in {info["seconds"] / 60:.1f} minutes on 2 CPU cores ({steps} meta-steps of {info["config"]["meta_batch"]} episodes){_launch(info["command"])}. Meta-validation scored best at meta-step
+(its `--out` folder then copied into `fewshot_kd/policies/meta_default/`) in {info["seconds"] / 60:.1f} minutes {_machine(info)}: {steps} meta-steps of {info["config"]["meta_batch"]} episodes. Meta-validation scored best at meta-step
 {val["best_step"]} of {steps}, and that policy is the one shipped. `policy.json` holds the command, config, families,
 classes, machine and history. Against the hand-set policy on the meta-validation families (derived student at
 0.5 MACs, int8, same shots and seeds; [table](benchmarks/results/meta_shipped/results.md)):
