@@ -84,10 +84,11 @@ held-out proof below does, with CR as its text family."""
 def _machine(info: dict) -> str:
     """Where the shipped run ran, from ``policy.json``'s environment and launcher."""
     env = info["environment"]
-    processes = "one process" if not info["command"].startswith("torchrun") else "torchrun, one process a core"
     threads = env.get("torch_threads", 1)
-    return (f"on {env['cpu_count']} cores of an {env['cpu_model']} ({processes}, {threads} "
-            f"thread{'s' if threads != 1 else ''} each)")
+    threads = f"{threads} thread{'s' if threads != 1 else ''}"
+    launch = (f"torchrun, one process a core, {threads} each" if info["command"].startswith("torchrun")
+              else f"one process, {threads}")
+    return f"on {env['cpu_count']} cores of an {env['cpu_model']} ({launch})"
 
 
 def meta_shipped() -> str:
