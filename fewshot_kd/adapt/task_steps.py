@@ -86,10 +86,10 @@ class TaskSteps:
         p = self.policy
         steps, lr, seed = (p.qat_steps, p.qat_lr, self.seed + 1) if qat else (p.steps, p.lr, self.seed)
         description = f"QAT int{self.target.bits}" if qat else f"distilling {self.label}"
-        feature_weight = getattr(p, "feature_weight", 0.0) if layers else 0.0
         return distill_(self.view(student), bank, list(layers), steps=steps, lr=lr, weight_decay=p.weight_decay,
                         batch_size=p.batch_size, temperature=p.temperature, alpha=p.alpha,
-                        feature_weight=feature_weight, seed=seed, progress=self.progress, description=description)
+                        feature_weight=getattr(p, "feature_weight", 0.0),  # distill_ hints nothing without layers
+                        seed=seed, progress=self.progress, description=description)
 
     def export(self, student: nn.Module, bank, work: Path, quantize_: Callable, export: Callable,
                dequantized_: Callable = lambda model: None, layers: list[str] = ()) -> tuple[Path, int, list[dict]]:

@@ -18,6 +18,7 @@ from fewshot_kd.adapt.qa.policy import QAPolicy
 from fewshot_kd.adapt.qa.report import QAAdaptResult, QAReport
 from fewshot_kd.adapt.target import Target
 from fewshot_kd.adapt.task_steps import TaskSteps, check_classifier_only, check_reach
+from fewshot_kd.distill import map_layers
 from fewshot_kd.distill.qa_bank import SpanBank, SpanLogits
 from fewshot_kd.errors import BadInputError, FewShotKDError
 from fewshot_kd.measure.squad_eval import squad_evaluation
@@ -43,11 +44,7 @@ def hinted_layers(teacher: nn.Module, student: nn.Module, policy: QAPolicy) -> l
     """``(teacher layer, student layer)`` encoder pairs whose hidden states the policy distils: each
     student layer with the teacher layer it stands for (uniform map; a linear adaptor where widths
     differ); none at ``feature_weight=0``."""
-    if policy.feature_weight <= 0:
-        return []
-    from fewshot_kd.distill import map_layers
-
-    return map_layers(teacher, student, "uniform")
+    return map_layers(teacher, student, "uniform") if policy.feature_weight > 0 else []
 
 
 def _scores(model: nn.Module, tokenizer, questions, policy: QAPolicy) -> dict:
