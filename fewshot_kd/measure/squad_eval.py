@@ -18,16 +18,23 @@ from fewshot_kd.models.qa_predict import predict_answers
 EVAL_SEED = 0
 
 
-def evaluation_questions(split, count: int | None):
-    """The fixed evaluation subset of ``split`` (a ``QADataset``): ``count`` questions drawn by
-    a permutation seeded with :data:`EVAL_SEED`, in their original order; all of it for ``None``
-    or a count of at least its size."""
-    if count is None or count >= len(split):
-        return split
+def evaluation_indices(size: int, count: int | None) -> torch.Tensor:
+    """The rows, in increasing order, of the fixed evaluation subset of ``count`` among ``size``
+    questions: the first ``count`` of a permutation seeded with :data:`EVAL_SEED` (every row for
+    ``None`` or a count of at least ``size``)."""
+    if count is None or count >= size:
+        return torch.arange(size)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise BadInputError(f"the evaluation subset needs a whole number of questions >= 1, got {count!r}")
-    chosen = torch.randperm(len(split), generator=torch.Generator().manual_seed(EVAL_SEED))[:count]
-    return split.subset(chosen.sort().values, f"{split.name}[eval {count}]")
+    return torch.randperm(size, generator=torch.Generator().manual_seed(EVAL_SEED))[:count].sort().values
+
+
+def evaluation_questions(split, count: int | None):
+    """The fixed evaluation subset of ``split`` (a ``QADataset``): :func:`evaluation_indices`,
+    in their original order; all of it for ``None`` or a count of at least its size."""
+    if count is None or count >= len(split):
+        return split
+    return split.subset(evaluation_indices(len(split), count), f"{split.name}[eval {count}]")
 
 
 def squad_evaluation(model: nn.Module, tokenizer: Any, examples, max_length: int, doc_stride: int,

@@ -19,7 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from fewshot_kd.errors import UnsupportedLayerError
 from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_weight
+from fewshot_kd.models._text_layers import block_names, encoder_layers
 
 LAYER_FEATURES = 12
 TASK_FEATURES = 5
@@ -235,7 +237,7 @@ def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[s
     total_macs = max(sum(macs.values()), 1)
     total_params = max(sum(modules[n].weight.numel() for n in layers), 1)
     roots = {g.layer: i for i, g in enumerate(groups)}
-    sample = sample_inputs[:max_examples] if isinstance(sample_inputs, torch.Tensor) else list(sample_inputs)[:max_examples]
+    sample = first_examples(sample_inputs, max_examples)
     prune_sens, quant_sens = _sensitivities(model, layers, groups, sample, structure.scores or None)
     prune_sens, quant_sens = _squash(prune_sens), _squash(quant_sens)
     rows = []
@@ -275,13 +277,31 @@ def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[s
     )
 
 
+def first_examples(inputs, count: int):
+    """The first ``count`` examples of a batch: a tensor, a list of sentences, or a dict of
+    ``[N, L]`` tensors (question windows)."""
+    if isinstance(inputs, dict):
+        return {name: tensor[:count] for name, tensor in inputs.items()}
+    return inputs[:count] if isinstance(inputs, torch.Tensor) else list(inputs)[:count]
+
+
+def has_encoder_blocks(model: nn.Module) -> bool:
+    """Whether ``model.encoder`` holds BERT-family transformer blocks (a text classifier, or a QA
+    model's span rows in :mod:`fewshot_kd.meta.span_episodes`)."""
+    if getattr(model, "encoder", None) is None:
+        return False
+    try:
+        encoder_layers(model.encoder)
+    except UnsupportedLayerError:
+        return False
+    return True
+
+
 def block_rows(model: nn.Module, layers: list[str]) -> list[list[int]]:
     """Per transformer block of a text model's encoder, the indices in ``layers`` of the
     Conv2d / Linear layers inside it; ``[]`` for a model without such blocks."""
-    if not (hasattr(model, "tokenize") and hasattr(model, "encoder")):
+    if not has_encoder_blocks(model):
         return []
-    from fewshot_kd.models._text_layers import block_names
-
     return [[i for i, name in enumerate(layers) if name.startswith(prefix + ".")] for prefix in block_names(model)]
 
 
@@ -290,7 +310,6 @@ def _block_features(model: nn.Module, inputs) -> torch.Tensor:
     """Per transformer block: depth in [0, 1] and the squashed KL to the full model's outputs
     when that block alone is skipped."""
     from fewshot_kd.meta.layer_choice import gated_blocks
-    from fewshot_kd.models._text_layers import encoder_layers
 
     blocks = list(encoder_layers(model.encoder))
     reference = model(inputs)

