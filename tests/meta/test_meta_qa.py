@@ -97,3 +97,51 @@ def test_span_rows_cross_entropy_is_the_mean_of_the_start_and_end_terms(family):
 def test_language_model_families_get_a_clear_error():
     with pytest.raises(FewShotKDError, match="no causal-LM episodes"):
         load_family("tinyshakespeare-gpt2", ways=5)
+
+
+def _adapted(teacher, policy, layers, tmp_path):
+    from fewshot_kd import adapt
+
+    return adapt(teacher, shots=4, data=toy_qa_splits(), target={"macs": None, "bits": 8, "layers": layers},
+                 policy=policy, export_dir=tmp_path, progress=False)
+
+
+def test_a_meta_policy_chooses_the_qa_students_layers_and_distillation(family, tmp_path):
+    from fewshot_kd.meta.meta_policy import MetaPolicy
+
+    torch.manual_seed(0)
+    meta = MetaPolicy(PolicyNet(hidden=8))
+    meta.save(tmp_path / "meta")
+    result = _adapted(family.teacher, {"meta_policy": str(tmp_path / "meta"), "max_length": 48, "doc_stride": 16,
+                                       "steps": 10, "eval_questions": 4}, 2, tmp_path / "out")
+    decided = result.report["decisions"]["meta_policy"]
+    assert len(decided["kept_layers"]) == 2 and decided["budget_macs"] == 0.5  # 2 of 4 layers, no MACs target
+    assert decided["kept_layers"] == [2, 3]  # an untrained block head: the depth prior keeps the last layers
+    assert result.report["decisions"]["kept_layers"] == decided["kept_layers"]
+    assert len(result.student.bert.encoder.layer) == 2
+    policy = result.report["policy"]
+    assert (policy["temperature"], policy["alpha"], policy["steps"]) == (decided["temperature"], decided["alpha"],
+                                                                         decided["steps"])
+    assert 1 <= decided["steps"] <= 10 and len(result.history) == decided["steps"]
+
+
+def test_named_layers_stay_as_given_under_a_meta_policy(family, tmp_path):
+    from fewshot_kd.adapt.qa.api import meta_and_base
+    from fewshot_kd.adapt.qa.policy import QAPolicy
+    from fewshot_kd.meta.meta_policy import MetaPolicy
+
+    meta = MetaPolicy(PolicyNet(hidden=8))
+    assert meta_and_base(meta) == (meta, QAPolicy())  # a MetaPolicy object decides on the hand-set QAPolicy
+    meta.save(tmp_path / "meta")
+    result = _adapted(family.teacher, {"meta_policy": str(tmp_path / "meta"), "max_length": 48, "doc_stride": 16,
+                                       "steps": 2, "eval_questions": 4}, [0, 2], tmp_path / "out")
+    assert result.report["decisions"]["meta_policy"]["kept_layers"] == [0, 2]
+    assert result.report["decisions"]["kept_layers"] == [0, 2]
+
+
+def test_a_meta_policy_that_is_not_a_folder_name_is_refused():
+    from fewshot_kd.adapt.qa.policy import QAPolicy
+    from fewshot_kd.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="meta_policy must be the folder"):
+        QAPolicy(meta_policy=3)

@@ -47,6 +47,19 @@ def hinted_layers(teacher: nn.Module, student: nn.Module, policy: QAPolicy) -> l
     return map_layers(teacher, student, "uniform") if policy.feature_weight > 0 else []
 
 
+def meta_and_base(policy) -> tuple[object | None, QAPolicy]:
+    """``(meta-learned policy or None, QAPolicy)`` from a :class:`QAPolicy`, a dict of its fields
+    (``meta_policy`` names a meta-learned policy's folder) or a ``MetaPolicy`` (on the hand-set QAPolicy)."""
+    from fewshot_kd.meta.meta_policy import MetaPolicy
+
+    if isinstance(policy, MetaPolicy):
+        return policy, QAPolicy()
+    policy = QAPolicy.parse(policy)
+    if policy.meta_policy is None:
+        return None, policy
+    return MetaPolicy.load(policy.meta_policy), policy
+
+
 def _scores(model: nn.Module, tokenizer, questions, policy: QAPolicy) -> dict:
     s = squad_evaluation(model, tokenizer, questions, policy.max_length, policy.doc_stride, policy.allow_no_answer)
     return {k: v for k, v in s.items() if k not in ("max_length", "doc_stride", "num_questions")}
@@ -58,7 +71,8 @@ def adapt_qa(teacher: nn.Module, student=None, shots: int = 128, data=None, targ
     """Compress the extractive QA ``teacher`` from ``shots`` labelled questions of ``data``'s
     train split (plus ``unlabelled``: a count of further train questions, or QAExamples; the
     teacher's start / end distributions only). See :func:`fewshot_kd.adapt` for the shared
-    arguments; ``policy`` is a :class:`QAPolicy` or a dict of its fields, ``eval_data`` a split
+    arguments; ``policy`` is a :class:`QAPolicy`, a dict of its fields or a
+    :class:`~fewshot_kd.meta.MetaPolicy` (on the hand-set QAPolicy), ``eval_data`` a split
     name or a ``QADataset`` (default: the test split's fixed subset of ``policy.eval_questions``).
     ``integer`` and ``teachers`` are for classifiers and raise here."""
     if not is_qa_model(teacher):
@@ -66,15 +80,22 @@ def adapt_qa(teacher: nn.Module, student=None, shots: int = 128, data=None, targ
                             f"the 'squad-minilm' recipe), got {type(teacher).__name__}")
     check_classifier_only(integer, teachers, "a QA student")
     splits, tokenizer = resolve_questions(data, data_root), resolve_qa_tokenizer(teacher)
-    policy, target = QAPolicy.parse(policy), Target.parse(target)
+    meta, policy = meta_and_base(policy)
+    target = Target.parse(target)
     check_reach(getattr(teacher.config, "max_position_embeddings", None), {"max_length": policy.max_length})
     labelled, extra = shot_and_unlabelled_questions(splits, shots, unlabelled, seed)
     split_name, evaluated = evaluated_questions(splits, eval_data, policy.eval_questions)
-    steps = TaskSteps(teacher, device, policy, target, seed, progress, SpanLogits, "QA")
-    teacher, device = steps.teacher, steps.device
     questions = list(labelled) + ([] if extra is None else list(extra))
     features = qa_features(tokenizer, questions, policy.max_length, policy.doc_stride)
     shot_windows = int((features.example_index < len(labelled)).sum())
+    meta_info = None
+    if meta is not None:
+        from fewshot_kd.meta.qa_decide import decide_qa
+
+        policy, target, meta_info = decide_qa(meta, teacher, features.batch(slice(0, shot_windows)), len(labelled),
+                                              target, policy)
+    steps = TaskSteps(teacher, device, policy, target, seed, progress, SpanLogits, "QA")
+    teacher, device = steps.teacher, steps.device
     example = features.batch(slice(0, 1))
     student, decisions, derived = steps.student(student, _derive, example, _given_student(teacher))
     derive_seconds = steps.lap()
@@ -103,7 +124,8 @@ def adapt_qa(teacher: nn.Module, student=None, shots: int = 128, data=None, targ
             squad={"split": split_name, "questions": len(evaluated), "articles": len(evaluated.titles),
                    "max_length": policy.max_length, "doc_stride": policy.doc_stride, **scores,
                    "f1_gap": scores["teacher"]["f1"] - scores["student"]["f1"]},
-            decisions={**decisions, "hinted_layers": [list(p) for p in pairs]},
+            decisions={**decisions, "hinted_layers": [list(p) for p in pairs],
+                       **({"meta_policy": meta_info} if meta_info is not None else {})},
             stages={"derive_seconds": derive_seconds, "windows": len(bank), "teacher_cache_seconds": cache_seconds,
                     "distill_seconds": distill_seconds, "quantize_seconds": quantize_seconds,
                     "qat_steps": policy.qat_steps if target.bits else None},

@@ -23,7 +23,9 @@ class QAPolicy(ParsedPolicy):
     TinyBERT's hidden-state loss; 0 turns it off). ``qat_steps`` quantization-aware steps at
     ``qat_lr`` after the weights are quantized (0: post-training quantization). Evaluation:
     exact match and F1 on a fixed subset of ``eval_questions`` questions of the test split
-    (``None``: all of it); ``allow_no_answer`` decodes ``squad_v2``-style empty answers."""
+    (``None``: all of it); ``allow_no_answer`` decodes ``squad_v2``-style empty answers.
+    ``meta_policy``: the folder of a meta-learned policy trained on QA episodes; it decides the
+    kept encoder layers, temperature, alpha, lr and steps (:mod:`fewshot_kd.meta.qa_decide`)."""
 
     LABEL, TASK, ONE = "QA policy", "extractive question answering", "a QAPolicy"
     max_length: int = 192
@@ -39,6 +41,7 @@ class QAPolicy(ParsedPolicy):
     qat_lr: float = 1e-5
     eval_questions: int | None = 500
     allow_no_answer: bool = False
+    meta_policy: str | None = None
     version: int = QA_POLICY_VERSION
 
     def __post_init__(self) -> None:
@@ -53,3 +56,6 @@ class QAPolicy(ParsedPolicy):
             raise BadInputError(f"QA policy eval_questions must be a whole number >= 1 or None, got {count!r}")
         if not isinstance(self.allow_no_answer, bool):
             raise BadInputError(f"QA policy allow_no_answer must be true or false, got {self.allow_no_answer!r}")
+        if self.meta_policy is not None and not isinstance(self.meta_policy, str):
+            raise BadInputError(f"QA policy meta_policy must be the folder of a meta-learned policy (a string), "
+                                f"got {self.meta_policy!r}")
