@@ -145,3 +145,19 @@ def test_a_meta_policy_that_is_not_a_folder_name_is_refused():
 
     with pytest.raises(BadInputError, match="meta_policy must be the folder"):
         QAPolicy(meta_policy=3)
+
+
+def test_the_qa_episode_benchmark_scores_fixed_recipes_and_the_policy_on_the_same_episodes(family):
+    from benchmarks.meta_qa_episodes import RECIPES, compare, render
+
+    episodes = [make_episode([family], 10**9, SPEC, seed=0)]
+    rows = compare(PolicyNet(hidden=8), episodes, InnerConfig(steps=2, order="first"), progress=lambda line: None)
+    assert set(rows) == set(RECIPES) | {"meta-learned"}
+    assert rows["hand-set, last 3"]["kept_layers"] == [[2, 3]]
+    assert rows["hand-set, layers 0, 2, 4"]["kept_layers"] == [[0, 2]]  # every other layer, 2 of 4 kept
+    assert rows["adapt@spread knobs (lr 3e-4), layers 0, 2, 4"]["inner_lr"] == [pytest.approx(3e-4)]
+    assert all(math.isfinite(v) for row in rows.values() for v in row["query_ce"])
+    text = render({"rows": rows, "command": "c", "environment": {}, "config": {
+        "policy": "p", "policy_command": "m", "episodes": 1, "shots": [4], "inner_steps": 2, "macs_range": [0.3, 0.5],
+        "bits": 8}})
+    assert "| meta-learned |" in text and "best fixed recipe" in text
