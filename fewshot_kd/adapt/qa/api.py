@@ -85,17 +85,18 @@ def adapt_qa(teacher: nn.Module, student=None, shots: int = 128, data=None, targ
     check_reach(getattr(teacher.config, "max_position_embeddings", None), {"max_length": policy.max_length})
     labelled, extra = shot_and_unlabelled_questions(splits, shots, unlabelled, seed)
     split_name, evaluated = evaluated_questions(splits, eval_data, policy.eval_questions)
+    steps = TaskSteps(teacher, device, policy, target, seed, progress, SpanLogits, "QA")
+    teacher, device = steps.teacher, steps.device
     questions = list(labelled) + ([] if extra is None else list(extra))
     features = qa_features(tokenizer, questions, policy.max_length, policy.doc_stride)
     shot_windows = int((features.example_index < len(labelled)).sum())
     meta_info = None
-    if meta is not None:
+    if meta is not None:  # the learned knobs and layers, decided on the labelled questions' windows
         from fewshot_kd.meta.qa_decide import decide_qa
 
         policy, target, meta_info = decide_qa(meta, teacher, features.batch(slice(0, shot_windows)), len(labelled),
                                               target, policy)
-    steps = TaskSteps(teacher, device, policy, target, seed, progress, SpanLogits, "QA")
-    teacher, device = steps.teacher, steps.device
+        steps.policy, steps.target = policy, target
     example = features.batch(slice(0, 1))
     student, decisions, derived = steps.student(student, _derive, example, _given_student(teacher))
     derive_seconds = steps.lap()
