@@ -12,8 +12,8 @@ LM_METHODS = {"adapt": "adapt(), K sequences + 200 unlabelled", "hinton_kd": "Hi
               "truncated": "every other block, untrained", "truncated_shots": "cross-entropy on the shots alone"}
 
 
-def _load(name: str) -> tuple[dict, dict[str, dict], str]:
-    """The suite's results, its summary rows by method and the commits that made them (clean only)."""
+def _load(name: str) -> tuple[dict, list[dict], str]:
+    """The suite's results, its summary rows and the commits that made them (clean only)."""
     path = RESULTS_DIR / name / "results.json"
     if not path.is_file():
         raise FewShotKDError(f"{path} is missing: run `python -m benchmarks.run --suite {name}`")
@@ -22,11 +22,12 @@ def _load(name: str) -> tuple[dict, dict[str, dict], str]:
         raise DirtyResults(f"{name}: refusing to render results from an uncommitted tree")
     commits = sorted({c["commit"][:12] for c in data["cells"]})  # the runs that made the cells, not every invocation
     made = f"from {commits_phrase(commits)} (clean tree)"
-    return data, {r["method"]: r for r in data["summary"]}, made
+    return data, list(data["summary"]), made
 
 
 def lm() -> str:
-    _, rows, made = _load("lm")
+    _, summary, made = _load("lm")
+    rows = {r["method"]: r for r in summary}
     table = [f"| {m} ({LM_METHODS[m]}) | {r['k']} | {pm(r['perplexity'], 3)} | "
              f"{r['ratio_to_teacher'][0]:.3f} | {r['test_ratio_to_teacher'][0]:.3f} | {r['within_target']}/{r['seeds']} | "
              f"{r['compression_bytes']:.2f} |" for m, r in rows.items() if m in LM_METHODS]
@@ -57,29 +58,48 @@ def _qa_label(cell: dict) -> str:
     return f"{kept}; {training}; {notes['policy']['steps']} steps"
 
 
+TARGET_K = 128
+"""The K of the issue's QA target (128 labelled questions)."""
+
+
+def _other_ks(students: list[dict]) -> str:
+    """Which rows were also run at K other than the target's."""
+    others = sorted({r["k"] for r in students} - {TARGET_K})
+    if not others:
+        return f"Only K={TARGET_K} was run"
+    parts = []
+    for k in others:
+        methods = ", ".join(f"`{r['method']}`" for r in students if r["k"] == k)
+        parts.append(f"K={k} for {methods}")
+    return f"Every row was run at K={TARGET_K}; also {'; '.join(parts)}"
+
+
 def qa() -> str:
-    data, rows, made = _load("qa")
-    teacher = rows["teacher"]
+    data, summary, made = _load("qa")
+    teacher = next(r for r in summary if r["method"] == "teacher")
     ref = next(iter(data["teacher_reference"].values()))
     first = {c["method"]: c for c in reversed(data["cells"])}
-    students = {m: r for m, r in rows.items() if m.partition("@")[0] in _QA_TRAINING}
-    table = [f"| `{m}` ({_qa_label(first[m])}) | {r['k']} | {r['seeds']} | {pm(r['exact_match'])} | {pm(r['f1'])} | "
-             f"{pm(r['f1_gap'])} | {r['within_target']}/{r['seeds']} | {r['compression_bytes']:.2f} | "
-             f"{r['compression_macs']:.2f} |" for m, r in students.items()]
-    adapt = rows["adapt"]
-    best = min(students, key=lambda m: students[m]["f1_gap"][0])
+    order = list(dict.fromkeys(r["method"] for r in summary))
+    students = sorted((r for r in summary if r["method"].partition("@")[0] in _QA_TRAINING),
+                      key=lambda r: (order.index(r["method"]), r["k"]))
+    table = [f"| `{r['method']}` ({_qa_label(first[r['method']])}) | {r['k']} | {r['seeds']} | {pm(r['exact_match'])} | "
+             f"{pm(r['f1'])} | {pm(r['f1_gap'])} | {r['within_target']}/{r['seeds']} | {r['compression_bytes']:.2f} | "
+             f"{r['compression_macs']:.2f} |" for r in students]
+    at_target = {r["method"]: r for r in students if r["k"] == TARGET_K}
+    adapt = at_target["adapt"]
+    best = min(at_target, key=lambda m: at_target[m]["f1_gap"][0])
     minutes = [c["wall_seconds"] / 60 for c in data["cells"] if "wall_seconds" in c]
-    single = [m for m, r in students.items() if r["seeds"] == 1]
+    single = [f"{r['method']}` at K={r['k']}" for r in students if r["seeds"] == 1]
     return (f"SQuAD v1.1 split by article, MiniLM-L6 QA teacher (`squad-minilm`: EM {teacher['exact_match'][0]:.1f}, "
             f"F1 {teacher['f1'][0]:.1f} on {ref['questions']} fixed questions of the {ref['articles']} evaluation "
             f"articles, windows of {ref['max_length']} tokens, stride {ref['doc_stride']}), 3-layer int8 students, "
             f"{made}; [table](benchmarks/results/qa/results.md):\n\n"
             "| method (layers kept; training; steps) | K | seeds | EM | F1 | teacher F1 − F1 | within 5 F1 | × bytes | × MACs |\n"
             "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(table) +
-            f"\n\nThe `adapt` row is {_qa_gap(adapt)}"
-            + (f" The closest row, `{best}`, is {_qa_gap(students[best])}" if best != "adapt" else "")
-            + f" {_qa_teacher_note(ref)} Only K={adapt['k']} was run ({min(minutes):.0f}-{max(minutes):.0f} minutes a "
-            f"cell here)" + (f", and {', '.join(f'`{m}`' for m in single)} with one seed" if single else "")
+            f"\n\nAt K={TARGET_K}, the `adapt` row is {_qa_gap(adapt)}"
+            + (f" The closest row, `{best}`, is {_qa_gap(at_target[best])}" if best != "adapt" else "")
+            + f" {_qa_teacher_note(ref)} {_other_ks(students)} ({min(minutes):.0f}-{max(minutes):.0f} minutes a "
+            f"cell here)" + (f", and {', '.join(f'`{m}' for m in single)} with one seed" if single else "")
             + "; the full grid is `python -m benchmarks.run --suite qa`.")
 
 
