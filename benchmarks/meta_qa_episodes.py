@@ -25,6 +25,7 @@ import torch
 
 from fewshot_kd.adapt.policy import HAND_SET_TEXT
 from fewshot_kd.adapt.qa.policy import QAPolicy
+from fewshot_kd.files import read_json
 from fewshot_kd.measure import environment_info
 from fewshot_kd.meta.config import MetaTrainConfig
 from fewshot_kd.meta.episodes import MetaEpisode, load_family, make_episode
@@ -90,28 +91,37 @@ def _pm(values: list[float], digits: int = 3) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
-def render(results: dict) -> str:
-    rows, config = results["rows"], results["config"]
+def table(results: dict) -> str:
+    """The recipes' query scores as a markdown table, then the verdict against the best fixed recipe."""
+    rows = results["rows"]
     best_fixed = min(RECIPES, key=lambda n: statistics.fmean(rows[n]["query_ce"]))
     meta = statistics.fmean(rows["meta-learned"]["query_ce"])
     fixed = statistics.fmean(rows[best_fixed]["query_ce"])
     spread = statistics.stdev(rows[best_fixed]["query_ce"]) if len(rows[best_fixed]["query_ce"]) > 1 else 0.0
     verdict = "beats" if meta < fixed - spread else ("loses to" if meta > fixed + spread else "ties")
-    lines = [f"# QA meta policy against fixed recipes on unseen QA episodes\n",
-             f"Command: `{results['command']}`  ",
-             f"Commit: `{results['environment'].get('git_commit')}`  ",
-             f"Machine: {results['environment'].get('cpu_model')}, torch {results['environment'].get('torch')}  ",
-             f"Policy: `{config['policy']}` ({config['policy_command']})  ",
-             f"Episodes: {config['episodes']} (K drawn from {config['shots']}), {config['inner_steps']} inner steps, "
-             f"MACs budget {config['macs_range']}, int{config['bits']}\n",
-             "| recipe | kept layers | query span CE | query start/end accuracy |", "|---|---|---:|---:|"]
+    lines = ["| recipe | kept layers | temperature | alpha | inner lr | query span CE | query start/end accuracy |",
+             "|---|---|---|---|---|---:|---:|"]
     for name, row in rows.items():
         layers = sorted({tuple(k) for k in row["kept_layers"]})
-        lines.append(f"| {name} | {' / '.join(', '.join(map(str, k)) for k in layers)} | {_pm(row['query_ce'])} | "
-                     f"{_pm(row['query_acc'])} |")
-    lines.append(f"\nThe meta-learned policy {verdict} the best fixed recipe ({best_fixed}) by the one-std rule "
-                 f"(query CE {meta:.3f} against {fixed:.3f} ± {spread:.3f}; lower is better).\n")
+        knobs = [f"{statistics.fmean(row[key]):.3g}" for key in ("temperature", "alpha", "inner_lr")]
+        lines.append(f"| {name} | {' / '.join(', '.join(map(str, k)) for k in layers)} | {' | '.join(knobs)} | "
+                     f"{_pm(row['query_ce'])} | {_pm(row['query_acc'])} |")
+    lines.append(f"\nThe meta-learned policy **{verdict}** the best fixed recipe ({best_fixed}) by the one-std rule: "
+                 f"query span cross-entropy {meta:.3f} against {fixed:.3f} ± {spread:.3f} (lower is better; "
+                 f"mean ± std over {len(rows[best_fixed]['query_ce'])} episodes).")
     return "\n".join(lines)
+
+
+def render(results: dict) -> str:
+    config, env = results["config"], results["environment"]
+    return "\n".join([
+        "# QA meta policy against fixed recipes on unseen QA episodes\n",
+        f"Command: `{results['command']}`  ", f"Commit: `{env.get('git_commit')}`  ",
+        f"Machine: {env.get('cpu_model')}, torch {env.get('torch')}  ",
+        f"Policy: `{config['policy']}`, made by `{config['policy_command']}` ({config['policy_steps']} meta-steps, "
+        f"{config['policy_minutes']:.0f} minutes, commit `{config['policy_commit']}`)  ",
+        f"Episodes: {config['episodes']} (K drawn from {config['shots']}), {config['inner_steps']} inner steps, "
+        f"MACs budget {config['macs_range']}, int{config['bits']}\n", table(results), ""])
 
 
 def main(argv=None) -> int:
@@ -129,8 +139,11 @@ def main(argv=None) -> int:
     episodes = [make_episode([family], FIRST_INDEX + i, spec, config.seed) for i in range(args.episodes)]
     inner = replace(config.inner, order="first")  # the loss's value is the same at every order; first is cheapest
     rows = compare(meta.net, episodes, inner)
+    made = read_json(Path(args.policy) / "policy.json")
     results = {"command": command_line("benchmarks.meta_qa_episodes", argv), "environment": environment_info(),
-               "config": {"policy": args.policy, "policy_command": meta.command, "task": args.task,
+               "config": {"policy": args.policy, "policy_command": meta.command, "policy_steps": len(meta.history),
+                          "policy_minutes": (meta.seconds or 0.0) / 60,
+                          "policy_commit": (made.get("environment") or {}).get("git_commit"), "task": args.task,
                           "episodes": args.episodes, "shots": list(family.task.shots),
                           "inner_steps": inner.steps, "macs_range": list(spec.macs_range), "bits": list(spec.bits)[0]
                           if len(spec.bits) == 1 else list(spec.bits)},

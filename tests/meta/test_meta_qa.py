@@ -158,6 +158,6 @@ def test_the_qa_episode_benchmark_scores_fixed_recipes_and_the_policy_on_the_sam
     assert rows["adapt@spread knobs (lr 3e-4), layers 0, 2, 4"]["inner_lr"] == [pytest.approx(3e-4)]
     assert all(math.isfinite(v) for row in rows.values() for v in row["query_ce"])
     text = render({"rows": rows, "command": "c", "environment": {}, "config": {
-        "policy": "p", "policy_command": "m", "episodes": 1, "shots": [4], "inner_steps": 2, "macs_range": [0.3, 0.5],
-        "bits": 8}})
+        "policy": "p", "policy_command": "m", "policy_steps": 2, "policy_minutes": 1.0, "policy_commit": "abc",
+        "episodes": 1, "shots": [4], "inner_steps": 2, "macs_range": [0.3, 0.5], "bits": 8}})
     assert "| meta-learned |" in text and "best fixed recipe" in text
