@@ -122,4 +122,23 @@ def _qa_teacher_note(reference: dict) -> str:
     return made + (" It is weak (F1 under 30): read the gap with that in mind." if reference["f1"] < 30 else "")
 
 
-BLOCKS = {"lm": lm, "qa": qa}
+def meta_qa() -> str:
+    """The QA meta policy against fixed recipes on episodes its run never drew (``benchmarks.meta_qa_episodes``)."""
+    from benchmarks.meta_qa_episodes import table
+
+    path = RESULTS_DIR / "meta_qa" / "results.json"
+    if not path.is_file():
+        raise FewShotKDError(f"{path} is missing: run `python -m benchmarks.meta_qa_episodes --policy "
+                             f"benchmarks/results/meta_qa/policy`")
+    data = read_json(path)
+    env, c = data["environment"], data["config"]
+    if env.get("git_dirty") or not env.get("git_commit"):
+        raise DirtyResults("meta_qa: refusing to render results from an uncommitted tree")
+    return (f"`{c['policy_command']}` ran {c['policy_steps']} meta-steps in {c['policy_minutes']:.0f} minutes on this "
+            f"CPU (commit `{str(c['policy_commit'])[:12]}`); the policy is in `{c['policy']}`. Scored on "
+            f"{c['episodes']} episodes that run never drew (K from {', '.join(map(str, c['shots']))}, "
+            f"{c['inner_steps']} inner steps, int{c['bits']}), by `{data['command']}` at commit "
+            f"`{env['git_commit'][:12]}` ([results](benchmarks/results/meta_qa/results.md)):\n\n" + table(data))
+
+
+BLOCKS = {"lm": lm, "qa": qa, "meta-qa": meta_qa}
