@@ -20,10 +20,10 @@ from fewshot_kd.distill.objective import ObjectiveWeights, distillation_objectiv
 from fewshot_kd.distill.qa_bank import SpanBank, SpanLogits  # noqa: E402
 from fewshot_kd.distill.qa_objective import span_distillation_objective  # noqa: E402
 from fewshot_kd.errors import BadInputError, NotEnoughExamplesError  # noqa: E402
-from fewshot_kd.models._minilm import load_tokenizer  # noqa: E402
 from fewshot_kd.models.qa_features import UNLABELLED, qa_features  # noqa: E402
 from fewshot_kd.models.qa_model import qa_model_from_config  # noqa: E402
 from fewshot_kd.models.text import tiny_bert_config  # noqa: E402
+from qa_fixtures import tiny_qa_teacher  # noqa: E402
 
 POLICY = {"max_length": 48, "doc_stride": 16, "steps": 4, "batch_size": 4, "eval_questions": 6}
 
@@ -35,13 +35,7 @@ def questions():
 
 @pytest.fixture(scope="module")
 def qa_teacher():
-    tokenizer = load_tokenizer()
-    torch.manual_seed(0)
-    config = tiny_bert_config(len(tokenizer), tokenizer.pad_token_id, hidden_size=32, num_layers=4, num_heads=4,
-                              intermediate_size=64, max_position_embeddings=64)
-    model = qa_model_from_config(config).eval()
-    model.tokenizer = tokenizer
-    return model
+    return tiny_qa_teacher()
 
 
 def test_adapt_takes_the_qa_path_and_reports_exact_match_and_f1(qa_teacher, questions, tmp_path):

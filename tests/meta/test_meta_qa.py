@@ -21,10 +21,8 @@ from fewshot_kd.meta.episodes import EpisodeSpec, load_family, make_episode  # n
 from fewshot_kd.meta.objective import InnerConfig, episode_loss  # noqa: E402
 from fewshot_kd.meta.policy_net import PolicyNet  # noqa: E402
 from fewshot_kd.meta.span_episodes import SpanRows, make_span_family, span_pools  # noqa: E402
-from fewshot_kd.models._minilm import load_tokenizer  # noqa: E402
-from fewshot_kd.models.qa_model import qa_model_from_config  # noqa: E402
-from fewshot_kd.models.text import tiny_bert_config  # noqa: E402
 from fewshot_kd.task_family import TaskFamily  # noqa: E402
+from qa_fixtures import tiny_qa_teacher  # noqa: E402
 
 SPEC = EpisodeSpec(macs_range=(0.3, 0.5), bits=(8,))
 TASK = TaskFamily(name="toy-qa", dataset="toy_qa", teacher={"recipe": "toy"}, student={"derive": {}}, shots=(4,),
@@ -33,17 +31,14 @@ TASK = TaskFamily(name="toy-qa", dataset="toy_qa", teacher={"recipe": "toy"}, st
 
 @pytest.fixture(scope="module")
 def family():
-    tokenizer = load_tokenizer()
-    torch.manual_seed(0)
-    config = tiny_bert_config(len(tokenizer), tokenizer.pad_token_id, hidden_size=32, num_layers=4, num_heads=4,
-                              intermediate_size=64, max_position_embeddings=64)
-    teacher = qa_model_from_config(config).eval()
+    teacher = tiny_qa_teacher()
     for p in teacher.parameters():
         p.requires_grad_(False)
     splits = toy_qa_splits()
     pools = span_pools(TASK, splits, eval_questions=4)
     pool = splits["test"].subset(pools.episode_indices, "toy/episode-pool")
-    return make_span_family(TASK, teacher, tokenizer, pool, pools, max_length=48, doc_stride=16, query_questions=5)
+    return make_span_family(TASK, teacher, teacher.tokenizer, pool, pools, max_length=48, doc_stride=16,
+                            query_questions=5)
 
 
 def test_episode_pool_is_the_test_questions_outside_the_evaluation_subset():
