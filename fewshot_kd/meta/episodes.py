@@ -97,15 +97,21 @@ def load_family(name: str, ways: int, data_root=None, classes=None, progress: bo
         raise FewShotKDError(f"{task.name}: meta-training has no causal-LM episodes yet (classification and "
                              f"extractive-QA families only); adapt() compresses a language model with a hand-set "
                              f"LMPolicy")
-    teacher = build_teacher(task, data_root=data_root, progress=progress).eval().to(device)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = frozen_teacher(task, data_root, progress, device)
     splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
     pools = family_pools(task, splits, data_root)
     train = splits[pools.episode_split].subset(pools.episode_indices, f"{task.dataset}/episode-pool")
     if task.classes is not None:  # the pools index the full dataset; the task is its class subset
         train = class_subset(train, task.classes, f"{task.dataset}/episode-pool")
     return make_family(task, teacher, train, pools, ways, classes)
+
+
+def frozen_teacher(task: TaskFamily, data_root, progress: bool, device: torch.device) -> nn.Module:
+    """The family's teacher on ``device``, in eval mode, its parameters frozen."""
+    teacher = build_teacher(task, data_root=data_root, progress=progress).eval().to(device)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
 
 
 def make_family(task: TaskFamily, teacher: nn.Module, train, pools: FamilyPools, ways: int, classes=None) -> MetaFamily:

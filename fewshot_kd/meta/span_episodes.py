@@ -33,12 +33,12 @@ from fewshot_kd.errors import FewShotKDError, NotEnoughExamplesError
 from fewshot_kd.measure import count_macs
 from fewshot_kd.measure.squad_eval import evaluation_indices
 from fewshot_kd.meta.descriptors import describe_model, model_structure, task_features
-from fewshot_kd.meta.episodes import EpisodeSpec, MetaEpisode, MetaFamily
+from fewshot_kd.meta.episodes import EpisodeSpec, MetaEpisode, MetaFamily, frozen_teacher
 from fewshot_kd.meta.pools import FamilyPools
 from fewshot_kd.model_io import model_device, to_device, trainable_copy
 from fewshot_kd.models.qa_features import qa_features
 from fewshot_kd.models.text import layer_indices
-from fewshot_kd.task_family import TaskFamily, build_teacher
+from fewshot_kd.task_family import TaskFamily
 
 QUERY_QUESTIONS = 32
 """Query questions per episode; each is scored on its first window that holds the answer."""
@@ -100,9 +100,7 @@ def span_pools(task: TaskFamily, splits, eval_questions: int | None) -> FamilyPo
 def load_span_family(task: TaskFamily, data_root=None, progress: bool = False,
                      device: str | torch.device = "cpu") -> SpanFamily:
     """The extractive-QA family ``task``: its recipe teacher, frozen, and its questions' pools."""
-    teacher = build_teacher(task, data_root=data_root, progress=progress).eval().to(device)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = frozen_teacher(task, data_root, progress, torch.device(device))
     splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
     pools = span_pools(task, splits, QAPolicy.eval_questions)
     pool = splits["test"].subset(pools.episode_indices, f"{task.dataset}/episode-pool")
