@@ -52,8 +52,8 @@ def decide_qa(meta: MetaPolicy, teacher: nn.Module, windows: dict, shots: int, t
     example = to_device({name: tensor[:1] for name, tensor in windows.items()}, device)
     with torch.enable_grad():
         desc = describe_model(subject, example, to_device(windows, device), [], max_examples=DESCRIBED_WINDOWS)
-    kept = layer_indices(target.layers, total) if choose is None and target.layers is not None else None
-    budget = target.macs if target.macs is not None else (choose or len(kept or range(total))) / total
+    kept = choose or len(layer_indices(target.layers or default_layers(total), total))  # as many as adapt() keeps
+    budget = target.macs if target.macs is not None else kept / total
     here = model_device(meta.net)
     task = task_features(shots, base.max_length, budget, target.bits, text=True)
     decisions = meta.net(desc.to(here), task.to(here), budget, target.bits, keep_blocks=choose)
