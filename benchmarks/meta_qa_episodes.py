@@ -37,6 +37,8 @@ from benchmarks.cpu_speed import command_line, write_results
 from benchmarks.fidelity.policies import policy_decisions as fixed_policy_decisions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "meta_qa"
+LABELS = {"title": "QA meta policy against fixed recipes on unseen QA episodes", "metric": "query span CE",
+          "accuracy": "query start/end accuracy"}
 HAND = QAPolicy()
 RECIPES = {
     "hand-set, last 3": {"temperature": HAND.temperature, "alpha": HAND.alpha, "lr": HAND.lr, "blocks": "last"},
@@ -47,12 +49,12 @@ RECIPES = {
 }
 
 
-def fixed_decisions(recipe: dict, episode: MetaEpisode):
-    """A fixed recipe's decisions on ``episode``: its knobs, no per-layer preferences, and the
-    last or every other block of ``keep_blocks``."""
+def fixed_decisions(recipe: dict, episode: MetaEpisode, base_lr: float = HAND_SET_TEXT.lr):
+    """A fixed recipe's decisions on ``episode``: its knobs (its lr as a scale of ``base_lr``, the
+    inner loop's rate), no per-layer preferences, and the last or every other block of ``keep_blocks``."""
     desc, keep = episode.description, episode.family.keep_blocks
     decisions = fixed_policy_decisions({**recipe, "feature_weight": 0.0}, desc, episode.budget_macs,
-                                       HAND_SET_TEXT.lr, keep_blocks=keep)
+                                       base_lr, keep_blocks=keep)
     if recipe["blocks"] == "last":
         return decisions
     count = len(desc.blocks)
@@ -62,11 +64,13 @@ def fixed_decisions(recipe: dict, episode: MetaEpisode):
                    macs_fraction=desc.macs_fraction(decisions.ratios, gates))
 
 
-def compare(net, episodes: list[MetaEpisode], inner: InnerConfig, progress=print) -> dict:
-    """Per recipe (the fixed ones and ``net``'s): query cross-entropy, accuracy and kept layers per episode."""
+def compare(net, episodes: list[MetaEpisode], inner: InnerConfig, progress=print, recipes: dict = RECIPES,
+            base_lr: float = HAND_SET_TEXT.lr) -> dict:
+    """Per recipe (the fixed ``recipes`` and ``net``'s): query cross-entropy, accuracy and kept
+    layers per episode; ``base_lr``: the rate the inner loop scales (the family's)."""
     rows: dict[str, dict] = {}
     for episode in episodes:
-        choices = {name: fixed_decisions(recipe, episode) for name, recipe in RECIPES.items()}
+        choices = {name: fixed_decisions(recipe, episode, base_lr) for name, recipe in recipes.items()}
         with torch.no_grad():  # scored, not trained: the decisions carry no graph
             choices["meta-learned"] = policy_decisions(net, episode)
         for name, decisions in choices.items():
@@ -79,7 +83,7 @@ def compare(net, episodes: list[MetaEpisode], inner: InnerConfig, progress=print
             row["kept_layers"].append(list(decisions.kept_blocks or []))
             row["temperature"].append(float(decisions.temperature))
             row["alpha"].append(float(decisions.alpha))
-            row["inner_lr"].append(float(HAND_SET_TEXT.lr * decisions.inner_lr_scale))
+            row["inner_lr"].append(float(base_lr * decisions.inner_lr_scale))
             row["seconds"].append(time.perf_counter() - tick)
             progress(f"episode {episode.index - FIRST_INDEX} (K={episode.shots}) · {name}: "
                      f"query CE {metrics['query_ce']:.3f}, acc {metrics['query_acc']:.3f}")
@@ -93,13 +97,13 @@ def _pm(values: list[float], digits: int = 3) -> str:
 
 def table(results: dict) -> str:
     """The recipes' query scores as a markdown table, then the verdict against the best fixed recipe."""
-    rows = results["rows"]
-    best_fixed = min(RECIPES, key=lambda n: statistics.fmean(rows[n]["query_ce"]))
+    rows, labels = results["rows"], {**LABELS, **results["config"].get("labels", {})}
+    best_fixed = min((n for n in rows if n != "meta-learned"), key=lambda n: statistics.fmean(rows[n]["query_ce"]))
     meta = statistics.fmean(rows["meta-learned"]["query_ce"])
     fixed = statistics.fmean(rows[best_fixed]["query_ce"])
     spread = statistics.stdev(rows[best_fixed]["query_ce"]) if len(rows[best_fixed]["query_ce"]) > 1 else 0.0
     verdict = "beats" if meta < fixed - spread else ("loses to" if meta > fixed + spread else "ties")
-    lines = ["| recipe | kept layers | temperature | alpha | inner lr | query span CE | query start/end accuracy |",
+    lines = [f"| recipe | kept layers | temperature | alpha | inner lr | {labels['metric']} | {labels['accuracy']} |",
              "|---|---|---|---|---|---:|---:|"]
     for name, row in rows.items():
         layers = sorted({tuple(k) for k in row["kept_layers"]})
@@ -107,7 +111,7 @@ def table(results: dict) -> str:
         lines.append(f"| {name} | {' / '.join(', '.join(map(str, k)) for k in layers)} | {' | '.join(knobs)} | "
                      f"{_pm(row['query_ce'])} | {_pm(row['query_acc'])} |")
     lines.append(f"\nThe meta-learned policy **{verdict}** the best fixed recipe ({best_fixed}) by the one-std rule: "
-                 f"query span cross-entropy {meta:.3f} against {fixed:.3f} ± {spread:.3f} (lower is better; "
+                 f"{labels['metric']} {meta:.3f} against {fixed:.3f} ± {spread:.3f} (lower is better; "
                  f"mean ± std over {len(rows[best_fixed]['query_ce'])} episodes).")
     return "\n".join(lines)
 
@@ -115,7 +119,7 @@ def table(results: dict) -> str:
 def render(results: dict) -> str:
     config, env = results["config"], results["environment"]
     return "\n".join([
-        "# QA meta policy against fixed recipes on unseen QA episodes\n",
+        f"# {config.get('labels', {}).get('title', LABELS['title'])}\n",
         f"Command: `{results['command']}`  ", f"Commit: `{env.get('git_commit')}`  ",
         f"Machine: {env.get('cpu_model')}, torch {env.get('torch')}  ",
         f"Policy: `{config['policy']}`, made by `{config['policy_command']}` ({config['policy_steps']} meta-steps, "
@@ -124,13 +128,16 @@ def render(results: dict) -> str:
         f"MACs budget {config['macs_range']}, int{config['bits']}\n", table(results), ""])
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.meta_qa_episodes", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--policy", required=True, help="a meta-learned policy folder trained on QA episodes")
-    parser.add_argument("--task", default="squad-minilm")
+def main(argv=None, prog: str = "benchmarks.meta_qa_episodes", task: str = "squad-minilm", recipes: dict = RECIPES,
+         base_lr: float = HAND_SET_TEXT.lr, out: Path = RESULTS, labels: dict | None = None,
+         description: str = __doc__) -> int:
+    """Score a policy against ``recipes`` on unseen episodes of ``task`` (defaults: the QA run)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description.split("\n\n")[0])
+    parser.add_argument("--policy", required=True, help=f"a meta-learned policy folder trained on {task} episodes")
+    parser.add_argument("--task", default=task)
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", default=str(out))
     args = parser.parse_args(argv)
     meta = MetaPolicy.load(args.policy)
     config = MetaTrainConfig.from_dict(meta.config)
@@ -138,15 +145,15 @@ def main(argv=None) -> int:
     spec = config.episode_spec
     episodes = [make_episode([family], FIRST_INDEX + i, spec, config.seed) for i in range(args.episodes)]
     inner = replace(config.inner, order="first")  # the loss's value is the same at every order; first is cheapest
-    rows = compare(meta.net, episodes, inner)
+    rows = compare(meta.net, episodes, inner, recipes=recipes, base_lr=base_lr)
     made = read_json(Path(args.policy) / "policy.json")
-    results = {"command": command_line("benchmarks.meta_qa_episodes", argv), "environment": environment_info(),
+    results = {"command": command_line(prog, argv), "environment": environment_info(),
                "config": {"policy": args.policy, "policy_command": meta.command, "policy_steps": len(meta.history),
                           "policy_minutes": (meta.seconds or 0.0) / 60,
                           "policy_commit": (made.get("environment") or {}).get("git_commit"), "task": args.task,
                           "episodes": args.episodes, "shots": list(family.task.shots),
                           "inner_steps": inner.steps, "macs_range": list(spec.macs_range), "bits": list(spec.bits)[0]
-                          if len(spec.bits) == 1 else list(spec.bits)},
+                          if len(spec.bits) == 1 else list(spec.bits), **({"labels": labels} if labels else {})},
                "rows": rows}
     write_results(args.out, results, render)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from numbers import Integral, Real
+from os import PathLike
 from typing import ClassVar
 
 from fewshot_kd.config_keys import check_known_keys
@@ -37,6 +38,27 @@ class ParsedPolicy:
             return cls.from_dict(policy)
         raise BadInputError(f"for {cls.TASK}, policy must be None, {cls.ONE} or a dict of its "
                             f"fields, got {type(policy).__name__}")
+
+    @classmethod
+    def with_meta(cls, policy) -> tuple[object | None, "ParsedPolicy"]:
+        """``(meta-learned policy or None, the policy)`` from what :meth:`parse` takes (a
+        ``meta_policy`` field names a meta-learned policy's folder), or a ``MetaPolicy`` or its
+        folder, which decides on the hand-set policy."""
+        from fewshot_kd.meta.meta_policy import MetaPolicy
+
+        if isinstance(policy, (str, PathLike)):
+            policy = MetaPolicy.load(policy)
+        if isinstance(policy, MetaPolicy):
+            return policy, cls()
+        policy = cls.parse(policy)
+        folder = getattr(policy, "meta_policy", None)
+        return (None if folder is None else MetaPolicy.load(folder)), policy
+
+    def check_meta_policy(self) -> None:
+        """``meta_policy`` is None or a folder (a string)."""
+        if self.meta_policy is not None and not isinstance(self.meta_policy, str):
+            raise BadInputError(f"{self.LABEL} meta_policy must be the folder of a meta-learned policy (a string), "
+                                f"got {self.meta_policy!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

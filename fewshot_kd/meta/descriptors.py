@@ -1,7 +1,7 @@
 """What the meta-learned policy reads: per-layer descriptors of the model being compressed
 and a task vector, so one policy applies to architectures it never saw.
 
-Per Conv2d / Linear layer: type, widths, kernel, depth position, share of params and MACs,
+Per Conv2d / Linear layer (and GPT-2's ``Conv1D``, a linear layer stored ``[in, out]``): type, widths, kernel, depth position, share of params and MACs,
 whether it roots a prunable channel group, and two sensitivities measured on the support
 shots (teacher-student KL when the half of the group's channels that the deployed pruner
 ranks lowest are gated off, and when the weights are rounded to 4 bits). Per distilled
@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from fewshot_kd.errors import UnsupportedLayerError
-from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_weight
+from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_layer_weight
 from fewshot_kd.models._text_layers import block_names, encoder_layers
+from fewshot_kd.prune.gpt2 import _is_conv1d
 
 LAYER_FEATURES = 12
 TASK_FEATURES = 5
@@ -34,9 +35,12 @@ class MaskGroup:
     """A prunable group: ``root``, the name the deployed pruner's ``per_layer`` takes (a
     conv's output channels, a transformer layer's ``attention.self`` heads or its
     ``intermediate.dense`` FFN neurons); ``channels`` units of ``block`` outputs each (a
-    head is ``head_size`` outputs); the ``(module, dim)`` whose outputs it gates; the indices
-    of the layers whose MACs scale with its width; ``row``: the Conv2d / Linear layer whose
-    descriptor carries the group (default ``root``)."""
+    head is ``head_size`` outputs); the ``(module, dim)`` whose outputs it gates (``dim``: the
+    channel axis of its output); the indices of the layers whose MACs scale with its width;
+    ``row``: the layer whose descriptor carries the group (default ``root``); ``offset``: where
+    the gated outputs start among the module's (GPT-2's value heads sit after the query and key
+    columns of the fused ``c_attn``); ``transposed``: the gated modules store their weight
+    ``[in, out]`` (GPT-2's ``Conv1D``)."""
 
     root: str
     channels: int
@@ -44,6 +48,8 @@ class MaskGroup:
     layers: tuple[int, ...] = ()
     block: int = 1
     row: str | None = None
+    offset: int = 0
+    transposed: bool = False
 
     @property
     def layer(self) -> str:
@@ -62,6 +68,7 @@ class ModelDescription:
     layer_macs: torch.Tensor  # [L] MACs per input of every layer
     blocks: list[list[int]] = field(default_factory=list)  # per transformer block, its rows of ``layers``
     block_features: torch.Tensor | None = None  # [B, BLOCK_FEATURES] per transformer block (None: no blocks)
+    transposed: frozenset[str] = frozenset()  # layers whose weight is stored [in, out] (GPT-2's Conv1D)
 
     def to(self, device) -> "ModelDescription":
         for name in ("layer_features", "pair_features", "layer_params", "layer_macs", "block_features"):
@@ -103,15 +110,31 @@ def task_features(shots: int, num_classes: int, target_macs: float | None, targe
     ])
 
 
+def _is_layer(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Conv2d, nn.Linear)) or _is_conv1d(module)
+
+
+def _widths(module: nn.Module) -> tuple[int, int]:
+    """``(out, in)`` features of a Conv2d, Linear or ``Conv1D``."""
+    if isinstance(module, nn.Conv2d):
+        return module.out_channels, module.in_channels
+    if isinstance(module, nn.Linear):
+        return module.out_features, module.in_features
+    return module.nf, module.nx
+
+
 def _layer_shapes(model: nn.Module, example) -> dict[str, int]:
-    """MACs per image of every Conv2d / Linear layer, from forward hooks on ``example``."""
+    """MACs per input of every Conv2d / Linear / ``Conv1D`` layer whose weight is its own (a
+    head tied to the token embedding is left out, as its weight is the embedding's), from
+    forward hooks on ``example``."""
+    owner = {id(p): n for n, p in model.named_parameters()}  # a shared weight goes by its first name
     macs: dict[str, int] = {}
     hooks = []
     for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
+        if _is_layer(module) and owner.get(id(module.weight)) == f"{name}.weight":
             def hook(m, inputs, output, name=name):
                 batch = output.shape[0] if output.dim() > 1 else 1
-                per_out = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.in_features
+                per_out = m.weight[0].numel() if isinstance(m, nn.Conv2d) else _widths(m)[1]
                 macs[name] = macs.get(name, 0) + output.numel() // max(batch, 1) * per_out
             hooks.append(module.register_forward_hook(hook))
     try:
@@ -127,6 +150,7 @@ def find_groups(model: nn.Module, example) -> list[MaskGroup]:
     """Prunable groups: for BERT-style encoders the attention heads and the FFN neurons of
     every layer (:mod:`fewshot_kd.prune.transformer`), else the channel groups of the
     project's dependency graph; none for models it cannot trace."""
+    from fewshot_kd.prune.gpt2 import find_gpt2_layers
     from fewshot_kd.prune.transformer import find_transformer_layers
 
     names = {id(m): n for n, m in model.named_modules()}
@@ -138,6 +162,15 @@ def find_groups(model: nn.Module, example) -> list[MaskGroup]:
             groups.append(MaskGroup(layer.attention_name, layer.num_heads, ((value, 0),), block=layer.head_size,
                                     row=value))
             groups.append(MaskGroup(layer.ffn_name, layer.ffn_in.out_features, ((ffn, 0),)))
+        return groups
+    blocks = find_gpt2_layers(model)
+    if blocks:  # Conv1D weights are [in, out]; a head is gated on its value columns of the fused c_attn
+        groups = []
+        for layer in blocks:
+            qkv = names[id(layer.qkv)]
+            groups.append(MaskGroup(layer.attention_name, layer.num_heads, ((qkv, -1),), block=layer.head_size,
+                                    row=qkv, offset=2 * int(layer.attention.split_size), transposed=True))
+            groups.append(MaskGroup(layer.ffn_name, layer.ffn_width, ((layer.ffn_name, -1),), transposed=True))
         return groups
     if not isinstance(example, torch.Tensor):
         return []
@@ -153,11 +186,19 @@ def _group_layers(model: nn.Module, example, groups: list[MaskGroup], macs: dict
     import copy
 
     from fewshot_kd.prune import prune_
+    from fewshot_kd.prune.transformer import prunable_layers
 
     names = list(macs)
     for g in groups:
         trial = copy.deepcopy(model)
-        prune_(trial, example, ratio=0.0, per_layer={g.root: 0.5})
+        heads = {l.attention_name: l for l in prunable_layers(trial)}
+        ffns = {l.ffn_name: l for l in prunable_layers(trial)}
+        if g.root in heads:
+            heads[g.root].prune_heads_(range(g.channels - g.channels // 2))
+        elif g.root in ffns:
+            ffns[g.root].prune_ffn_(range(g.channels - g.channels // 2))
+        else:
+            prune_(trial, example, ratio=0.0, per_layer={g.root: 0.5})
         after = _layer_shapes(trial, example)
         g.layers = tuple(i for i, n in enumerate(names) if after.get(n, 0) < macs[n])
 
@@ -169,7 +210,8 @@ def _kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
 
 @torch.no_grad()
 def _sensitivities(model: nn.Module, layers: list[str], groups: list[MaskGroup], inputs,
-                   scores: dict[str, torch.Tensor] | None = None) -> tuple[list[float], list[float]]:
+                   scores: dict[str, torch.Tensor] | None = None, transposed: frozenset[str] = frozenset()
+                   ) -> tuple[list[float], list[float]]:
     params = dict(model.named_parameters())
     reference = model(inputs)
     prune_sens, quant_sens = [], []
@@ -179,7 +221,7 @@ def _sensitivities(model: nn.Module, layers: list[str], groups: list[MaskGroup],
         prune_sens.append(_kl(functional_call(model, gated, (inputs,)), reference))
     for name in layers:
         key = f"{name}.weight"
-        changed = {**params, key: quantize_weight(params[key], 4)}
+        changed = {**params, key: quantize_layer_weight(params[key], 4, name in transposed)}
         quant_sens.append(_kl(functional_call(model, changed, (inputs,)), reference))
     return prune_sens, quant_sens
 
@@ -198,22 +240,23 @@ class ModelStructure:
     macs: dict[str, int]
     groups: list[MaskGroup]
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
+    transposed: frozenset[str] = frozenset()  # layers stored [in, out] (GPT-2's Conv1D)
 
 
 def group_scores(model: nn.Module, example) -> dict[str, torch.Tensor]:
     """The deployed pruner's scores per group root: head and FFN-neuron scores of BERT-style
-    layers (:func:`fewshot_kd.prune.transformer.head_scores` / ``ffn_scores``, ``"l1"``),
-    else :func:`fewshot_kd.prune.channel_scores`."""
-    from fewshot_kd.prune.transformer import ffn_scores, find_transformer_layers, head_scores
+    layers and GPT-2 blocks (their ``head_scores`` / ``ffn_scores``, ``"l1"``), else
+    :func:`fewshot_kd.prune.channel_scores`."""
+    from fewshot_kd.prune.transformer import prunable_layers
 
-    layers = find_transformer_layers(model)
+    layers = prunable_layers(model)
     if not layers:
         from fewshot_kd.prune import channel_scores
 
         return channel_scores(model, example)
     with torch.no_grad():
-        return {**{l.attention_name: head_scores(l, "l1").float().cpu() for l in layers},
-                **{l.ffn_name: ffn_scores(l, "l1").float().cpu() for l in layers}}
+        return {**{l.attention_name: l.head_scores("l1").float().cpu() for l in layers},
+                **{l.ffn_name: l.ffn_scores("l1").float().cpu() for l in layers}}
 
 
 def model_structure(model: nn.Module, example) -> ModelStructure:
@@ -223,7 +266,9 @@ def model_structure(model: nn.Module, example) -> ModelStructure:
     if groups:
         scores = group_scores(model, example)
         _group_layers(model, example, groups, macs)
-    return ModelStructure(list(macs), macs, groups, scores)
+    modules = dict(model.named_modules())
+    transposed = frozenset(n for n in macs if _is_conv1d(modules[n]))
+    return ModelStructure(list(macs), macs, groups, scores, transposed)
 
 
 def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[str, str]] | None = None,
@@ -238,14 +283,14 @@ def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[s
     total_params = max(sum(modules[n].weight.numel() for n in layers), 1)
     roots = {g.layer: i for i, g in enumerate(groups)}
     sample = first_examples(sample_inputs, max_examples)
-    prune_sens, quant_sens = _sensitivities(model, layers, groups, sample, structure.scores or None)
+    prune_sens, quant_sens = _sensitivities(model, layers, groups, sample, structure.scores or None,
+                                            structure.transposed)
     prune_sens, quant_sens = _squash(prune_sens), _squash(quant_sens)
     rows = []
     for i, name in enumerate(layers):
         m = modules[name]
         conv = isinstance(m, nn.Conv2d)
-        out_f = m.out_channels if conv else m.out_features
-        in_f = m.in_channels if conv else m.in_features
+        out_f, in_f = _widths(m)
         g = roots.get(name)
         rows.append([
             1.0 if conv else 0.0,
@@ -274,6 +319,7 @@ def describe_model(model: nn.Module, example, sample_inputs, pairs: list[tuple[s
         pair_features=_pair_features(model, example, [s for _, s in pairs]),
         layer_params=torch.tensor([float(modules[n].weight.numel()) for n in layers]),
         layer_macs=torch.tensor([float(macs[n]) for n in layers]),
+        transposed=structure.transposed,
     )
 
 

@@ -52,6 +52,7 @@ class MetaFamily:
     keep_blocks: int | None = None  # text: how many encoder layers the student keeps (the policy picks which)
     samplers: dict = field(default_factory=dict)
     batch_size: int | None = None  # rows of an inner step; None: the inner config's
+    lr: float | None = None  # the inner loop's learning rate; None: the inner config's for the modality
 
     def draw_episode(self, index: int, spec: "EpisodeSpec", seed: int, rng: random.Random) -> "MetaEpisode":
         """Episode ``index`` of this family: K, budget and classes drawn from ``rng``."""
@@ -84,7 +85,8 @@ def load_family(name: str, ways: int, data_root=None, classes=None, progress: bo
     family's keeps every encoder layer and the policy learns which of them to keep (as many as its
     target's ``layers``; :mod:`fewshot_kd.meta.layer_choice`), pruned by heads and FFN neurons,
     with no hint layers (adapt() distils text on logits). An extractive-QA family's episodes are
-    questions (:mod:`fewshot_kd.meta.span_episodes`)."""
+    questions (:mod:`fewshot_kd.meta.span_episodes`), a causal-LM family's token sequences
+    (:mod:`fewshot_kd.meta.token_episodes`)."""
     task = find_task_family(name)
     device = torch.device(device)
     if task.modality == "qa":
@@ -94,9 +96,11 @@ def load_family(name: str, ways: int, data_root=None, classes=None, progress: bo
             raise FewShotKDError(f"{task.name}: an extractive-QA family has no classes to choose; drop its --classes")
         return load_span_family(task, data_root, progress, device)
     if task.modality == "lm":
-        raise FewShotKDError(f"{task.name}: meta-training has no causal-LM episodes yet (classification and "
-                             f"extractive-QA families only); adapt() compresses a language model with a hand-set "
-                             f"LMPolicy")
+        from fewshot_kd.meta.token_episodes import load_token_family
+
+        if classes is not None:
+            raise FewShotKDError(f"{task.name}: a causal-LM family has no classes to choose; drop its --classes")
+        return load_token_family(task, data_root, progress, device)
     teacher = frozen_teacher(task, data_root, progress, device)
     splits = load_dataset(task.dataset, data_root=data_root, **task.dataset_kwargs)
     pools = family_pools(task, splits, data_root)

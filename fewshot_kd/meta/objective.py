@@ -131,20 +131,20 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     buffers = {**fixed, **{n: b.clone() for n, b in model.named_buffers()}}
     quantiles = channel_quantiles({k[len(PREFIX):]: v for k, v in params.items() if k.startswith(PREFIX)},
                                   desc.groups, getattr(episode.family.structure, "scores", None))
-    classes = list(episode.classes) or None  # None: question windows' rows are over positions, not classes
+    classes = list(episode.classes) or None  # None: rows over positions (question windows) or tokens, not classes
     layers = [s for _, s in desc.pairs]
 
     def gates(p):
         return _unprefixed(p, lambda q: gate_params(q, desc.groups, decisions.ratios, quantiles, config.sharpness))
 
-    if episode.bank is not None:  # question windows: no augmentation, the episode's span bank
+    if episode.bank is not None:  # question windows or token sequences: no augmentation, the episode's bank
         views, bank = None, episode.bank
     else:
         views, teacher_logits, teacher_features = strength_views(episode, decisions.augment_strength)
         bank = ViewBank(views, episode.support_y, teacher_logits, teacher_features)
     weights = ObjectiveWeights(decisions.temperature, decisions.alpha, decisions.feature_weight, decisions.pair_weights,
                                teacher_grad=True)  # the views (and so the teacher's outputs) carry the strength's graph
-    lr = config.text_lr if episode.family.text else config.lr  # adapt()'s hand-set lr for the modality
+    lr = episode.family.lr or (config.text_lr if episode.family.text else config.lr)  # adapt()'s hand-set lr
     batch_size = episode.family.batch_size or config.batch_size
     spec = LoopSpec(config.steps, lr, batch_size, config.weight_decay, eps=config.adam_eps)
     model.train(config.batchnorm == "train")
@@ -158,7 +158,7 @@ def episode_loss(net_or_decisions, episode: MetaEpisode, config: InnerConfig) ->
     recalibrate = config.batchnorm == "train" and views is not None  # a transformer has no BatchNorm to recalibrate
     recalibrated = _recalibrated(model, compressed, buffers, views) if recalibrate else buffers
     if episode.target_bits is not None and episode.target_bits < 32:
-        compressed = _unprefixed(compressed, lambda q: quantize_params(q, desc.layers, decisions.p8))
+        compressed = _unprefixed(compressed, lambda q: quantize_params(q, desc.layers, decisions.p8, desc.transposed))
     model.eval()
     with blocks(skip_dropped=False):  # every block runs: the query loss reaches every block's gate
         query_logits = functional_call(model, {**recalibrated, **compressed}, (episode.query_x,))

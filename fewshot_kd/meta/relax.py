@@ -79,20 +79,36 @@ def gate_params(params: dict[str, torch.Tensor], groups, ratios: torch.Tensor, q
         if g.block > 1:  # one gate per head covers its head_size outputs
             gate = gate.repeat_interleave(g.block)
         for module, _ in g.gated:
-            for suffix in ("weight", "bias"):
+            for suffix, axis in (("weight", 1 if g.transposed else 0), ("bias", 0)):
                 key = f"{module}.{suffix}"
                 if key in out and out[key] is not None:
-                    out[key] = _scale_along(out[key], gate, 0)
+                    out[key] = _scale_along(out[key], _placed(gate, g.offset, out[key].shape[axis]), axis)
     return out
 
 
-def quantize_params(params: dict[str, torch.Tensor], layers: list[str], p8: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every layer's weight as the ``p8``-weighted mixture of its 8- and 4-bit versions."""
+def _placed(gate: torch.Tensor, offset: int, size: int) -> torch.Tensor:
+    """``gate`` at outputs ``offset ..`` of ``size``, ones around it (the outputs it does not gate)."""
+    if offset == 0 and gate.numel() == size:
+        return gate
+    ones = gate.new_ones
+    return torch.cat([ones(offset), gate, ones(size - offset - gate.numel())])
+
+
+def quantize_layer_weight(weight: torch.Tensor, bits: int, transposed: bool = False) -> torch.Tensor:
+    """:func:`quantize_weight` per output channel: axis 0, or axis 1 for a weight stored
+    ``[in, out]`` (GPT-2's ``Conv1D``, as the deployed ``QuantConv1D`` steps per output column)."""
+    return quantize_weight(weight.t(), bits).t() if transposed else quantize_weight(weight, bits)
+
+
+def quantize_params(params: dict[str, torch.Tensor], layers: list[str], p8: torch.Tensor,
+                    transposed: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
+    """Every layer's weight as the ``p8``-weighted mixture of its 8- and 4-bit versions
+    (``transposed``: the layers whose weight is stored ``[in, out]``)."""
     out = dict(params)
     for name, p in zip(layers, p8):
         key = f"{name}.weight"
-        w = out[key]
-        out[key] = p * quantize_weight(w, 8) + (1 - p) * quantize_weight(w, 4)
+        w, flip = out[key], name in transposed
+        out[key] = p * quantize_layer_weight(w, 8, flip) + (1 - p) * quantize_layer_weight(w, 4, flip)
     return out
 
 

@@ -1,4 +1,4 @@
-"""The transformer blocks of a BERT-family encoder: finding them, choosing, keeping some."""
+"""The transformer blocks of a BERT-family encoder (or a GPT-2): finding them, choosing, keeping some."""
 
 from __future__ import annotations
 
@@ -10,21 +10,27 @@ import torch.nn as nn
 from fewshot_kd.errors import UnsupportedLayerError
 
 
-def _layers_owner(encoder: nn.Module) -> nn.Module:
-    for owner_name in ("encoder", "transformer"):
+_BLOCK_LISTS = (("encoder", "layer"), ("transformer", "layer"), ("transformer", "h"))
+"""Where models keep their blocks: BERT / RoBERTa / ELECTRA / MiniLM, DistilBERT, GPT-2."""
+
+
+def _layers_owner(encoder: nn.Module) -> tuple[nn.Module, str]:
+    for owner_name, attribute in _BLOCK_LISTS:
         owner = getattr(encoder, owner_name, None)
-        if isinstance(getattr(owner, "layer", None), nn.ModuleList):
-            return owner
+        if isinstance(getattr(owner, attribute, None), nn.ModuleList):
+            return owner, attribute
     raise UnsupportedLayerError(
-        f"cannot find the transformer blocks of {type(encoder).__name__}: expected "
-        "encoder.layer or transformer.layer (a BERT-family model)"
+        f"cannot find the transformer blocks of {type(encoder).__name__}: expected encoder.layer or "
+        "transformer.layer (a BERT-family model) or transformer.h (a GPT-2)"
     )
 
 
 def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
     """The transformer blocks of a BERT-family encoder (``encoder.layer`` in BERT /
-    RoBERTa / ELECTRA / MiniLM, ``transformer.layer`` in DistilBERT)."""
-    return _layers_owner(encoder).layer
+    RoBERTa / ELECTRA / MiniLM, ``transformer.layer`` in DistilBERT) or of a GPT-2
+    (``transformer.h``)."""
+    owner, attribute = _layers_owner(encoder)
+    return getattr(owner, attribute)
 
 
 def block_names(model: nn.Module) -> list[str]:
@@ -93,6 +99,7 @@ def keep_layers_(encoder: nn.Module, indices: Sequence[int]) -> nn.Module:
     blocks' ``layer_idx`` and set ``config.num_hidden_layers``."""
     layers = encoder_layers(encoder)
     kept = renumber_blocks_([layers[i] for i in indices])
-    _layers_owner(encoder).layer = nn.ModuleList(kept)
+    owner, attribute = _layers_owner(encoder)
+    setattr(owner, attribute, nn.ModuleList(kept))
     encoder.config.num_hidden_layers = len(kept)
     return encoder

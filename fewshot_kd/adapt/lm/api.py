@@ -48,14 +48,15 @@ def adapt_lm(teacher: nn.Module, student=None, shots: int = 20, data=None, targe
     """Compress the causal LM ``teacher`` from ``shots`` sequences of ``policy.sequence_length``
     tokens of ``data``'s train split (plus ``unlabelled``: a count of further train sequences or
     text, soft targets only). See :func:`fewshot_kd.adapt` for the shared arguments; ``policy``
-    is an :class:`LMPolicy` or a dict of its fields, ``eval_data`` a split name. ``integer``
+    is an :class:`LMPolicy`, a dict of its fields or a :class:`~fewshot_kd.meta.MetaPolicy` (on the
+    hand-set LMPolicy), ``eval_data`` a split name. ``integer``
     and ``teachers`` are for classifiers and raise here."""
     if not is_causal_lm(teacher):
         raise BadInputError(f"running text needs a causal language-model teacher (a Hugging Face model with an "
                             f"lm_head, e.g. the 'tinyshakespeare-gpt2' recipe), got {type(teacher).__name__}")
     check_classifier_only(integer, teachers, "a causal LM student")
     corpus, tokenizer = resolve_corpus(data, data_root), resolve_tokenizer(teacher)
-    policy, target = LMPolicy.parse(policy), Target.parse(target)
+    (meta, policy), target = LMPolicy.with_meta(policy), Target.parse(target)
     check_shots(shots, "few-shot sequences")
     check_reach(getattr(teacher.config, "n_positions", None),
                 {"sequence_length": policy.sequence_length, "eval_window": policy.eval_window})
@@ -67,6 +68,12 @@ def adapt_lm(teacher: nn.Module, student=None, shots: int = 20, data=None, targe
     labelled = torch.arange(len(ids)) < len(shot_ids)
     steps = TaskSteps(teacher, device, policy, target, seed, progress, NextTokenLogits, "LM")
     teacher, device, example = steps.teacher, steps.device, shot_ids[:1]
+    meta_info = None
+    if meta is not None:  # the learned knobs and blocks, decided on the K sequences
+        from fewshot_kd.meta.lm_decide import decide_lm
+
+        policy, target, meta_info = decide_lm(meta, teacher, shot_ids.to(device), target, policy)
+        steps.policy, steps.target = policy, target
     student, decisions, derived = steps.student(student, derive_lm_student, example, _given_student(teacher))
     derive_seconds = steps.lap()
     bank = TokenBank.build(teacher, ids.to(device), labelled.to(device))
@@ -100,7 +107,7 @@ def adapt_lm(teacher: nn.Module, student=None, shots: int = 20, data=None, targe
             generations={"decoding": "greedy", "max_new_tokens": policy.generation_tokens, "prompts": prompts,
                          "teacher": greedy_generations(teacher, tokenizer, prompts, policy.generation_tokens),
                          "student": greedy_generations(student, tokenizer, prompts, policy.generation_tokens)},
-            decisions=decisions,
+            decisions={**decisions, **({"meta_policy": meta_info} if meta_info is not None else {})},
             stages={"derive_seconds": derive_seconds, "teacher_cache_seconds": cache_seconds,
                     "teacher_logits_cached": bank.teacher_logits is not None, "distill_seconds": distill_seconds,
                     "quantize_seconds": quantize_seconds, "qat_steps": policy.qat_steps if target.bits else None},

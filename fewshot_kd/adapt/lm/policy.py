@@ -22,6 +22,9 @@ class LMPolicy(ParsedPolicy):
     tokens every ``eval_stride``. ``generations`` greedy continuations of ``generation_tokens``
     tokens, from prompts of ``prompt_chars`` characters of the evaluated split.
 
+    ``meta_policy``: the folder of a meta-learned policy trained on LM episodes; it decides the
+    kept blocks, temperature, alpha, lr and steps (:mod:`fewshot_kd.meta.lm_decide`).
+
     ``alpha`` 0.9 was chosen on Tiny Shakespeare's validation split (seed 0, K=20, 200 unlabelled
     sequences, student / teacher perplexity): 0.5 gave 1.105, 0.9 1.006, 1.0 1.005."""
 
@@ -40,6 +43,7 @@ class LMPolicy(ParsedPolicy):
     generations: int = 3
     generation_tokens: int = 60
     prompt_chars: int = 40
+    meta_policy: str | None = None
     version: int = LM_POLICY_VERSION
 
     def __post_init__(self) -> None:
@@ -51,3 +55,4 @@ class LMPolicy(ParsedPolicy):
         if not 1 <= self.eval_stride <= self.eval_window or self.eval_window < 2:
             raise BadInputError(f"LM policy needs 2 <= eval_window and 1 <= eval_stride <= eval_window, got "
                                 f"{self.eval_window} / {self.eval_stride}")
+        self.check_meta_policy()

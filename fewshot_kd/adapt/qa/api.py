@@ -47,19 +47,6 @@ def hinted_layers(teacher: nn.Module, student: nn.Module, policy: QAPolicy) -> l
     return map_layers(teacher, student, "uniform") if policy.feature_weight > 0 else []
 
 
-def meta_and_base(policy) -> tuple[object | None, QAPolicy]:
-    """``(meta-learned policy or None, QAPolicy)`` from a :class:`QAPolicy`, a dict of its fields
-    (``meta_policy`` names a meta-learned policy's folder) or a ``MetaPolicy`` (on the hand-set QAPolicy)."""
-    from fewshot_kd.meta.meta_policy import MetaPolicy
-
-    if isinstance(policy, MetaPolicy):
-        return policy, QAPolicy()
-    policy = QAPolicy.parse(policy)
-    if policy.meta_policy is None:
-        return None, policy
-    return MetaPolicy.load(policy.meta_policy), policy
-
-
 def _scores(model: nn.Module, tokenizer, questions, policy: QAPolicy) -> dict:
     s = squad_evaluation(model, tokenizer, questions, policy.max_length, policy.doc_stride, policy.allow_no_answer)
     return {k: v for k, v in s.items() if k not in ("max_length", "doc_stride", "num_questions")}
@@ -80,7 +67,7 @@ def adapt_qa(teacher: nn.Module, student=None, shots: int = 128, data=None, targ
                             f"the 'squad-minilm' recipe), got {type(teacher).__name__}")
     check_classifier_only(integer, teachers, "a QA student")
     splits, tokenizer = resolve_questions(data, data_root), resolve_qa_tokenizer(teacher)
-    meta, policy = meta_and_base(policy)
+    meta, policy = QAPolicy.with_meta(policy)
     target = Target.parse(target)
     check_reach(getattr(teacher.config, "max_position_embeddings", None), {"max_length": policy.max_length})
     labelled, extra = shot_and_unlabelled_questions(splits, shots, unlabelled, seed)

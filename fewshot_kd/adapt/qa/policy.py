@@ -56,6 +56,4 @@ class QAPolicy(ParsedPolicy):
             raise BadInputError(f"QA policy eval_questions must be a whole number >= 1 or None, got {count!r}")
         if not isinstance(self.allow_no_answer, bool):
             raise BadInputError(f"QA policy allow_no_answer must be true or false, got {self.allow_no_answer!r}")
-        if self.meta_policy is not None and not isinstance(self.meta_policy, str):
-            raise BadInputError(f"QA policy meta_policy must be the folder of a meta-learned policy (a string), "
-                                f"got {self.meta_policy!r}")
+        self.check_meta_policy()
