@@ -51,14 +51,15 @@ RECIPES = {
 
 def fixed_decisions(recipe: dict, episode: MetaEpisode, base_lr: float = HAND_SET_TEXT.lr):
     """A fixed recipe's decisions on ``episode``: its knobs (its lr as a scale of ``base_lr``, the
-    inner loop's rate), no per-layer preferences, and the last or every other block of ``keep_blocks``."""
+    inner loop's rate), no per-layer preferences, and the last, first or every other (``"spread"``)
+    blocks, ``keep_blocks`` of them."""
     desc, keep = episode.description, episode.family.keep_blocks
     decisions = fixed_policy_decisions({**recipe, "feature_weight": 0.0}, desc, episode.budget_macs,
                                        base_lr, keep_blocks=keep)
     if recipe["blocks"] == "last":
         return decisions
     count = len(desc.blocks)
-    kept = list(range(0, count, 2))[:keep]
+    kept = {"spread": list(range(0, count, 2))[:keep], "first": list(range(keep))}[recipe["blocks"]]
     gates = torch.tensor([1.0 if b in kept else 0.0 for b in range(count)])
     return replace(decisions, block_gates=gates, kept_blocks=kept,
                    macs_fraction=desc.macs_fraction(decisions.ratios, gates))

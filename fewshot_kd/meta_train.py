@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from fewshot_kd.meta.config import BACKENDS, PRECISIONS, MetaTrainConfig
+from fewshot_kd.meta.layer_choice import BLOCK_PRIORS
 from fewshot_kd.meta.objective import ORDERS
 
 DEFAULTS = MetaTrainConfig()
@@ -54,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the student's inner loop in fp32 or under bf16 autocast (faster on GPUs, noisier meta-gradients)")
     p.add_argument("--vmap", action="store_true",
                    help="run the meta-batch's same-shaped episodes in one torch.func.vmap call (needs --order first, fp32)")
+    p.add_argument("--block-prior", choices=("auto",) + BLOCK_PRIORS, default=DEFAULTS.block_prior,
+                   help="blocks an untrained policy keeps: last, or spread (every other); auto: spread for QA and LM "
+                        "families, as adapt() keeps")
     p.add_argument("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every, help="meta-steps between checkpoints")
     p.add_argument("--out", default="runs/meta_train", help="output folder (policy, checkpoint, plot)")
     p.add_argument("--data-root", default=None)
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         outer_lr=args.outer_lr, backend=args.backend, order=args.order, truncate=args.truncate, seed=args.seed,
         checkpoint_every=args.checkpoint_every, validate=tuple(t for t in args.validate.split(",") if t),
         validate_every=args.validate_every, validate_episodes=args.validate_episodes, patience=args.patience,
-        precision=args.precision, vmap=args.vmap)
+        precision=args.precision, vmap=args.vmap, block_prior=args.block_prior)
     out = Path(args.out)
     if args.fresh and (out / CHECKPOINT).exists():
         (out / CHECKPOINT).unlink()

@@ -8,6 +8,7 @@ from fewshot_kd.config_keys import check_known_keys
 from fewshot_kd.errors import FewShotKDError, UnknownNameError
 from fewshot_kd.meta.backends import INNER_BACKENDS
 from fewshot_kd.meta.episodes import EpisodeSpec
+from fewshot_kd.meta.layer_choice import BLOCK_PRIORS
 from fewshot_kd.meta.objective import ORDERS, InnerConfig
 
 BACKENDS = tuple(INNER_BACKENDS.names())
@@ -31,7 +32,10 @@ class MetaTrainConfig:
     with native bf16 (AMX) its cosine with the fp32 meta-gradient measured 0.09 on a digits
     episode (0.997 with an epsilon of 1e-3). fp32 is the default on every device. ``vmap``: run
     the meta-batch's episodes of one family and K in one ``torch.func.vmap`` call
-    (:mod:`fewshot_kd.meta.vmapped`; first order and fp32 only)."""
+    (:mod:`fewshot_kd.meta.vmapped`; first order and fp32 only). ``block_prior``: which blocks an
+    untrained policy keeps (:func:`~fewshot_kd.meta.layer_choice.depth_prior`); ``"auto"``: every
+    other one when every family is extractive QA or a causal LM (what adapt() keeps there), else
+    the last ones."""
 
     tasks: tuple[str, ...] = ("digits",)
     episodes: int = 400
@@ -59,6 +63,7 @@ class MetaTrainConfig:
     patience: int = 0
     precision: str = "fp32"
     vmap: bool = False
+    block_prior: str = "auto"
 
     def __post_init__(self) -> None:
         try:
@@ -80,6 +85,8 @@ class MetaTrainConfig:
             raise FewShotKDError(f"macs_range must satisfy 0 < low <= high <= 1, got {self.macs_range}")
         if self.precision not in PRECISIONS:
             raise FewShotKDError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.block_prior not in ("auto",) + BLOCK_PRIORS:
+            raise FewShotKDError(f"block_prior must be one of {('auto',) + BLOCK_PRIORS}, got {self.block_prior!r}")
         if self.vmap and self.order != "first":
             raise FewShotKDError(f"vmap over episodes runs the first-order inner loop only, but order is "
                                  f"{self.order!r}; use --order first, or drop --vmap")

@@ -7,9 +7,10 @@ drops it. The policy scores every block; soft gates ``sigmoid(score_b + c)`` wit
 ``c`` bisected so that they sum to the number of layers kept (the implicit gradient of
 :func:`~fewshot_kd.meta.relax.project_ratios`) carry the meta-gradient, while the forward pass
 uses the hard choice, the top-scored blocks (straight-through), so the inner loop trains the
-student adapt() will derive. A depth prior of :data:`PRIOR_STEP` per block makes an untrained
-policy keep the last blocks, the hand-set choice; the block head's scores are scaled by
-:data:`HEAD_SCALE`.
+student adapt() will derive. A prior of :data:`PRIOR_STEP` per rank makes an untrained policy
+keep what adapt() keeps without a choice: the last blocks (``"last"``: text classifiers) or every
+other block (``"spread"``: extractive QA and causal LMs, DistilBERT / DistilGPT-2 style); the
+block head's scores are scaled by :data:`HEAD_SCALE`.
 """
 
 from __future__ import annotations
@@ -30,9 +31,20 @@ about its learning rate a step, so a run of tens of meta-steps at the outer rate
 not move a block's score past its neighbour's (in effect, a 4x learning rate for the block head)."""
 
 
-def depth_prior(blocks: int, like: torch.Tensor) -> torch.Tensor:
-    """``PRIOR_STEP * b`` for block ``b``: an untrained policy keeps the deepest blocks."""
-    return PRIOR_STEP * torch.arange(blocks, dtype=like.dtype, device=like.device)
+BLOCK_PRIORS = ("last", "spread")
+"""Which blocks an untrained policy keeps: the deepest, or every other one from the first."""
+
+
+def depth_prior(blocks: int, like: torch.Tensor, kind: str = "last") -> torch.Tensor:
+    """``PRIOR_STEP`` x block ``b``'s rank: ``"last"`` ranks by depth (an untrained policy keeps
+    the deepest blocks); ``"spread"`` ranks the odd blocks below the even ones, each by depth (it
+    keeps blocks 0, 2, 4, ..., then the deepest odd ones)."""
+    if kind not in BLOCK_PRIORS:
+        raise ValueError(f"unknown block prior {kind!r}; choose one of {BLOCK_PRIORS}")
+    order = list(range(blocks)) if kind == "last" else list(range(1, blocks, 2)) + list(range(0, blocks, 2))
+    rank = torch.empty(blocks, dtype=like.dtype, device=like.device)
+    rank[order] = torch.arange(blocks, dtype=like.dtype, device=like.device)
+    return PRIOR_STEP * rank
 
 
 def top_blocks(scores: torch.Tensor, keep: int) -> list[int]:

@@ -109,6 +109,7 @@ class MetaPolicy:
         save_tensors(out_dir / "policy.safetensors", self.net.state_dict())
         return write_json(out_dir / "policy.json", {
             "kind": KIND, "format_version": FORMAT_VERSION, "fewshot_kd": __version__, "hidden": self.net.hidden,
+            "block_prior": self.net.block_prior,
             "command": self.command, "config": self.config, "trained_on": self.trained_on,
             "finished": self.finished, "seconds": self.seconds, "environment": environment_info(),
             "history": self.history, "base": self.base.to_dict(), "validation": self.validation,
@@ -127,7 +128,7 @@ class MetaPolicy:
             raise FewShotKDError(f"{meta_path} needs a newer fewshot_kd (format {meta['format_version']}); upgrade")
         weights = meta_path.with_name("policy.safetensors")
         try:
-            net = PolicyNet(int(meta["hidden"]))
+            net = PolicyNet(int(meta["hidden"]), meta.get("block_prior", "last"))  # older files: "last"
             heads = _load_weights(net, load_tensors(weights))
             base = Policy.from_dict(meta["base"]) if "base" in meta else HAND_SET  # older files lack it
         except FewShotKDError as error:

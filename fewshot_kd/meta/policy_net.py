@@ -108,9 +108,11 @@ def project_p8(logits: torch.Tensor, layer_params: torch.Tensor, target_bits: fl
 
 
 class PolicyNet(nn.Module):
-    def __init__(self, hidden: int = 32) -> None:
+    def __init__(self, hidden: int = 32, block_prior: str = "last") -> None:
         super().__init__()
         self.hidden = hidden
+        depth_prior(0, torch.zeros(0), block_prior)  # refuses an unknown kind now, not at the first text episode
+        self.block_prior = block_prior
         self.layer = nn.Sequential(nn.Linear(LAYER_FEATURES + TASK_FEATURES, hidden), nn.Tanh(),
                                    nn.Linear(hidden, hidden), nn.Tanh())
         self.layer_head = _head(hidden, 3, [0.0, 0.0, 4.0])  # prune preference, lr log-scale, 8-bit logit
@@ -127,7 +129,7 @@ class PolicyNet(nn.Module):
         with torch.random.fork_rng(devices=[]):  # it starts at zero: draws made after it stay as they were without it
             self.stop_head = _head(hidden, 1, [_logit((INITIAL_STOP - low) / (high - low))])
             self.augment_head = _head(hidden, 1, [0.0])  # strength 1: the hand-set augmentation
-            self.block_head = _head(hidden + BLOCK_FEATURES, 1, [0.0])  # 0: the depth prior alone, the last blocks
+            self.block_head = _head(hidden + BLOCK_FEATURES, 1, [0.0])  # 0: the block prior alone (what adapt() keeps)
 
     def forward(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
                 target_bits: float | None = None, max_ratio: float = 0.9, keep_blocks: int | None = None) -> Decisions:
@@ -140,10 +142,10 @@ class PolicyNet(nn.Module):
 
     def block_scores(self, desc: ModelDescription, h: torch.Tensor) -> torch.Tensor:
         """Per transformer block: the block head on its layers' mean embedding and its
-        descriptor, plus the depth prior."""
+        descriptor, plus the block prior (:func:`~fewshot_kd.meta.layer_choice.depth_prior`)."""
         rows = torch.stack([h[r].mean(0) for r in desc.blocks])
         learned = HEAD_SCALE * self.block_head(torch.cat([rows, fp32(desc.block_features)], 1)).squeeze(1)
-        return learned + depth_prior(len(desc.blocks), learned)
+        return learned + depth_prior(len(desc.blocks), learned, self.block_prior)
 
     def _decide(self, desc: ModelDescription, task: torch.Tensor, target_macs: float | None,
                 target_bits: float | None, max_ratio: float, keep_blocks: int | None = None) -> Decisions:

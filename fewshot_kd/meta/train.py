@@ -81,6 +81,17 @@ def meta_gradient(net: PolicyNet, families, config: MetaTrainConfig, indices: li
     return {key: value / len(indices) for key, value in zip(METRICS, totals)}
 
 
+def block_prior(config: MetaTrainConfig) -> str:
+    """``config.block_prior``, with ``"auto"`` resolved: ``"spread"`` (every other block) when every
+    family is extractive QA or a causal LM (adapt() keeps every other layer there), else ``"last"``."""
+    if config.block_prior != "auto":
+        return config.block_prior
+    from fewshot_kd.task_family import find_task_family
+
+    modalities = {find_task_family(name).modality for name in config.tasks}
+    return "spread" if modalities <= {"qa", "lm"} else "last"
+
+
 def meta_train(config: MetaTrainConfig, out_dir: str | Path, *, resume: bool = False, data_root=None,
                device: str | torch.device = "cpu", progress: bool = True, stop_after: int | None = None,
                command: str | None = None) -> MetaPolicy:
@@ -90,7 +101,7 @@ def meta_train(config: MetaTrainConfig, out_dir: str | Path, *, resume: bool = F
     out_dir = Path(out_dir)
     rank, world, device = init_from_env(device)  # on CUDA: cuda:LOCAL_RANK under torchrun
     torch.manual_seed(config.seed)
-    net = PolicyNet(config.hidden).to(device)
+    net = PolicyNet(config.hidden, block_prior(config)).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.outer_lr)
     stopping = EarlyStopping(config.patience)
     checkpoint = out_dir / CHECKPOINT

@@ -156,3 +156,22 @@ def test_adapt_applies_a_meta_policy_to_a_language_model(corpus, tmp_path, layer
     assert (policy["temperature"], policy["alpha"], policy["steps"], policy["lr"]) == (
         decided["temperature"], decided["alpha"], decided["steps"], decided["lr"])
     assert 1 <= decided["steps"] <= 10 and len(result.history) == decided["steps"]
+
+
+def test_the_spread_prior_makes_an_untrained_policy_keep_every_other_block(family, tmp_path):
+    from fewshot_kd.meta.config import MetaTrainConfig
+    from fewshot_kd.meta.layer_choice import depth_prior
+    from fewshot_kd.meta.train import block_prior
+
+    assert depth_prior(6, torch.zeros(1), "spread").tolist() == [3.0, 0.0, 4.0, 1.0, 5.0, 2.0]
+    assert depth_prior(4, torch.zeros(1)).tolist() == [0.0, 1.0, 2.0, 3.0]
+    episode = make_episode([family], 0, SPEC, seed=0)
+    net = PolicyNet(hidden=8, block_prior="spread")
+    torch.nn.init.zeros_(net.block_head.weight)
+    assert net(episode.description, episode.task, episode.budget_macs, 8, keep_blocks=2).kept_blocks == [0, 2]
+    MetaPolicy(net).save(tmp_path / "meta")
+    assert MetaPolicy.load(tmp_path / "meta").net.block_prior == "spread"
+    assert [block_prior(MetaTrainConfig(tasks=(t,))) for t in ("tinyshakespeare-gpt2", "squad-minilm", "digits")] == [
+        "spread", "spread", "last"]
+    with pytest.raises(ValueError, match="unknown block prior"):
+        PolicyNet(block_prior="middle")
