@@ -9,6 +9,8 @@ ranked first. The fixed recipes are adapt()'s LM hand-set knobs (temperature 2, 
 the last half, and alpha 1.0 (the other end of that choice) on every other block. The episodes
 are numbered from meta-validation's first index, so they differ from every training episode;
 their sequences come from the same pool (the train split), so single sequences may recur.
+``--search benchmarks/results/meta_lm/search.json`` adds the best recipe of a
+:mod:`benchmarks.recipe_search` run.
 Writes ``results.json`` and ``results.md`` (command, commit, machine, config) to
 ``benchmarks/results/meta_lm/``.
 """

@@ -8,7 +8,8 @@ hand-set knobs (temperature 2, alpha 0.5, lr 1e-4) on the last 3 layers and on l
 (adapt()'s QA default), and the ``qa`` suite's ``adapt@spread`` knobs (layers 0, 2, 4, lr 3e-4).
 The episodes are numbered from meta-validation's first index, so they differ from every
 training episode; their questions come from the same pool (the evaluation articles outside the
-500 scored questions), so single questions may recur. Writes ``results.json`` and ``results.md``
+500 scored questions), so single questions may recur. ``--search``: also the best recipe of a
+:mod:`benchmarks.recipe_search` run (the same compute spent on fixed recipes). Writes ``results.json`` and ``results.md``
 (command, commit, machine, config) to ``benchmarks/results/meta_qa/``.
 """
 
@@ -139,6 +140,8 @@ def main(argv=None, prog: str = "benchmarks.meta_qa_episodes", task: str = "squa
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default=str(out))
+    parser.add_argument("--search", default=None,
+                        help="a benchmarks.recipe_search result (search.json): its best recipe is scored too")
     args = parser.parse_args(argv)
     meta = MetaPolicy.load(args.policy)
     config = MetaTrainConfig.from_dict(meta.config)
@@ -146,6 +149,11 @@ def main(argv=None, prog: str = "benchmarks.meta_qa_episodes", task: str = "squa
     spec = config.episode_spec
     episodes = [make_episode([family], FIRST_INDEX + i, spec, config.seed) for i in range(args.episodes)]
     inner = replace(config.inner, order="first")  # the loss's value is the same at every order; first is cheapest
+    searched = read_json(args.search) if args.search else None
+    if searched is not None:
+        name = (f"best of {searched['config']['trials']} random recipes (searched on "
+                f"{searched['config']['episodes']} training episodes)")
+        recipes = {**recipes, name: searched["best"]}
     rows = compare(meta.net, episodes, inner, recipes=recipes, base_lr=base_lr)
     made = read_json(Path(args.policy) / "policy.json")
     results = {"command": command_line(prog, argv), "environment": environment_info(),
@@ -154,7 +162,10 @@ def main(argv=None, prog: str = "benchmarks.meta_qa_episodes", task: str = "squa
                           "policy_commit": (made.get("environment") or {}).get("git_commit"), "task": args.task,
                           "episodes": args.episodes, "shots": list(family.task.shots),
                           "inner_steps": inner.steps, "macs_range": list(spec.macs_range), "bits": list(spec.bits)[0]
-                          if len(spec.bits) == 1 else list(spec.bits), **({"labels": labels} if labels else {})},
+                          if len(spec.bits) == 1 else list(spec.bits), **({"labels": labels} if labels else {}),
+                          **({"search": {"file": args.search, "command": searched["command"], "best": searched["best"],
+                                         "minutes": searched["config"]["minutes"],
+                                         "commit": searched["environment"].get("git_commit")}} if searched else {})},
                "rows": rows}
     write_results(args.out, results, render)
     return 0

@@ -9,7 +9,8 @@ from benchmarks.readme.fmt import commits_phrase, pm
 from benchmarks.readme.source import RESULTS_DIR, DirtyResults
 
 LM_METHODS = {"adapt": "adapt(), K sequences + 200 unlabelled", "hinton_kd": "Hinton KD, shots only",
-              "truncated": "every other block, untrained", "truncated_shots": "cross-entropy on the shots alone"}
+              "truncated": "every other block, untrained", "truncated_shots": "cross-entropy on the shots alone",
+              "adapt@meta": "adapt() with the meta-learned LM policy, K sequences + 200 unlabelled"}
 
 
 def _load(name: str) -> tuple[dict, list[dict], str]:
@@ -122,23 +123,43 @@ def _qa_teacher_note(reference: dict) -> str:
     return made + (" It is weak (F1 under 30): read the gap with that in mind." if reference["f1"] < 30 else "")
 
 
-def meta_qa() -> str:
-    """The QA meta policy against fixed recipes on episodes its run never drew (``benchmarks.meta_qa_episodes``)."""
+def _meta_episodes(name: str) -> str:
+    """A meta policy against fixed recipes on episodes its run never drew (``benchmarks.<name>_episodes``)."""
     from benchmarks.meta_qa_episodes import table
 
-    path = RESULTS_DIR / "meta_qa" / "results.json"
+    path = RESULTS_DIR / name / "results.json"
     if not path.is_file():
-        raise FewShotKDError(f"{path} is missing: run `python -m benchmarks.meta_qa_episodes --policy "
-                             f"benchmarks/results/meta_qa/policy`")
+        raise FewShotKDError(f"{path} is missing: run `python -m benchmarks.{name}_episodes --policy "
+                             f"benchmarks/results/{name}/policy`")
     data = read_json(path)
     env, c = data["environment"], data["config"]
     if env.get("git_dirty") or not env.get("git_commit"):
-        raise DirtyResults("meta_qa: refusing to render results from an uncommitted tree")
+        raise DirtyResults(f"{name}: refusing to render results from an uncommitted tree")
+    search = c.get("search")
+    searched = "" if not search else (
+        f" The random search, `{search['command']}` ({search['minutes']:.0f} minutes, commit "
+        f"`{str(search['commit'])[:12]}`), scored its trials on the run's first training episodes and kept "
+        f"{_recipe(search['best'])}.")
     return (f"`{c['policy_command']}` ran {c['policy_steps']} meta-steps in {c['policy_minutes']:.0f} minutes on this "
-            f"CPU (commit `{str(c['policy_commit'])[:12]}`); the policy is in `{c['policy']}`. Scored on "
+            f"CPU (commit `{str(c['policy_commit'])[:12]}`); the policy is in `{c['policy']}`.{searched} Scored on "
             f"{c['episodes']} episodes that run never drew (K from {', '.join(map(str, c['shots']))}, "
             f"{c['inner_steps']} inner steps, int{c['bits']}), by `{data['command']}` at commit "
-            f"`{env['git_commit'][:12]}` ([results](benchmarks/results/meta_qa/results.md)):\n\n" + table(data))
+            f"`{env['git_commit'][:12]}` ([results](benchmarks/results/{name}/results.md)):\n\n" + table(data))
 
 
-BLOCKS = {"lm": lm, "qa": qa, "meta-qa": meta_qa}
+def _recipe(recipe: dict) -> str:
+    blocks = {"spread": "every other block", "last": "the last blocks", "first": "the first blocks"}[recipe["blocks"]]
+    return f"temperature {recipe['temperature']:g}, alpha {recipe['alpha']:g}, lr {recipe['lr']:g} on {blocks}"
+
+
+def meta_qa() -> str:
+    """The QA meta policy against fixed recipes on episodes its run never drew."""
+    return _meta_episodes("meta_qa")
+
+
+def meta_lm() -> str:
+    """The LM meta policy against fixed recipes (and a same-compute random search) on unseen episodes."""
+    return _meta_episodes("meta_lm")
+
+
+BLOCKS = {"lm": lm, "qa": qa, "meta-qa": meta_qa, "meta-lm": meta_lm}
