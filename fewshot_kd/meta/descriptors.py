@@ -1,9 +1,9 @@
 """What the meta-learned policy reads: per-layer descriptors of the model being compressed
 and a task vector, so one policy applies to architectures it never saw.
 
-Per Conv2d / Linear layer (and GPT-2's ``Conv1D``, a linear layer stored ``[in, out]``): type, widths, kernel, depth position, share of params and MACs,
-whether it roots a prunable channel group, and two sensitivities measured on the support
-shots (teacher-student KL when the half of the group's channels that the deployed pruner
+Per Conv2d / Linear layer (and GPT-2's ``Conv1D``, a linear layer stored ``[in, out]``): type,
+widths, kernel, depth position, share of params and MACs, whether it roots a prunable channel
+group, and two sensitivities measured on the support shots (teacher-student KL when the half of the group's channels that the deployed pruner
 ranks lowest are gated off, and when the weights are rounded to 4 bits). Per distilled
 layer pair: depth, channels, spatial size. Per transformer block of a text encoder: depth, and
 the teacher-student KL when the block is skipped.
@@ -22,7 +22,7 @@ from torch.func import functional_call
 from fewshot_kd.errors import UnsupportedLayerError
 from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_layer_weight
 from fewshot_kd.models._text_layers import block_names, encoder_layers
-from fewshot_kd.prune.gpt2 import _is_conv1d
+from fewshot_kd.prune.gpt2 import is_conv1d
 
 LAYER_FEATURES = 12
 TASK_FEATURES = 5
@@ -111,7 +111,7 @@ def task_features(shots: int, num_classes: int, target_macs: float | None, targe
 
 
 def _is_layer(module: nn.Module) -> bool:
-    return isinstance(module, (nn.Conv2d, nn.Linear)) or _is_conv1d(module)
+    return isinstance(module, (nn.Conv2d, nn.Linear)) or is_conv1d(module)
 
 
 def _widths(module: nn.Module) -> tuple[int, int]:
@@ -147,9 +147,9 @@ def _layer_shapes(model: nn.Module, example) -> dict[str, int]:
 
 
 def find_groups(model: nn.Module, example) -> list[MaskGroup]:
-    """Prunable groups: for BERT-style encoders the attention heads and the FFN neurons of
-    every layer (:mod:`fewshot_kd.prune.transformer`), else the channel groups of the
-    project's dependency graph; none for models it cannot trace."""
+    """Prunable groups: for BERT-style encoders and GPT-2s the attention heads and the FFN
+    neurons of every layer (:mod:`fewshot_kd.prune.transformer`, :mod:`fewshot_kd.prune.gpt2`),
+    else the channel groups of the project's dependency graph; none for models it cannot trace."""
     from fewshot_kd.prune.gpt2 import find_gpt2_layers
     from fewshot_kd.prune.transformer import find_transformer_layers
 
@@ -191,8 +191,8 @@ def _group_layers(model: nn.Module, example, groups: list[MaskGroup], macs: dict
     names = list(macs)
     for g in groups:
         trial = copy.deepcopy(model)
-        heads = {l.attention_name: l for l in prunable_layers(trial)}
-        ffns = {l.ffn_name: l for l in prunable_layers(trial)}
+        layers = prunable_layers(trial)
+        heads, ffns = {l.attention_name: l for l in layers}, {l.ffn_name: l for l in layers}
         if g.root in heads:
             heads[g.root].prune_heads_(range(g.channels - g.channels // 2))
         elif g.root in ffns:
@@ -267,7 +267,7 @@ def model_structure(model: nn.Module, example) -> ModelStructure:
         scores = group_scores(model, example)
         _group_layers(model, example, groups, macs)
     modules = dict(model.named_modules())
-    transposed = frozenset(n for n in macs if _is_conv1d(modules[n]))
+    transposed = frozenset(n for n in macs if is_conv1d(modules[n]))
     return ModelStructure(list(macs), macs, groups, scores, transposed)
 
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 from fewshot_kd.prune.importance import Importance, resolve_importance
 
 
-def _is_conv1d(module) -> bool:
+def is_conv1d(module) -> bool:
     """transformers' ``Conv1D`` by its shape contract (``weight [nx, nf]``, ``bias [nf]``)."""
     weight = getattr(module, "weight", None)
     return (isinstance(module, nn.Module) and hasattr(module, "nf") and hasattr(module, "nx")
@@ -128,7 +128,7 @@ def find_gpt2_layers(model: nn.Module) -> list[GPT2Layer]:
             continue
         parts = [getattr(attention, "c_attn", None), getattr(attention, "c_proj", None),
                  getattr(mlp, "c_fc", None), getattr(mlp, "c_proj", None)]
-        if not all(_is_conv1d(p) for p in parts):
+        if not all(is_conv1d(p) for p in parts):
             continue
         if not all(hasattr(attention, a) for a in ("num_heads", "head_dim", "split_size")):
             continue
