@@ -115,6 +115,8 @@ def table(results: dict) -> str:
     lines.append(f"\nThe meta-learned policy **{verdict}** the best fixed recipe ({best_fixed}) by the one-std rule: "
                  f"{labels['metric']} {meta:.3f} against {fixed:.3f} ± {spread:.3f} (lower is better; "
                  f"mean ± std over {len(rows[best_fixed]['query_ce'])} episodes).")
+    paired = [m - f for m, f in zip(rows["meta-learned"]["query_ce"], rows[best_fixed]["query_ce"])]
+    lines.append(f"Paired by episode, meta-learned minus that recipe: {_pm(paired)} (negative: the meta policy is better).")
     return "\n".join(lines)
 
 

@@ -41,7 +41,18 @@ def lm() -> str:
             f"\n\nThe untrained half-depth copy is already within 15 % "
             f"({rows['truncated']['ratio_to_teacher'][0]:.3f}x), so the issue's target says little here; adapt() "
             f"closes most of what is left. The LM policy's alpha was chosen on the validation split (seed 0); "
-            f"the test column was looked at by nothing.")
+            f"the test column was looked at by nothing." + _meta_verdict(rows))
+
+
+def _meta_verdict(rows: dict) -> str:
+    """How adapt() with the meta-learned LM policy compares with the hand-set adapt(), by the one-std rule."""
+    if "adapt@meta" not in rows:
+        return ""
+    meta, hand = rows["adapt@meta"]["perplexity"], rows["adapt"]["perplexity"]
+    verdict = "beats" if meta[0] < hand[0] - hand[1] else ("loses to" if meta[0] > hand[0] + hand[1] else "ties")
+    return (f" Deployed, the meta-learned LM policy (the `meta-lm` block) **{verdict}** the hand-set policy: "
+            f"validation perplexity {pm(meta, 3)} against {pm(hand, 3)} (one-std rule, {rows['adapt@meta']['seeds']} "
+            f"seeds).")
 
 
 _QA_TRAINING = {"truncated_shots": "cross-entropy on the shots alone", "hinton_kd": "Hinton KD, shots only",
