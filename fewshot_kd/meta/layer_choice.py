@@ -35,12 +35,18 @@ BLOCK_PRIORS = ("last", "spread")
 """Which blocks an untrained policy keeps: the deepest, or every other one from the first."""
 
 
+def check_block_prior(kind: str) -> str:
+    """``kind`` if it is one of :data:`BLOCK_PRIORS`, else a ``ValueError`` naming them."""
+    if kind not in BLOCK_PRIORS:
+        raise ValueError(f"unknown block prior {kind!r}; choose one of {BLOCK_PRIORS}")
+    return kind
+
+
 def depth_prior(blocks: int, like: torch.Tensor, kind: str = "last") -> torch.Tensor:
     """``PRIOR_STEP`` x block ``b``'s rank: ``"last"`` ranks by depth (an untrained policy keeps
     the deepest blocks); ``"spread"`` ranks the odd blocks below the even ones, each by depth (it
     keeps blocks 0, 2, 4, ..., then the deepest odd ones)."""
-    if kind not in BLOCK_PRIORS:
-        raise ValueError(f"unknown block prior {kind!r}; choose one of {BLOCK_PRIORS}")
+    check_block_prior(kind)
     order = list(range(blocks)) if kind == "last" else list(range(1, blocks, 2)) + list(range(0, blocks, 2))
     rank = torch.empty(blocks, dtype=like.dtype, device=like.device)
     rank[order] = torch.arange(blocks, dtype=like.dtype, device=like.device)

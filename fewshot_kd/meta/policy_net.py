@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from fewshot_kd.adapt.policy import HAND_SET
 from fewshot_kd.meta.descriptors import BLOCK_FEATURES, LAYER_FEATURES, PAIR_FEATURES, TASK_FEATURES, ModelDescription
-from fewshot_kd.meta.layer_choice import HEAD_SCALE, depth_prior, keep_gates, top_blocks
+from fewshot_kd.meta.layer_choice import HEAD_SCALE, check_block_prior, depth_prior, keep_gates, top_blocks
 from fewshot_kd.meta.precision import fp32, full_precision
 from fewshot_kd.meta.relax import BIT_CHOICES, expected_bits, project_ratios
 
@@ -111,8 +111,7 @@ class PolicyNet(nn.Module):
     def __init__(self, hidden: int = 32, block_prior: str = "last") -> None:
         super().__init__()
         self.hidden = hidden
-        depth_prior(0, torch.zeros(0), block_prior)  # refuses an unknown kind now, not at the first text episode
-        self.block_prior = block_prior
+        self.block_prior = check_block_prior(block_prior)  # refused now, not at the first text episode
         self.layer = nn.Sequential(nn.Linear(LAYER_FEATURES + TASK_FEATURES, hidden), nn.Tanh(),
                                    nn.Linear(hidden, hidden), nn.Tanh())
         self.layer_head = _head(hidden, 3, [0.0, 0.0, 4.0])  # prune preference, lr log-scale, 8-bit logit

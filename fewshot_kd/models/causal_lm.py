@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from fewshot_kd.errors import DataNotFoundError, UnsupportedLayerError
 from fewshot_kd.models._minilm import ATTENTION, quiet_transformers
-from fewshot_kd.models._text_layers import renumber_blocks_
+from fewshot_kd.models._text_layers import keep_layers_
 from fewshot_kd.models.byte_tokenizer import BYTE_VOCAB_SIZE
 
 
@@ -54,11 +54,8 @@ def gpt2_blocks(model: nn.Module) -> nn.ModuleList:
 def keep_blocks(teacher: nn.Module, indices: list[int]) -> nn.Module:
     """A deep copy of ``teacher`` holding only the blocks ``indices`` (renumbered, so the
     key-value cache of generation still lines up), with ``config.n_layer`` updated."""
-    student = copy.deepcopy(teacher)
-    blocks = gpt2_blocks(student)
-    student.transformer.h = nn.ModuleList(renumber_blocks_([blocks[i] for i in indices]))
-    student.config.n_layer = len(indices)
-    return student
+    gpt2_blocks(teacher)  # a GPT-2, or the error that says it is not one
+    return keep_layers_(copy.deepcopy(teacher), indices)  # config.num_hidden_layers is GPT-2's n_layer
 
 
 def every_other_layer(teacher: nn.Module) -> nn.Module:

@@ -18,7 +18,6 @@ from fewshot_kd.distill.objective import UNLABELLED  # noqa: E402
 from fewshot_kd.meta.descriptors import describe_model, model_structure  # noqa: E402
 from fewshot_kd.meta.episodes import EpisodeSpec, make_episode  # noqa: E402
 from fewshot_kd.meta.meta_policy import MetaPolicy  # noqa: E402
-from fewshot_kd.meta.objective import InnerConfig, episode_loss  # noqa: E402
 from fewshot_kd.meta.policy_net import PolicyNet  # noqa: E402
 from fewshot_kd.meta.relax import channel_quantiles, gate_params, quantize_layer_weight  # noqa: E402
 from fewshot_kd.meta.token_episodes import TokenRows, make_token_family, token_pools  # noqa: E402
@@ -27,6 +26,7 @@ from fewshot_kd.models.causal_lm import gpt2_lm, small_gpt2_config  # noqa: E402
 from fewshot_kd.prune.gpt2 import find_gpt2_layers  # noqa: E402
 from fewshot_kd.quant import quantize_model_  # noqa: E402
 from fewshot_kd.task_family import TaskFamily  # noqa: E402
+from meta_fixtures import check_meta_loss_reaches  # noqa: E402
 
 SPEC = EpisodeSpec(macs_range=(0.3, 0.5), bits=(8,))
 TASK = TaskFamily(name="toy-lm", dataset="toy", teacher={"recipe": "toy"}, student={"derive": {}}, shots=(4,),
@@ -113,15 +113,7 @@ def test_a_token_episode_holds_labelled_and_unlabelled_sequences_and_query_next_
 
 
 def test_the_meta_loss_is_the_query_next_token_cross_entropy_and_reaches_the_policy(family):
-    episode = make_episode([family], 1, SPEC, seed=0)
-    net = PolicyNet(hidden=8)
-    loss, metrics = episode_loss(net, episode, InnerConfig(steps=3, order="truncated", truncate=2))
-    assert math.isfinite(loss.item()) and 0.0 <= metrics["query_acc"] <= 1.0
-    assert abs(metrics["meta_loss"] - metrics["query_ce"] - metrics["penalty"]) < 1e-5
-    loss.backward()
-    grads = {name: p.grad for name, p in net.named_parameters()}
-    for head in ("global_head", "block_head", "layer_head"):
-        assert any(g is not None and float(g.abs().sum()) > 0 for n, g in grads.items() if n.startswith(head)), head
+    check_meta_loss_reaches(make_episode([family], 1, SPEC, seed=0), ("global_head", "block_head", "layer_head"))
 
 
 @pytest.fixture(scope="module")
