@@ -61,16 +61,17 @@ def derive_student(teacher: nn.Module, shots: LabelledDataset, target: Target, p
             remaining = budget_macs / count_macs(student, example)
     if remaining < 0.999:
         data = _shot_batches(shots) if needs_gradients(policy.prune_importance) else None
+        shape = {"round_to": policy.prune_round_to, "streams": policy.structure == "width"}
         if policy.per_layer_prune and budget:
             per_layer = scaled_per_layer(student, example, policy.per_layer_prune, budget, policy.prune_importance, data,
-                                         round_to=policy.prune_round_to)
+                                         **shape)
             report = prune_(student, example, ratio=0.0, importance=policy.prune_importance, per_layer=per_layer, data=data,
-                            round_to=policy.prune_round_to)
+                            **shape)
             decisions["per_layer_prune"] = per_layer
         else:
             report = prune_(student, example, importance=policy.prune_importance,
                             per_layer=policy.per_layer_prune or None, data=data, tolerance=tolerance,
-                            below_ok=below_ok, round_to=policy.prune_round_to, **budget)
+                            below_ok=below_ok, **budget, **shape)
         decisions["prune"] = {
             "ratio": report.ratio,
             "importance": report.importance,
@@ -96,9 +97,10 @@ def kept_layers(teacher: nn.Module, decisions: dict) -> list[int] | None:
 
 
 def scaled_per_layer(model: nn.Module, example, ratios: dict, budget: dict, importance: str, data,
-                     max_ratio: float = 0.9, round_to: int | None = None) -> dict:
+                     max_ratio: float = 0.9, round_to: int | None = None, streams: bool = False) -> dict:
     """The per-layer prune ratios ``ratios``, scaled together (bisection on real pruned
-    copies) until the model meets the MACs / params ``budget``."""
+    copies) until the model meets the MACs / params ``budget`` (``round_to``, ``streams`` as
+    :func:`~fewshot_kd.prune.prune_`'s)."""
     from fewshot_kd.prune import prune_
     from fewshot_kd.prune.targets import resolve_budget, search_ratio
 
@@ -111,7 +113,8 @@ def scaled_per_layer(model: nn.Module, example, ratios: dict, budget: dict, impo
 
     def measure(t: float) -> int:
         trial = copy.deepcopy(model)
-        prune_(trial, example, ratio=0.0, importance=importance, per_layer=scaled(t), data=data, round_to=round_to)
+        prune_(trial, example, ratio=0.0, importance=importance, per_layer=scaled(t), data=data, round_to=round_to,
+               streams=streams)
         return count_macs(trial, example) if by_macs else count_params(trial)
 
     target = resolve_budget(budget["target_macs" if by_macs else "target_params"], before, "target")

@@ -69,7 +69,7 @@ def derive_to_latency(teacher: nn.Module, shots: LabelledDataset, target: Target
             raise FewShotKDError(
                 f"cannot reach target.latency={target.latency}: even at {low} of the teacher's MACs the student takes "
                 f"{lowest[2]:.2f} ms against the teacher's {teacher_ms:.2f} ms (batch {target.latency_batch}); "
-                f"ask for a larger latency fraction, or try policy structure='blocks'")
+                f"ask for a larger latency fraction, or try policy structure='width' (with prune_round_to=8) or 'blocks'")
         fitted = lowest
         for _ in range(SEARCH_STEPS):
             middle = (low + high) / 2

@@ -35,19 +35,67 @@ _UPSTREAM = "https://github.com/akamaster/pytorch_resnet_cifar10 (pretrained_mod
 
 class PadChannelsShortcut(nn.Module):
     """Parameter-free "option A" shortcut: subsample by ``stride`` and zero-pad ``pad``
-    channels on each side, i.e. ``F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, pad, pad))``."""
+    channels on each side, i.e. ``F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, pad, pad))``.
 
-    def __init__(self, pad: int, stride: int = 2) -> None:
+    Width pruning may remove channels on either side (:meth:`prune_in_channels_`,
+    :meth:`prune_out_channels_`); the shortcut then places each kept input channel where it
+    went before through ``gather_index`` (per output channel: 0 for a zero channel, ``k + 1``
+    for input channel ``k``), a buffer that exists only once the shortcut was pruned."""
+
+    gather_index: torch.Tensor | None
+    #: what :func:`~fewshot_kd.prune.serialize.save_pruned` records beside the weights
+    recorded_attributes = ("in_channels",)
+
+    def __init__(self, pad: int, stride: int = 2, in_channels: int | None = None) -> None:
         super().__init__()
         self.pad = pad
         self.stride = stride
+        self.in_channels = in_channels
+        self.register_buffer("gather_index", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.stride
-        return F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, self.pad, self.pad))
+        if self.gather_index is None:
+            return F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, self.pad, self.pad))
+        return torch.index_select(F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, 1, 0)), 1, self.gather_index)
+
+    @property
+    def out_channels(self) -> int | None:
+        if self.gather_index is not None:
+            return len(self.gather_index)
+        return None if self.in_channels is None else self.in_channels + 2 * self.pad
+
+    def _index(self) -> torch.Tensor:
+        if self.gather_index is not None:
+            return self.gather_index
+        if self.in_channels is None:
+            raise ValueError("pruning a PadChannelsShortcut needs its in_channels (give it at construction)")
+        index = torch.zeros(self.in_channels + 2 * self.pad, dtype=torch.long)
+        index[self.pad: self.pad + self.in_channels] = torch.arange(1, self.in_channels + 1)
+        return index
+
+    def prune_out_channels_(self, idxs) -> None:
+        """Drop output channels ``idxs``."""
+        index = self._index()
+        keep = torch.ones(len(index), dtype=torch.bool)
+        keep[torch.as_tensor(list(idxs), dtype=torch.long)] = False
+        self.gather_index = index[keep.to(index.device)].clone()
+
+    def prune_in_channels_(self, idxs) -> None:
+        """Drop input channels ``idxs``: outputs they fed become zero channels, the rest follow
+        their input's new position."""
+        index = self._index()
+        gone = torch.as_tensor(sorted(set(int(i) for i in idxs)), dtype=torch.long, device=index.device)
+        source = index - 1  # -1: a zero channel
+        shift = torch.searchsorted(gone, source.clamp(min=0))  # removed inputs before each source
+        moved = torch.where(torch.isin(source, gone) | (source < 0), torch.zeros_like(index), source - shift + 1)
+        self.gather_index = moved
+        if self.in_channels is not None:
+            self.in_channels -= len(gone)
 
     def extra_repr(self) -> str:
-        return f"pad={self.pad}, stride={self.stride}"
+        placed = "" if self.gather_index is None else f", out_channels={self.out_channels} (pruned)"
+        return f"pad={self.pad}, stride={self.stride}{placed}"
 
 
 class BasicBlock(nn.Module):
@@ -62,7 +110,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         if stride != 1 or in_planes != planes:
-            self.shortcut: nn.Module = PadChannelsShortcut(planes // 4, stride)
+            self.shortcut: nn.Module = PadChannelsShortcut(planes // 4, stride, in_channels=in_planes)
         else:
             self.shortcut = nn.Identity()
 

@@ -8,6 +8,11 @@ corrupt the model. Such modules, and unsupported layers the caller chose to igno
 pruner that refuses to prune, and every channel group that touches a barrier is left
 untouched (for ResNets: the residual streams keep their widths and only the channels
 inside each block are pruned).
+
+A barrier that knows how to lose channels on either side (``prune_in_channels_`` and
+``prune_out_channels_``, as :class:`~fewshot_kd.models.cifar_resnet.PadChannelsShortcut`) is a
+*placer*: with ``streams=True`` it gets a pruner that forwards to those methods, its input and
+output channel groups are independent and prunable, and the residual streams narrow too.
 """
 
 from __future__ import annotations
@@ -161,26 +166,57 @@ def _barrier_pruner():
     return BarrierPruner()
 
 
+def _placer_pruner():
+    tp = torch_pruning()
+
+    class PlacerPruner(tp.pruner.BasePruningFunc):
+        """Forwards channel removal to the module's own ``prune_in_channels_`` /
+        ``prune_out_channels_``; input and output channels are not coupled."""
+
+        TARGET_MODULES = None
+
+        def prune_out_channels(self, layer: nn.Module, idxs):
+            layer.prune_out_channels_(idxs)
+            return layer
+
+        def prune_in_channels(self, layer: nn.Module, idxs):
+            layer.prune_in_channels_(idxs)
+            return layer
+
+        def get_out_channels(self, layer: nn.Module):
+            return getattr(layer, "out_channels", None)
+
+        def get_in_channels(self, layer: nn.Module):
+            return getattr(layer, "in_channels", None)
+
+    return PlacerPruner()
+
+
 @contextmanager
-def traced(model: nn.Module, barriers: list[nn.Module]) -> Iterator[dict]:
-    """Context for building a DepGraph/pruner on ``model``: barriers are opaque and get the
-    barrier pruner (yielded as ``customized_pruners``), gradients are on, Torch-Pruning's
-    warnings are silenced and the model's train/eval mode is restored."""
-    pruner = _barrier_pruner()
-    customized = {type(m): pruner for m in barriers}
+def traced(model: nn.Module, barriers: list[nn.Module], placed: list[nn.Module] = ()) -> Iterator[dict]:
+    """Context for building a DepGraph/pruner on ``model``: barriers and placers are opaque and
+    get the barrier / placer pruner (yielded as ``customized_pruners``), gradients are on,
+    Torch-Pruning's warnings are silenced and the model's train/eval mode is restored."""
+    frozen, placer = _barrier_pruner(), _placer_pruner()
+    customized = {type(m): frozen for m in barriers}
+    overlap = {type(m) for m in placed} & set(customized)
+    if overlap:
+        raise UnsupportedLayerError(f"{sorted(t.__name__ for t in overlap)} are both frozen and pruned; "
+                                    "prune every such module with the streams or none")
+    customized.update({type(m): placer for m in placed})
     was_training = model.training
     try:
-        with _opaque_forward(barriers), torch.enable_grad(), warnings.catch_warnings():
+        with _opaque_forward([*barriers, *placed]), torch.enable_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield customized
     finally:
         model.train(was_training)
 
 
-def build_graph(model: nn.Module, example_inputs: Any, barriers: list[nn.Module]):
-    """A Torch-Pruning ``DependencyGraph`` of ``model`` with the barriers opaque."""
+def build_graph(model: nn.Module, example_inputs: Any, barriers: list[nn.Module], placed: list[nn.Module] = ()):
+    """A Torch-Pruning ``DependencyGraph`` of ``model`` with the barriers and placers opaque."""
     tp = torch_pruning()
-    with traced(model, barriers) as customized:
+    with traced(model, barriers, placed) as customized:
         return tp.DependencyGraph().build_dependency(
             model,
             example_inputs=example_inputs,
@@ -190,6 +226,19 @@ def build_graph(model: nn.Module, example_inputs: Any, barriers: list[nn.Module]
         )
 
 
-def frozen_layers(model: nn.Module, found: Inspection, ignored: list[nn.Module]) -> list[nn.Module]:
-    """Barriers: the channel-changing custom modules plus the ignored unsupported ones."""
-    return list(found.barriers.values()) + check_supported(found, ignored)
+def is_placer(module: nn.Module) -> bool:
+    """Whether a channel-changing module can lose channels on either side (see the module docs)."""
+    return callable(getattr(module, "prune_in_channels_", None)) and callable(getattr(module, "prune_out_channels_", None))
+
+
+def frozen_layers(model: nn.Module, found: Inspection, ignored: list[nn.Module],
+                  streams: bool = False) -> list[nn.Module]:
+    """Barriers: the channel-changing custom modules (without the placers when ``streams``) plus
+    the ignored unsupported ones."""
+    custom = [m for m in found.barriers.values() if not (streams and is_placer(m))]
+    return custom + check_supported(found, ignored)
+
+
+def placers(found: Inspection, streams: bool) -> list[nn.Module]:
+    """The channel-changing modules that are pruned with the streams they join (``streams``)."""
+    return [m for m in found.barriers.values() if is_placer(m)] if streams else []

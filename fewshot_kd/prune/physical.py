@@ -64,6 +64,7 @@ def build_pruner(
     data: Any = None,
     loss_fn: LossFn | None = None,
     round_to: int | None = None,
+    streams: bool = False,
 ) -> tuple[Any, list[nn.Module]]:
     """The Torch-Pruning ``BasePruner`` that :func:`prune_channels_` steps (gradients
     accumulated first for gradient-based importances), and the barrier modules."""
@@ -73,11 +74,12 @@ def build_pruner(
         ignored = _by_name(model, [found.last_layer] if found.last_layer is not None else [])
     else:
         ignored = resolve_modules(model, ignored_layers, "ignored_layers")
-    barriers = _graph.frozen_layers(model, found, ignored)
+    barriers = _graph.frozen_layers(model, found, ignored, streams)
+    placed = _graph.placers(found, streams)
     ratios = layer_ratios(model, per_layer, _graph.PRODUCERS)
     if needs_gradients(importance):
         accumulate_gradients_(model, data, loss_fn)
-    with _graph.traced(model, barriers) as customized:
+    with _graph.traced(model, barriers, placed) as customized:
         pruner = tp.pruner.BasePruner(
             model,
             example_inputs,
@@ -136,6 +138,7 @@ def prune_(
     loss_fn: LossFn | None = None,
     round_to: int | None = None,
     below_ok: bool = False,
+    streams: bool = False,
 ) -> PruneReport:
     """Remove ``ratio`` of the channels of every prunable channel group of ``model`` in place.
 
@@ -156,7 +159,11 @@ def prune_(
       caps any one layer (and bounds the budget search); ``round_to``: keep multiples of it.
 
     Custom modules that change the channel count without parameters (option-A shortcuts)
-    freeze the channel groups they touch; their names are in ``report.frozen``. Models with
+    freeze the channel groups they touch; their names are in ``report.frozen``. ``streams``:
+    those that can lose channels themselves (``prune_in_channels_`` / ``prune_out_channels_``)
+    are pruned with the groups instead, so the residual streams narrow as well (every
+    convolution then loses input and output channels: fewer MACs per channel cut, and a
+    student whose latency falls closer to its MACs). Models with
     BERT-style encoder layers are pruned by attention heads and FFN neurons (both ``ratio``).
     """
     start = time.perf_counter()
@@ -188,6 +195,7 @@ def prune_(
         return prune_channels_(
             m, example_inputs, r, per_layer=per_layer, importance=importance, ignored_layers=ignored,
             global_pruning=global_pruning, max_ratio=max_ratio, data=data, loss_fn=loss_fn, round_to=round_to,
+            streams=streams,
         )
 
     macs_before, params_before = count_macs(model, example_inputs), count_params(model)

@@ -4,7 +4,8 @@ A pruned model is one safetensors file: the weights, plus in its metadata a JSON
 description of the architecture: the base model's registry name and keyword arguments
 (``model.arch`` of the model zoo, ``create_model(**arch)`` rebuilds it) and, for every
 Conv/Linear/BatchNorm/LayerNorm/GroupNorm/Embedding/PReLU, its shape arguments, plus the
-head counts of attention modules. :func:`load_pruned` rebuilds the base model from the
+head counts of attention modules and the ``recorded_attributes`` a module names (the
+input width of a pruned option-A shortcut). :func:`load_pruned` rebuilds the base model from the
 registry, resizes the recorded modules in place (their types are kept), sets the recorded
 attributes and loads the weights with ``strict=True``.
 """
@@ -68,7 +69,8 @@ def describe_architecture(model: nn.Module, arch: Mapping[str, Any]) -> dict[str
         args = _shape_args(module)
         if args is not None:
             modules[name] = {"type": _layer_type(module), **args}
-        attrs = {a: getattr(module, a) for a in _ATTRIBUTES if isinstance(getattr(module, a, None), int)}
+        names = _ATTRIBUTES + tuple(getattr(module, "recorded_attributes", ()))
+        attrs = {a: getattr(module, a) for a in names if isinstance(getattr(module, a, None), int)}
         if attrs:
             attributes[name] = attrs
     description = {"format": FORMAT, "arch": {"name": arch["name"], **kwargs}, "modules": modules,
@@ -138,10 +140,11 @@ def _match_tensors_(module: nn.Module, name: str, state: Mapping[str, torch.Tens
         if stored is not None and stored.shape != param.shape:
             new = torch.empty(stored.shape, dtype=param.dtype, device=param.device)
             setattr(module, pname, nn.Parameter(new, requires_grad=param.requires_grad))
-    for bname, buf in list(module.named_buffers(recurse=False)):
+    for bname, buf in list(module._buffers.items()):
         stored = state.get(prefix + bname)
-        if buf is not None and stored is not None and stored.shape != buf.shape:
-            module._buffers[bname] = torch.empty(stored.shape, dtype=buf.dtype, device=buf.device)
+        if stored is not None and (buf is None or stored.shape != buf.shape):  # None: set only once pruned
+            like = stored if buf is None else buf
+            module._buffers[bname] = torch.empty(stored.shape, dtype=like.dtype, device=like.device)
 
 
 def _default_builder(name: str, **kwargs: Any) -> nn.Module:
@@ -167,6 +170,7 @@ def build_skeleton(description: Mapping[str, Any], state: Mapping[str, torch.Ten
     for name, attrs in description.get("attributes", {}).items():
         for attr, value in attrs.items():
             setattr(modules[name], attr, value)
+        _match_tensors_(modules[name], name, state)  # buffers a pruned module gained (an option-A gather index)
     own = model.state_dict()
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if wrong:
