@@ -5,12 +5,13 @@ CIFAR-10 ResNet-56 (pretrained), K=10:
 - a plain Adam training step of the full ResNet-56 at batch 32, and adapt()'s distillation step of
   the derived half-MACs student (its distill time over its steps), each as a FLOP rate
   (forward + backward = 3 x the forward's 2 x MACs per example): channel pruning with and without
-  channels-last, and block dropping;
+  channels-last, width pruning (the residual streams too, counts rounded to multiples of 8) and
+  block dropping;
 - latency at batch 1 and 64 of the teacher and of half-MACs students: channel pruning, channel
-  pruning with counts rounded to multiples of 8, and block dropping, in default and channels-last
-  memory format;
-- adapt()'s latency target at batch 64: channel pruning to 0.7 and 0.5 of the teacher's time, block
-  dropping to 0.5 (timings in default memory format, measured inside the search).
+  pruning with counts rounded to multiples of 8, width pruning with and without that rounding, and
+  block dropping, in default and channels-last memory format;
+- adapt()'s latency target at batch 64: channel pruning to 0.7 and 0.5 of the teacher's time, width
+  pruning and block dropping to 0.5 (timings in default memory format, measured inside the search).
 Writes ``results.json`` and ``results.md`` (the command, commit and machine inside).
 """
 
@@ -34,6 +35,14 @@ from fewshot_kd.prune import prune_
 from fewshot_kd.prune.blocks import drop_blocks_
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu_speed"
+#: width pruning keeps channel counts at multiples of 8 (odd counts are slower than their MACs)
+ROUND_TO = {"width": 8}
+
+
+def _structure(row: dict) -> str:
+    """A row's structure, with its rounding (rows made before rounding was recorded have none)."""
+    round_to = row.get("round_to")
+    return row["structure"] + (f", round_to={round_to}" if round_to else "")
 
 
 def adam_step_times(model, batch, steps: int) -> list[float]:
@@ -81,13 +90,16 @@ def distill_rates(teacher, data, steps: int) -> list[dict]:
     warm = replace(HAND_SET, steps=3, qat_steps=0)  # the first adapt() in a process also pays the kernels' set-up
     adapt(teacher, None, shots=10, data=data, target={"macs": 0.5, "bits": 8}, policy=warm, eval_data={}, progress=False)
     rows = []
-    for structure, channels_last in (("channels", False), ("channels", True), ("blocks", True)):
-        policy = replace(HAND_SET, steps=steps, qat_steps=0, channels_last=channels_last, structure=structure)
+    for structure, channels_last in (("channels", False), ("channels", True), ("width", False), ("width", True),
+                                     ("blocks", True)):
+        policy = replace(HAND_SET, steps=steps, qat_steps=0, channels_last=channels_last, structure=structure,
+                         prune_round_to=ROUND_TO.get(structure))
         result = adapt(teacher, None, shots=10, data=data, target={"macs": 0.5, "bits": 8}, policy=policy,
                        eval_data={}, progress=False)
         r = result.report
         per_step = r["stages"]["distill_seconds"] / steps
-        rows.append({"structure": structure, "channels_last": channels_last, "steps": steps, "seconds_per_step": per_step,
+        rows.append({"structure": structure, "round_to": policy.prune_round_to, "channels_last": channels_last,
+                     "steps": steps, "seconds_per_step": per_step,
                      "student_macs": r["student"]["macs"], "batch": policy.batch_size,
                      "gflops": gflops(r["student"]["macs"], policy.batch_size, per_step),
                      "adapt_seconds": r["adapt_seconds"]})
@@ -98,9 +110,10 @@ def students(teacher, shots) -> dict:
     example = shots[:1]
     half = 0.5 * count_macs(teacher, example)
     out = {"teacher": teacher}
-    for name, round_to in (("channels", None), ("channels round_to=8", 8)):
+    for name, round_to, streams in (("channels", None, False), ("channels round_to=8", 8, False),
+                                    ("width", None, True), ("width round_to=8", 8, True)):
         model = copy.deepcopy(teacher)
-        prune_(model, example, target_macs=half, round_to=round_to, tolerance=0.03, below_ok=True)
+        prune_(model, example, target_macs=half, round_to=round_to, tolerance=0.03, below_ok=True, streams=streams)
         out[name] = model
     blocks = copy.deepcopy(teacher)
     drop_blocks_(blocks, shots, half)
@@ -126,10 +139,10 @@ def latency_target(teacher, data) -> list[dict]:
     from fewshot_kd.errors import FewShotKDError
 
     rows = []
-    for structure, fraction in (("channels", 0.7), ("channels", 0.5), ("blocks", 0.5)):
-        policy = replace(HAND_SET, steps=1, qat_steps=0, structure=structure)
+    for structure, fraction in (("channels", 0.7), ("channels", 0.5), ("width", 0.5), ("blocks", 0.5)):
+        policy = replace(HAND_SET, steps=1, qat_steps=0, structure=structure, prune_round_to=ROUND_TO.get(structure))
         target = {"macs": 0.5, "bits": None, "latency": fraction, "latency_batch": 64}
-        row = {"structure": structure, "target": target}
+        row = {"structure": structure, "round_to": policy.prune_round_to, "target": target}
         try:
             result = adapt(teacher, None, shots=10, data=data, target=target, policy=policy, eval_data={},
                            progress=False)
@@ -145,14 +158,20 @@ def latency_target(teacher, data) -> list[dict]:
 
 
 def render(results: dict) -> str:
-    lines = [f"# CPU speed (`{results['command']}`)", "",
-             f"Commit `{results['environment']['git_commit'][:12]}`, {results['environment']['cpu_model']}, "
-             f"{results['environment']['torch_threads']} threads, torch {results['environment']['torch']}.", "",
-             "| step | s per step | GFLOP/s | share of the plain step's rate |", "|---|---:|---:|---:|"]
+    """``results.md``: the command, commit and machine, then :func:`tables`."""
+    return "\n".join([f"# CPU speed (`{results['command']}`)", "",
+                      f"Commit `{results['environment']['git_commit'][:12]}`, {results['environment']['cpu_model']}, "
+                      f"{results['environment']['torch_threads']} threads, torch {results['environment']['torch']}.", "",
+                      tables(results)])
+
+
+def tables(results: dict) -> str:
+    """The FLOP-rate, latency and latency-target tables (markdown)."""
+    lines = ["| step | s per step | GFLOP/s | share of the plain step's rate |", "|---|---:|---:|---:|"]
     plain = results["plain_train_step"]
     lines.append(f"| plain Adam step, full ResNet-56, batch 32 | {plain['seconds']:.3f} | {plain['gflops']:.1f} | 100 % |")
     for row in results["distill_step"]:
-        lines.append(f"| adapt() distillation step, half-MACs student ({row['structure']}"
+        lines.append(f"| adapt() distillation step, half-MACs student ({_structure(row)}"
                      f"{', channels-last' if row['channels_last'] else ''}) | "
                      f"{row['seconds_per_step']:.3f} | {row['gflops']:.1f} | {row['gflops'] / plain['gflops']:.0%} |")
     lines += ["", "| model | MACs | b1 ms | b64 ms | b1 ms (CL) | b64 ms (CL) | b64 speed-up (CL) |",
@@ -165,7 +184,7 @@ def render(results: dict) -> str:
     lines += ["", "| latency target (batch 64, MACs at most 0.5) | structure | MACs kept | teacher ms | student ms | speed-up |",
               "|---|---|---:|---:|---:|---:|"]
     for row in results["latency_target"]:
-        head = f"| {row['target']['latency']} | {row['structure']} |"
+        head = f"| {row['target']['latency']} | {_structure(row)} |"
         if "unreachable" in row:
             lines.append(f"{head} unreachable | | | |")
         else:
