@@ -9,12 +9,12 @@ from pathlib import Path
 
 from fewshot_kd.errors import FewShotKDError
 
-from benchmarks.readme import beyond, cifar10, fidelity, gpu, heldout, meta, progressive, smoke, text
+from benchmarks.readme import beyond, cifar10, fidelity, gpu, heldout, meta, progressive, smoke, speed, text
 from benchmarks.readme.markers import render
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCKS = {**cifar10.BLOCKS, **meta.BLOCKS, **text.BLOCKS, **smoke.BLOCKS, **fidelity.BLOCKS, **heldout.BLOCKS, **gpu.BLOCKS,
-          **progressive.BLOCKS, **beyond.BLOCKS}
+          **progressive.BLOCKS, **beyond.BLOCKS, **speed.BLOCKS}
 
 
 def rendered(readme: Path = README) -> tuple[str, str]:

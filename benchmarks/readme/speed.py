@@ -1,0 +1,75 @@
+"""README blocks for the CPU speed targets: the cut of a half-MACs student (suite ``cifar10_structure``:
+accuracy beside measured latency) and ``python -m benchmarks.cpu_speed`` (FLOP rates, latencies)."""
+
+from __future__ import annotations
+
+import statistics
+
+from fewshot_kd.files import read_json
+
+from benchmarks.cpu_speed import tables
+from benchmarks.readme.fmt import commits_phrase, gap, pm
+from benchmarks.readme.source import RESULTS_DIR, load
+
+SPEEDUP_TARGET = 1.7  # a half-MACs student at batch 64 against its teacher
+RATE_TARGET = 0.75  # a distillation step's FLOP rate against a plain training step's
+CUTS = {"adapt": "inner-block channels, the default", "adapt@width": "width: residual streams too, rounded to 8",
+        "adapt@blocks": "whole blocks dropped", "adapt_unlabelled": "inner-block channels, 2,000 unlabelled",
+        "adapt_unlabelled@width": "width, 2,000 unlabelled", "adapt_unlabelled@blocks": "blocks, 2,000 unlabelled"}
+EXACT, JPEG = "test_exact", "test"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def _base(method: str) -> str:
+    """The default cut with the same data as ``method``."""
+    return method.split("@")[0]
+
+
+def structure() -> str:
+    s = load("cifar10_structure")
+    k = sorted({c["k"] for c in s.cells()})[0]
+    teacher_b64 = statistics.fmean(c["latency_b64_ms"] for c in s.cells("teacher"))
+    rows, verdicts = [], []
+    for method, cut in CUTS.items():
+        if not s.cells(method, k):
+            continue
+        speedup = teacher_b64 / s.mean("latency_b64_ms", method, k)
+        rows.append(f"| {method} ({cut}) | {pm(s.acc(method, k, EXACT))} | {pm(s.acc(method, k, JPEG))} | "
+                    f"{s.mean('macs', method, k) / 1e6:.1f} M | {s.mean('latency_b1_ms', method, k):.2f} | "
+                    f"{s.mean('latency_b64_ms', method, k):.1f} | {speedup:.2f}x | "
+                    f"{pm(s.row(method, k, EXACT)['adapt_seconds'], 0)} |")
+        verdicts.append(f"`{method}` {speedup:.2f}x ({_met(speedup >= SPEEDUP_TARGET)})")
+    accuracy = [f"`{m}` is {gap(s.acc(m, k, EXACT)[0], s.acc(_base(m), k, EXACT)[0]):+.1f} points against `{_base(m)}`"
+                for m in CUTS if "@" in m and s.cells(m, k)]
+    commits = sorted({c["commit"][:12] for c in s.cells()})
+    return f"""How the half-MACs student is cut ([table](benchmarks/results/cifar10_structure/results.md),
+`python -m benchmarks.run --suite cifar10_structure`, CIFAR-10 ResNet-56 teacher, K={k}, int8 weights,
+{len(s.cells('adapt', k))} seeds, {commits_phrase(commits)}, clean trees; latencies of the students as
+adapt() returns them (float arithmetic on int8-rounded weights, default memory format), against the
+teacher's {teacher_b64:.1f} ms at batch 64 measured in the same run):
+
+| method (cut) | acc % [{EXACT}] | acc % [{JPEG}] | MACs | ms b1 | ms b64 | b64 speed-up | adapt s |
+|---|---|---|---|---|---|---|---|
+""" + "\n".join(rows) + f"""
+
+Target: a half-MACs student at least {SPEEDUP_TARGET}x faster than its teacher at batch 64: {', '.join(verdicts)}.
+On the exact images {'; '.join(accuracy)}."""
+
+
+def cpu_speed() -> str:
+    r = read_json(RESULTS_DIR / "cpu_speed" / "results.json")
+    env = r["environment"]
+    plain = r["plain_train_step"]["gflops"]
+    rates = [f"{row['structure']}{', channels-last' if row['channels_last'] else ''} "
+             f"{row['gflops'] / plain:.0%} ({_met(row['gflops'] / plain >= RATE_TARGET)})" for row in r["distill_step"]]
+    return f"""`{r['command']}`, commit `{env['git_commit'][:12]}`, {env['cpu_model']}, {env['torch_threads']} threads
+([results](benchmarks/results/cpu_speed/results.md)):
+
+{tables(r)}
+Target: a distillation step at least {RATE_TARGET:.0%} of a plain training step's FLOP rate: {'; '.join(rates)}."""
+
+
+BLOCKS = {"structure": structure, "cpu-speed": cpu_speed}
