@@ -7,11 +7,12 @@ CIFAR-10 ResNet-56 (pretrained), K=10:
   (forward + backward = 3 x the forward's 2 x MACs per example): channel pruning with and without
   channels-last, width pruning (the residual streams too, counts rounded to multiples of 8) and
   block dropping;
-- latency at batch 1 and 64 of the teacher and of half-MACs students: channel pruning, channel
-  pruning with counts rounded to multiples of 8, width pruning with and without that rounding, and
-  block dropping, in default and channels-last memory format;
+- latency at batch 1 and 64 of the teacher and of half-MACs students (timed round-robin): channel
+  pruning, channel pruning with counts rounded to multiples of 8, width pruning with and without that
+  rounding, and block dropping, in default and channels-last memory format;
 - adapt()'s latency target at batch 64: channel pruning to 0.7 and 0.5 of the teacher's time, width
-  pruning and block dropping to 0.5 (timings in default memory format, measured inside the search).
+  pruning and block dropping to 0.5 (timings in default memory format, measured inside the search,
+  teacher and student round-robin).
 Writes ``results.json`` and ``results.md`` (the command, commit and machine inside).
 """
 
@@ -30,7 +31,7 @@ import torch
 from fewshot_kd import adapt, create_model, load_dataset
 from fewshot_kd.adapt.policy import HAND_SET
 from fewshot_kd.files import write_json
-from fewshot_kd.measure import count_macs, environment_info, measure_latency
+from fewshot_kd.measure import count_macs, environment_info, paired_latency_ms
 from fewshot_kd.prune import prune_
 from fewshot_kd.prune.blocks import drop_blocks_
 
@@ -122,16 +123,16 @@ def students(teacher, shots) -> dict:
 
 
 def latencies(models: dict, repeats: int) -> list[dict]:
-    rows = []
-    for name, model in models.items():
-        row = {"model": name, "macs": count_macs(model, torch.zeros(1, 3, 32, 32))}
-        for fmt, memory in (("default", torch.contiguous_format), ("channels_last", torch.channels_last)):
-            placed = copy.deepcopy(model).to(memory_format=memory).eval()
-            for batch in (1, 64):
-                x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=memory)
-                row[f"{fmt}_b{batch}_ms"] = measure_latency(placed, x, warmup=3, repeats=repeats).median_ms
-        rows.append(row)
-    return rows
+    """Per model: its MACs and median ms at batch 1 and 64 in each memory format, the models of one
+    setting timed round-robin (a slow spell of the machine hits them all alike)."""
+    rows = {name: {"model": name, "macs": count_macs(model, torch.zeros(1, 3, 32, 32))} for name, model in models.items()}
+    for fmt, memory in (("default", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        placed = {name: copy.deepcopy(model).to(memory_format=memory).eval() for name, model in models.items()}
+        for batch in (1, 64):
+            x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=memory)
+            for name, ms in paired_latency_ms(placed, x, warmup=3, repeats=repeats).items():
+                rows[name][f"{fmt}_b{batch}_ms"] = ms
+    return list(rows.values())
 
 
 def latency_target(teacher, data) -> list[dict]:
@@ -151,8 +152,8 @@ def latency_target(teacher, data) -> list[dict]:
             continue
         fit = result.report["decisions"]["latency_fit"]
         chosen = fit["attempts"][fit["chosen"]]
-        rows.append({**row, "teacher_ms": fit["teacher_ms"], "student_ms": chosen["ms"],
-                     "speedup": fit["teacher_ms"] / chosen["ms"],
+        rows.append({**row, "teacher_ms": chosen["teacher_ms"], "student_ms": chosen["ms"],
+                     "speedup": chosen["teacher_ms"] / chosen["ms"],
                      "macs_fraction": result.report["decisions"]["macs_fraction"], "attempts": fit["attempts"]})
     return rows
 

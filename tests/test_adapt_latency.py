@@ -46,13 +46,43 @@ def test_an_unreachable_latency_says_so(teacher, digits):
         derive_to_latency(teacher, shots, Target(macs=None, latency=0.1), FAST, measure=_fake_ms(100.0))
 
 
-def test_latency_is_measured_on_the_model():
-    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
-    assert latency_fit.latency_ms(model, torch.randn(4, 64), repeats=3) > 0
+def test_the_pair_is_measured_on_the_models():
+    teacher = torch.nn.Sequential(torch.nn.Linear(64, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+    student = torch.nn.Sequential(torch.nn.Linear(64, 4), torch.nn.ReLU(), torch.nn.Linear(4, 10))
+    teacher_ms, student_ms = latency_fit.paired_ms(teacher, student, torch.randn(256, 64), repeats=5)
+    assert teacher_ms > student_ms > 0
+
+
+def test_paired_timing_judges_the_ratio_of_the_same_spell(teacher, digits, monkeypatch):
+    """A machine that slows down between attempts: timed alone, the teacher's early time would
+    make every later student miss; timed beside it, the ratio decides."""
+    fake = _fake_ms(overhead=1.0)
+    spell = iter([1.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0])
+    monkeypatch.setattr(latency_fit, "paired_ms", lambda t, s, x: (lambda k: (k * fake(t, x), k * fake(s, x)))(next(spell)))
+    shots = digits.train.few_shot(2, seed=0)
+    student, decisions = derive_to_latency(teacher, shots, Target(macs=None, latency=0.6), FAST)
+    fit = decisions["latency_fit"]
+    chosen = fit["attempts"][fit["chosen"]]
+    assert chosen["ratio"] <= 0.6 and chosen["ms"] > fit["budget_ms"]  # over the first spell's budget, still fits
+    assert chosen["ratio"] == pytest.approx(chosen["ms"] / chosen["teacher_ms"])
+    assert all(a["teacher_ms"] == pytest.approx(3 * fit["teacher_ms"]) for a in fit["attempts"][1:])
+
+
+def test_paired_latency_times_models_round_robin():
+    from fewshot_kd.measure import paired_latency_ms
+
+    small = torch.nn.Linear(8, 8)
+    big = torch.nn.Sequential(*[torch.nn.Linear(256, 256) for _ in range(8)])
+    times = paired_latency_ms({"small": small, "big": torch.nn.Sequential(torch.nn.Linear(8, 256), big)},
+                              torch.randn(64, 8), warmup=1, repeats=5)
+    assert set(times) == {"small", "big"} and 0 < times["small"] < times["big"]
+    with pytest.raises(ValueError, match="one device"):
+        paired_latency_ms({"a": small, "b": torch.nn.Linear(8, 8, device="meta")}, torch.randn(1, 8))
 
 
 def test_adapt_reports_the_latency_fit(teacher, digits, monkeypatch):
-    monkeypatch.setattr(latency_fit, "latency_ms", _fake_ms(overhead=1.0))  # the CPU's timings are noisy here
+    fake = _fake_ms(overhead=1.0)  # the CPU's timings are noisy here
+    monkeypatch.setattr(latency_fit, "paired_ms", lambda t, s, x: (fake(t, x), fake(s, x)))
     torch.manual_seed(0)
     result = adapt(teacher, None, shots=2, data=digits, target={"macs": 0.8, "latency": 0.9, "bits": None},
                    policy=FAST, progress=False)

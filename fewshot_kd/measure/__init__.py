@@ -6,7 +6,7 @@ student are measured the same way.
 
 from fewshot_kd.measure.energy import Energy, estimate_energy, measure_energy
 from fewshot_kd.measure.environment import cpu_model, environment_info
-from fewshot_kd.measure.latency import LatencyResult, latency_profile, measure_latency
+from fewshot_kd.measure.latency import LatencyResult, latency_profile, measure_latency, paired_latency_ms
 from fewshot_kd.measure.macs import count_macs
 from fewshot_kd.measure.memory import cpu_peak_method, measure_peak_memory, rss_counter_slack_bytes
 from fewshot_kd.measure.metrics import (
@@ -43,6 +43,7 @@ __all__ = [
     "macro_f1",
     "measure_energy",
     "measure_latency",
+    "paired_latency_ms",
     "measure_model",
     "measure_peak_memory",
     "predict",

@@ -6,6 +6,7 @@ for timing several runtimes round-robin, as :func:`fewshot_kd.quant.compare_late
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from fewshot_kd.model_io import CallableModule, batch_size_of, call_model, eval_mode, placed, to_device
+from fewshot_kd.model_io import CallableModule, batch_size_of, call_model, eval_mode, model_device, placed, to_device
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,24 @@ def measure_latency(
         threads=torch.get_num_threads(),
         device=str(device),
     )
+
+
+def paired_latency_ms(models: Mapping[str, nn.Module], example_inputs: Any, warmup: int = 3,
+                      repeats: int = 10) -> dict[str, float]:
+    """Median milliseconds of one forward pass of each model on ``example_inputs``, timed
+    round-robin (:func:`time_calls`), so that a slow spell of a shared machine slows them all
+    alike and their ratios hold. The models must share a device."""
+    devices = {model_device(model) for model in models.values()}
+    if len(devices) != 1:
+        raise ValueError(f"paired_latency_ms needs the models on one device, got {sorted(map(str, devices))}")
+    device = devices.pop()
+    inputs = to_device(example_inputs, device)
+    calls = {name: (lambda m=model: call_model(m, inputs)) for name, model in models.items()}
+    with ExitStack() as stack, torch.inference_mode():
+        for model in models.values():
+            stack.enter_context(eval_mode(model))
+        times = time_calls(calls, warmup, repeats, _synchronizer(device))
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def latency_profile(
