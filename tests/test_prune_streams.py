@@ -151,3 +151,13 @@ def test_width_pruned_student_exports_to_int8(tmp_path):
     out = int8(x)
     assert out.shape == ref.shape
     assert torch.corrcoef(torch.stack([out.flatten(), ref.flatten()]))[0, 1] > 0.9
+
+
+
+@pytest.mark.gpu
+def test_a_cuda_model_width_prunes_in_place():
+    model = create_model("cifar_resnet20", num_classes=4).cuda().eval()
+    prune_(model, torch.randn(1, 3, 32, 32), 0.25, streams=True)  # the shortcut's index is made on the CPU
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32, device="cuda"))
+    assert out.device.type == "cuda" and model.layer2[0].shortcut.out_channels == 24

@@ -169,11 +169,12 @@ class PruningConfig(_Part):
     optional relative ``per_layer_prune`` ratios rescaled to the target; the residual streams of
     option-A ResNets keep their widths), ``"width"`` (channel pruning that narrows those residual
     streams too: every convolution loses input and output channels, a faster student at the same
-    MACs, best with ``prune_round_to=8``) or ``"blocks"`` (drop whole residual blocks first). ``prune_round_to``: pruned channel counts kept at multiples of
-    it (Torch-Pruning's ``round_to``; 8 suits SIMD and tensor-core kernels), or ``None``.
-    ``prune_rounds``: 1 derives the student in one cut; ``R > 1`` cuts a copy of the teacher in ``R``
-    rounds, MACs falling linearly to the target (a text student also loses its dropped encoder
-    layers a few per round), with ``steps / R`` distillation steps after each
+    MACs, best with ``prune_round_to=8``) or ``"blocks"`` (drop whole residual blocks first).
+    ``prune_round_to``: pruned channel counts kept at multiples of it (Torch-Pruning's ``round_to``;
+    8 suits SIMD and tensor-core kernels), or ``None``. ``prune_rounds``: 1 derives the student in
+    one cut; ``R > 1`` cuts a copy of the teacher in ``R`` rounds, MACs falling linearly to the
+    target (a text student also loses its dropped encoder layers a few per round), with
+    ``steps / R`` distillation steps after each
     (:mod:`fewshot_kd.adapt.stages.ramp`). ``text_layers``: the encoder layers a text
     student keeps when the target gives only their number (``layers=3``), e.g. ``(1, 3, 5)`` as a
     meta-learned policy picks them; ``None`` keeps the last ones."""

@@ -57,7 +57,8 @@ class PadChannelsShortcut(nn.Module):
         s = self.stride
         if self.gather_index is None:
             return F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, self.pad, self.pad))
-        return torch.index_select(F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, 1, 0)), 1, self.gather_index)
+        index = self.gather_index if self.gather_index.device == x.device else self.gather_index.to(x.device)
+        return torch.index_select(F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, 1, 0)), 1, index)
 
     @property
     def out_channels(self) -> int | None:
