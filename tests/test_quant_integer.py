@@ -103,3 +103,18 @@ def test_integer_op_names_are_onnx_ops():
 
     known = {s.name for s in defs.get_all_schemas_with_history()}
     assert {"QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul"} <= known & INTEGER_OPS
+
+
+def test_an_untrained_resnet_exports_to_int8(tmp_path):
+    """Its folded biases are all zero; the exporter shares such equal constants through Identity
+    nodes, which onnxruntime's quantizer could not find among the initializers."""
+    from fewshot_kd import create_model
+
+    model = create_model("cifar_resnet20", num_classes=10).eval()
+    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    int8 = to_integer_model(model, x, tmp_path / "r20.int8.onnx")
+    assert int8.op_counts["QLinearConv"] == 19 and int8.op_counts.get("Identity", 0) == 0
+    float_graph = onnx.load(str(int8.float_path)).graph
+    assert not [n for n in float_graph.node if n.op_type == "Identity"]
+    with torch.no_grad():
+        assert int8(x).shape == model(x).shape

@@ -70,7 +70,31 @@ def export_onnx(model: nn.Module, example: Any, path: str | os.PathLike, opset: 
         torch.onnx.export(model, (example[:1].cpu().float(),), str(path), dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=["logits"], do_constant_folding=True,
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    _own_constants(path)
     return Path(path)
+
+
+def _own_constants(path: str | os.PathLike) -> None:
+    """Give every ``Identity`` of an initializer its own copy of it. The exporter shares equal
+    constants that way (the all-zero folded biases of an untrained network), and onnxruntime's
+    static quantizer, which looks a bias up among the initializers, then fails on them."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    outputs = {value.name for value in graph.output}
+    shared = [node for node in graph.node if node.op_type == "Identity" and node.input[0] in initializers
+              and node.output[0] not in outputs]
+    if not shared:
+        return
+    for node in shared:
+        copy = onnx.TensorProto()
+        copy.CopyFrom(initializers[node.input[0]])
+        copy.name = node.output[0]
+        graph.initializer.append(copy)
+        graph.node.remove(node)
+    onnx.save(model, str(path))
 
 
 def onnx_op_counts(path: str | os.PathLike) -> dict[str, int]:
