@@ -3,8 +3,6 @@ accuracy beside measured latency) and ``python -m benchmarks.cpu_speed`` (FLOP r
 
 from __future__ import annotations
 
-import statistics
-
 from fewshot_kd.files import read_json
 
 from benchmarks.cpu_speed import tables
@@ -31,15 +29,16 @@ def _base(method: str) -> str:
 def structure() -> str:
     s = load("cifar10_structure")
     k = sorted({c["k"] for c in s.cells()})[0]
-    teacher_b64 = statistics.fmean(c["latency_b64_ms"] for c in s.cells("teacher"))
+    teacher_b64 = s.mean("latency_b64_ms", "teacher")
     rows, verdicts = [], []
     for method, cut in CUTS.items():
         if not s.cells(method, k):
             continue
-        speedup = teacher_b64 / s.mean("latency_b64_ms", method, k)
+        b64 = s.mean("latency_b64_ms", method, k)
+        speedup = teacher_b64 / b64
         rows.append(f"| {method} ({cut}) | {pm(s.acc(method, k, EXACT))} | {pm(s.acc(method, k, JPEG))} | "
                     f"{s.mean('macs', method, k) / 1e6:.1f} M | {s.mean('latency_b1_ms', method, k):.2f} | "
-                    f"{s.mean('latency_b64_ms', method, k):.1f} | {speedup:.2f}x | "
+                    f"{b64:.1f} | {speedup:.2f}x | "
                     f"{pm(s.row(method, k, EXACT)['adapt_seconds'], 0)} |")
         verdicts.append(f"`{method}` {speedup:.2f}x ({_met(speedup >= SPEEDUP_TARGET)})")
     accuracy = [f"`{m}` is {gap(s.acc(m, k, EXACT)[0], s.acc(_base(m), k, EXACT)[0]):+.1f} points against `{_base(m)}`"

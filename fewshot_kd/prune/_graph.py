@@ -198,12 +198,7 @@ def traced(model: nn.Module, barriers: list[nn.Module], placed: list[nn.Module] 
     get the barrier / placer pruner (yielded as ``customized_pruners``), gradients are on,
     Torch-Pruning's warnings are silenced and the model's train/eval mode is restored."""
     frozen, placer = _barrier_pruner(), _placer_pruner()
-    customized = {type(m): frozen for m in barriers}
-    overlap = {type(m) for m in placed} & set(customized)
-    if overlap:
-        raise UnsupportedLayerError(f"{sorted(t.__name__ for t in overlap)} are both frozen and pruned; "
-                                    "prune every such module with the streams or none")
-    customized.update({type(m): placer for m in placed})
+    customized = {**{type(m): frozen for m in barriers}, **{type(m): placer for m in placed}}
     was_training = model.training
     try:
         with _opaque_forward([*barriers, *placed]), torch.enable_grad(), warnings.catch_warnings():
@@ -213,10 +208,10 @@ def traced(model: nn.Module, barriers: list[nn.Module], placed: list[nn.Module] 
         model.train(was_training)
 
 
-def build_graph(model: nn.Module, example_inputs: Any, barriers: list[nn.Module], placed: list[nn.Module] = ()):
-    """A Torch-Pruning ``DependencyGraph`` of ``model`` with the barriers and placers opaque."""
+def build_graph(model: nn.Module, example_inputs: Any, barriers: list[nn.Module]):
+    """A Torch-Pruning ``DependencyGraph`` of ``model`` with the barriers opaque."""
     tp = torch_pruning()
-    with traced(model, barriers, placed) as customized:
+    with traced(model, barriers) as customized:
         return tp.DependencyGraph().build_dependency(
             model,
             example_inputs=example_inputs,
