@@ -7,6 +7,8 @@ CIFAR-10 ResNet-56 (pretrained), K=10:
   (forward + backward = 3 x the forward's 2 x MACs per example): channel pruning with and without
   channels-last, width pruning (the residual streams too, counts rounded to multiples of 8) and
   block dropping;
+- each cut's student alone: a plain Adam step of it at the same batch (cross-entropy, no hooks, adaptors or
+  teacher), so the distillation loop's own cost reads apart from what the pruned architecture costs;
 - latency at batch 1 and 64 of the teacher and of half-MACs students (timed round-robin): channel
   pruning, channel pruning with counts rounded to multiples of 8, width pruning with and without that
   rounding, and block dropping, in default and channels-last memory format;
@@ -99,12 +101,25 @@ def distill_rates(teacher, data, steps: int) -> list[dict]:
                        eval_data={}, progress=False)
         r = result.report
         per_step = r["stages"]["distill_seconds"] / steps
+        own = student_step_seconds(result.student, data, policy.batch_size, channels_last, steps)
         rows.append({"structure": structure, "round_to": policy.prune_round_to, "channels_last": channels_last,
                      "steps": steps, "seconds_per_step": per_step,
                      "student_macs": r["student"]["macs"], "batch": policy.batch_size,
                      "gflops": gflops(r["student"]["macs"], policy.batch_size, per_step),
+                     "student_plain_seconds": own,
+                     "student_plain_gflops": gflops(r["student"]["macs"], policy.batch_size, own),
                      "adapt_seconds": r["adapt_seconds"]})
     return rows
+
+
+def student_step_seconds(student, data, batch: int, channels_last: bool, repeats: int) -> float:
+    """Median seconds of a plain Adam step (cross-entropy, no teacher, hooks or adaptors) of a
+    trainable copy of ``student`` at ``batch``: what its architecture costs without the distillation loop."""
+    model = copy.deepcopy(student).float().requires_grad_(True)
+    inputs = data.train.few_shot(10, seed=0).all_inputs()[:batch]
+    if channels_last:
+        model, inputs = model.to(memory_format=torch.channels_last), inputs.contiguous(memory_format=torch.channels_last)
+    return train_step_seconds(model, inputs, repeats)
 
 
 def students(teacher, shots) -> dict:
@@ -168,13 +183,16 @@ def render(results: dict) -> str:
 
 def tables(results: dict) -> str:
     """The FLOP-rate, latency and latency-target tables (markdown)."""
-    lines = ["| step | s per step | GFLOP/s | share of the plain step's rate |", "|---|---:|---:|---:|"]
+    lines = ["| step | s per step | GFLOP/s | share of the plain step's rate | the student's own plain step: s, share |",
+             "|---|---:|---:|---:|---:|"]
     plain = results["plain_train_step"]
-    lines.append(f"| plain Adam step, full ResNet-56, batch 32 | {plain['seconds']:.3f} | {plain['gflops']:.1f} | 100 % |")
+    lines.append(f"| plain Adam step, full ResNet-56, batch 32 | {plain['seconds']:.3f} | {plain['gflops']:.1f} | 100 % | |")
     for row in results["distill_step"]:
+        own = (f"{row['student_plain_seconds']:.3f}, {row['student_plain_gflops'] / plain['gflops']:.0%}"
+               if "student_plain_seconds" in row else "not measured")
         lines.append(f"| adapt() distillation step, half-MACs student ({_structure(row)}"
                      f"{', channels-last' if row['channels_last'] else ''}) | "
-                     f"{row['seconds_per_step']:.3f} | {row['gflops']:.1f} | {row['gflops'] / plain['gflops']:.0%} |")
+                     f"{row['seconds_per_step']:.3f} | {row['gflops']:.1f} | {row['gflops'] / plain['gflops']:.0%} | {own} |")
     lines += ["", "| model | MACs | b1 ms | b64 ms | b1 ms (CL) | b64 ms (CL) | b64 speed-up (CL) |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     teacher = results["latency"][0]
