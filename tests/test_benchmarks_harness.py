@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from benchmarks.harness.store import CellStore, cell_key
 from benchmarks.harness.suite import Suite, load_suite
@@ -39,6 +40,30 @@ def test_energy_column_says_estimated_or_measured_and_is_plotted(tmp_path):
     assert "| 2.50 ± 0.71 est. |" in cells["a"] and "| 2.00 ± 1.41 mixed |" in cells["b"] and "| – |" in cells["older"]
     assert accuracy_vs_energy(rows, tmp_path / "energy.png").is_file()
     assert accuracy_vs_energy(aggregate([record("older", 0, 0.7)]), tmp_path / "none.png") is None
+
+
+def test_speedups_time_the_teacher_beside_the_model():
+    import torch.nn as nn
+
+    from benchmarks.harness.cell import speedups
+
+    teacher = nn.Sequential(*[nn.Linear(512, 512) for _ in range(8)])
+    small = nn.Linear(512, 512)
+    out = speedups(teacher, small, lambda b: torch.randn(b, 512), (1, 64), repeats=5)
+    assert set(out) == {"b1", "b64"}
+    for pair in out.values():
+        assert pair["speedup"] == pytest.approx(pair["teacher_ms"] / pair["ms"]) and pair["speedup"] > 1.5
+    assert speedups(teacher, lambda x: small(x), lambda b: torch.randn(b, 512), (4,), repeats=2)["b4"]["ms"] > 0
+    assert speedups(teacher, nn.Linear(512, 512, device="meta"), lambda b: torch.randn(b, 512)) == {}
+
+
+def test_speedup_column_is_mean_and_std_and_blank_for_older_cells():
+    rows = aggregate([{**record("a", 0, 0.5), "speedup_b64": 1.5}, {**record("a", 1, 0.5), "speedup_b64": 1.7},
+                      record("older", 0, 0.7)])
+    lines = markdown_table(rows).splitlines()
+    assert "× faster b64" in lines[0]
+    cells = {row.split("|")[3].strip(): row for row in lines[2:]}
+    assert "| 1.60 ± 0.14 |" in cells["a"] and "| 5.0 | – |" in cells["older"]
 
 
 def test_store_resumes_and_ignores_a_cut_line(tmp_path):
@@ -98,6 +123,8 @@ def test_smoke_suite_runs_every_method_and_resumes(tmp_path, monkeypatch):
     assert cells["scratch"]["compression_bytes"] > 5  # tiny_cnn is far smaller than the teacher
     assert 0 <= cells["scratch"]["eval"]["test"]["accuracy"] <= 1
     assert cells["ptq_int8"]["energy"]["details"]["weight_bits"] == 8 and cells["adapt"]["energy_method"]
+    paired = cells["adapt"]["paired_latency"]["b64"]  # the teacher timed beside each student
+    assert cells["adapt"]["speedup_b64"] == pytest.approx(paired["teacher_ms"] / paired["ms"]) and paired["teacher_ms"] > 0
     for name in ("results.json", "results.md", "accuracy_vs_compression.png", "accuracy_vs_shots.png", "accuracy_vs_time.png",
                  "accuracy_vs_energy.png", "sample_predictions_digits.png"):
         assert (tmp_path / "out" / name).is_file(), name

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from fewshot_kd.measure import (count_macs, count_params, evaluate, latency_profile, measure_energy, measure_peak_memory,
-                                predict, saved_size_bytes)
+                                paired_latency_ms, predict, saved_size_bytes)
+from fewshot_kd.model_io import CallableModule, model_device
 
 from benchmarks.harness.context import TaskContext
 from benchmarks.harness.store import cell_key
@@ -28,6 +29,20 @@ def teacher_reference(ctx: TaskContext, workdir: Path) -> dict:
             "params": count_params(ctx.teacher)}
 
 
+def speedups(teacher, model, make_inputs, batch_sizes=(1, 64), repeats: int = 20) -> dict:
+    """Per batch size, the teacher's and ``model``'s median ms timed round-robin (a slow spell of
+    the machine hits both alike) and their ratio, the speed-up: ``{"b64": {"teacher_ms", "ms",
+    "speedup"}, ...}``. Empty when the two sit on different devices."""
+    model = model if isinstance(model, torch.nn.Module) else CallableModule(model)
+    if model_device(model) != model_device(teacher):
+        return {}
+    out = {}
+    for batch in batch_sizes:
+        ms = paired_latency_ms({"teacher": teacher, "model": model}, make_inputs(batch), warmup=3, repeats=repeats)
+        out[f"b{batch}"] = {"teacher_ms": ms["teacher"], "ms": ms["model"], "speedup": ms["teacher"] / ms["model"]}
+    return out
+
+
 def run_cell(ctx: TaskContext, task_name: str, method: str, k: int, seed: int, options: dict,
              workdir: Path, reference: dict, latency_repeats: int = 20, progress: bool = False) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +60,7 @@ def run_cell(ctx: TaskContext, task_name: str, method: str, k: int, seed: int, o
     artifact_bytes = out.artifact.stat().st_size if out.artifact is not None else None
     macs = count_macs(module, ctx.example_inputs())
     latency = latency_profile(out.model, ctx.make_inputs, (1, 64), warmup=3, repeats=latency_repeats)
+    paired = speedups(ctx.teacher, out.model, ctx.make_inputs, (1, 64), latency_repeats)
     energy = measure_energy(out.model, ctx.example_inputs(), estimate_from=module, weight_bits=out.weight_bits)
     record = {
         "key": cell_key(task_name, method, k, seed),
@@ -58,6 +74,9 @@ def run_cell(ctx: TaskContext, task_name: str, method: str, k: int, seed: int, o
         "compression_macs": reference["macs"] / macs if macs else None,
         "latency_b1_ms": latency[1].median_ms,
         "latency_b64_ms": latency[64].median_ms,
+        "paired_latency": paired,
+        "speedup_b1": paired["b1"]["speedup"] if paired else None,
+        "speedup_b64": paired["b64"]["speedup"] if paired else None,
         "energy_uj": energy.microjoules,
         "energy_method": energy.method,
         "energy": energy.to_dict(),

@@ -27,7 +27,7 @@ def aggregate(records: list[dict]) -> list[dict]:
         for metric in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
             row[metric] = mean_std([g["eval"][split][metric] for g in group])
         for metric in ("params", "macs", "bytes", "compression_bytes", "compression_macs",
-                       "latency_b1_ms", "latency_b64_ms", "energy_uj", "adapt_seconds", "peak_memory_bytes"):
+                       "latency_b1_ms", "latency_b64_ms", "speedup_b1", "speedup_b64", "energy_uj", "adapt_seconds", "peak_memory_bytes"):
             row[metric] = mean_std([g.get(metric) for g in group])
         row["energy_label"] = energy_label([g.get("energy_method") for g in group])
         row["integer_arithmetic"] = all(g.get("integer_arithmetic") for g in group)
@@ -59,7 +59,7 @@ def _energy_cell(row: dict) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     header = ("| task | split | method | K | seeds | accuracy % | macro-F1 % | params | MACs | file KB "
-              "| × bytes | × MACs | ms b1 | ms b64 | energy µJ/inf (est.\\|meas.) | adapt s | int8 math |")
+              "| × bytes | × MACs | ms b1 | ms b64 | × faster b64 | energy µJ/inf (est.\\|meas.) | adapt s | int8 math |")
     columns = header.replace("\\|", "").count("|") - 1  # an escaped pipe is text inside a cell
     lines = [header, "|" + "|".join(["---"] * columns) + "|"]
     for r in rows:
@@ -68,7 +68,7 @@ def markdown_table(rows: list[dict]) -> str:
             f"| {_pm(r['accuracy'], 100)} | {_pm(r['macro_f1'], 100)} "
             f"| {r['params'][0]:,.0f} | {r['macs'][0]:,.0f} | {r['bytes'][0] / 1024:,.1f} "
             f"| {r['compression_bytes'][0]:.1f} | {r['compression_macs'][0]:.1f} "
-            f"| {r['latency_b1_ms'][0]:.2f} | {r['latency_b64_ms'][0]:.1f} "
+            f"| {r['latency_b1_ms'][0]:.2f} | {r['latency_b64_ms'][0]:.1f} | {_pm(r['speedup_b64'], digits=2)} "
             f"| {_energy_cell(r)} "
             f"| {_pm(r['adapt_seconds'])} "
             f"| {'yes' if r['integer_arithmetic'] else 'no'} |"
