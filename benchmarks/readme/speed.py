@@ -89,11 +89,16 @@ def cpu_speed() -> str:
     plain = r["plain_train_step"]["gflops"]
     rates = [f"{row['structure']}{', channels-last' if row['channels_last'] else ''} "
              f"{row['gflops'] / plain:.0%} ({_met(row['gflops'] / plain >= RATE_TARGET)})" for row in r["distill_step"]]
+    loop = [f"{row['structure']}{', channels-last' if row['channels_last'] else ''} "
+            f"{row['seconds_per_step'] / row['student_plain_seconds']:.2f}x" for row in r["distill_step"]
+            if "student_plain_seconds" in row]
+    costs = ("" if not loop else "\nThe distillation step's time over the student's own plain Adam step (the loop's hooks, "
+             f"adaptors and losses; 1.00x: free): {'; '.join(loop)}.")
     return f"""`{r['command']}`, commit `{env['git_commit'][:12]}`, {env['cpu_model']}, {env['torch_threads']} threads
 ([results](benchmarks/results/cpu_speed/results.md)):
 
 {tables(r)}
-Target: a distillation step at least {RATE_TARGET:.0%} of a plain training step's FLOP rate: {'; '.join(rates)}."""
+Target: a distillation step at least {RATE_TARGET:.0%} of a plain training step's FLOP rate: {'; '.join(rates)}.{costs}"""
 
 
 BLOCKS = {"structure": structure, "cpu-speed": cpu_speed}
