@@ -89,7 +89,7 @@ def gflops(macs_per_example: int, batch: int, seconds: float) -> float:
     return 3 * 2 * macs_per_example * batch / seconds / 1e9
 
 
-def distill_rates(teacher, data, steps: int) -> list[dict]:
+def distill_rates(teacher, data, shots, steps: int) -> list[dict]:
     warm = replace(HAND_SET, steps=3, qat_steps=0)  # the first adapt() in a process also pays the kernels' set-up
     adapt(teacher, None, shots=10, data=data, target={"macs": 0.5, "bits": 8}, policy=warm, eval_data={}, progress=False)
     rows = []
@@ -101,7 +101,7 @@ def distill_rates(teacher, data, steps: int) -> list[dict]:
                        eval_data={}, progress=False)
         r = result.report
         per_step = r["stages"]["distill_seconds"] / steps
-        own = student_step_seconds(result.student, data, policy.batch_size, channels_last, steps)
+        own = student_step_seconds(result.student, shots[:policy.batch_size], channels_last, steps)
         rows.append({"structure": structure, "round_to": policy.prune_round_to, "channels_last": channels_last,
                      "steps": steps, "seconds_per_step": per_step,
                      "student_macs": r["student"]["macs"], "batch": policy.batch_size,
@@ -112,11 +112,11 @@ def distill_rates(teacher, data, steps: int) -> list[dict]:
     return rows
 
 
-def student_step_seconds(student, data, batch: int, channels_last: bool, repeats: int) -> float:
+def student_step_seconds(student, inputs, channels_last: bool, repeats: int) -> float:
     """Median seconds of a plain Adam step (cross-entropy, no teacher, hooks or adaptors) of a
-    trainable copy of ``student`` at ``batch``: what its architecture costs without the distillation loop."""
+    trainable copy of ``student`` on the batch ``inputs``: what its architecture costs without the
+    distillation loop."""
     model = copy.deepcopy(student).float().requires_grad_(True)
-    inputs = data.train.few_shot(10, seed=0).all_inputs()[:batch]
     if channels_last:
         model, inputs = model.to(memory_format=torch.channels_last), inputs.contiguous(memory_format=torch.channels_last)
     return train_step_seconds(model, inputs, repeats)
@@ -227,7 +227,7 @@ def main(argv=None) -> int:
     results = {"command": command_line("benchmarks.cpu_speed", argv),
                "environment": environment_info(),
                "plain_train_step": {"seconds": seconds, "batch": 32, "macs": macs, "gflops": gflops(macs, 32, seconds)},
-               "distill_step": distill_rates(teacher, data, args.steps),
+               "distill_step": distill_rates(teacher, data, shots, args.steps),
                "latency": latencies(students(teacher, shots), args.repeats),
                "latency_target": latency_target(teacher, data)}
     write_results(args.out, results, render)

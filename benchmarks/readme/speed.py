@@ -3,8 +3,6 @@ accuracy beside measured latency) and ``python -m benchmarks.cpu_speed`` (FLOP r
 
 from __future__ import annotations
 
-import statistics
-
 from fewshot_kd.files import read_json
 
 from benchmarks.cpu_speed import tables
@@ -31,14 +29,13 @@ def _base(method: str) -> str:
     return method.split("@")[0]
 
 
-def _speedup(s, method: str, k: int, teacher_b64: float) -> tuple[float, str]:
-    """The mean batch-64 speed-up over the teacher and how it reads: mean ± std of each cell's
-    teacher-beside-student ratio where every cell timed the pair, else the teacher's mean time
-    over the method's."""
-    paired = [c.get("speedup_b64") for c in s.cells(method, k)]
-    if all(paired):
-        mean = statistics.fmean(paired)
-        return mean, f"{pm((mean, statistics.stdev(paired) if len(paired) > 1 else 0.0), 2)}x"
+def _speedup(s, method: str, k: int, teacher_b64: float, paired: bool) -> tuple[float, str]:
+    """The mean batch-64 speed-up over the teacher and how it reads: with ``paired`` (every cell
+    timed the teacher beside its student) the mean ± std over seeds of those ratios, else the
+    teacher's mean time over the method's."""
+    if paired:
+        pair = s.row(method, k, EXACT)["speedup_b64"]
+        return pair[0], f"{pm(pair, 2)}x"
     mean = teacher_b64 / s.mean("latency_b64_ms", method, k)
     return mean, f"{mean:.2f}x"
 
@@ -53,7 +50,7 @@ def structure() -> str:
         if not s.cells(method, k):
             continue
         b64 = s.mean("latency_b64_ms", method, k)
-        speedup, shown = _speedup(s, method, k, teacher_b64)
+        speedup, shown = _speedup(s, method, k, teacher_b64, paired)
         rows.append(f"| {method} ({cut}) | {pm(s.acc(method, k, EXACT))} | {pm(s.acc(method, k, JPEG))} | "
                     f"{s.mean('macs', method, k) / 1e6:.1f} M | {s.mean('latency_b1_ms', method, k):.2f} | "
                     f"{b64:.1f} | {shown} | "
@@ -83,14 +80,18 @@ Target: a half-MACs student at least {SPEEDUP_TARGET}x faster than its teacher a
 On the exact images {'; '.join(accuracy)}.{same_speed}"""
 
 
+def _step(row: dict) -> str:
+    """A distillation-step row's cut and memory format."""
+    return f"{row['structure']}{', channels-last' if row['channels_last'] else ''}"
+
+
 def cpu_speed() -> str:
     r = read_json(RESULTS_DIR / "cpu_speed" / "results.json")
     env = r["environment"]
     plain = r["plain_train_step"]["gflops"]
-    rates = [f"{row['structure']}{', channels-last' if row['channels_last'] else ''} "
-             f"{row['gflops'] / plain:.0%} ({_met(row['gflops'] / plain >= RATE_TARGET)})" for row in r["distill_step"]]
-    loop = [f"{row['structure']}{', channels-last' if row['channels_last'] else ''} "
-            f"{row['seconds_per_step'] / row['student_plain_seconds']:.2f}x" for row in r["distill_step"]
+    rates = [f"{_step(row)} {row['gflops'] / plain:.0%} ({_met(row['gflops'] / plain >= RATE_TARGET)})"
+             for row in r["distill_step"]]
+    loop = [f"{_step(row)} {row['seconds_per_step'] / row['student_plain_seconds']:.2f}x" for row in r["distill_step"]
             if "student_plain_seconds" in row]
     costs = ("" if not loop else "\nThe distillation step's time over the student's own plain Adam step (the loop's hooks, "
              f"adaptors and losses; 1.00x: free): {'; '.join(loop)}.")
